@@ -1,0 +1,25 @@
+"""solidstack: background jobs, a cache and pub/sub for Python web apps, on the database you already have."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .config import App, ConfigError, configure, current_app
+
+__version__ = "0.1.0"
+
+# Parts register a function that drops what they cached for the current app (called by ``configure``).
+_resetters: list[Callable[[], None]] = []
+
+
+def _on_reset(fn: Callable[[], None]) -> Callable[[], None]:
+    _resetters.append(fn)
+    return fn
+
+
+def _reset_parts() -> None:
+    for fn in _resetters:
+        fn()
+
+
+__all__ = ["App", "ConfigError", "__version__", "configure", "current_app"]

@@ -1,0 +1,77 @@
+"""The ``solidstack`` command: install, migrate, run and inspect."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .config import ConfigError, configure
+from .db import DatabaseError
+
+
+class _Group(click.Group):
+    """Turns configuration and database errors into one clear line and exit status 1."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
+        try:
+            return super().invoke(ctx)
+        except (ConfigError, DatabaseError) as exc:
+            click.secho(f"error: {exc}", fg="red", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=_Group)
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), envvar="SOLIDSTACK_ROOT",
+              help="The app folder (default: the working folder).")
+@click.option("-e", "--env", envvar="SOLIDSTACK_ENV", help="development, test or production.")
+@click.version_option(package_name="solidstack")
+@click.pass_context
+def main(ctx: click.Context, root: Path | None, env: str | None) -> None:
+    """Background jobs, a cache and pub/sub on the database you already have."""
+    ctx.obj = configure(root, env)
+
+
+@main.command()
+@click.pass_obj
+def install(app) -> None:  # type: ignore[no-untyped-def]
+    """Write config/*.yml, bin/jobs and db/*_migrate/ into the app; never overwrite a file."""
+    from .tasks import install as do_install
+
+    written, skipped = do_install(app.root)
+    for path in written:
+        click.echo(f"      create  {path.relative_to(app.root)}")
+    for path in skipped:
+        click.echo(f"        skip  {path.relative_to(app.root)} (exists)")
+
+
+@main.group()
+def db() -> None:
+    """Database tasks."""
+
+
+@db.command("migrate")
+@click.pass_obj
+def db_migrate(app) -> None:  # type: ignore[no-untyped-def]
+    """Migrate every database of the environment: primary, queue, cache and cable."""
+    from .tasks import migrate_all
+
+    for result in migrate_all(app):
+        status = ", ".join(result.applied) if result.applied else "up to date"
+        click.echo(f"{result.entry:8} {result.location}: {status}")
+
+
+def _register_commands() -> None:
+    """Commands that live with their part."""
+    from .queue.cli import jobs
+
+    main.add_command(jobs)
+
+
+_register_commands()
+
+
+def jobs_main(root: Path) -> None:
+    """Entry point of an app's ``bin/jobs``: run the supervisor for the app in ``root``."""
+    main.main(["--root", str(root), "jobs", *sys.argv[1:]], prog_name="bin/jobs")

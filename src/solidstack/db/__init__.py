@@ -1,0 +1,21 @@
+"""Database connections, dialects and migrations shared by the queue, the cache and cable."""
+
+from __future__ import annotations
+
+from .connect import Database, connect
+from .errors import DatabaseError
+from .migrate import Migration, applied_versions, migrate, package_migrations
+from .queries import load_queries
+from .sqlite import SQLiteDatabase
+
+__all__ = [
+    "Database",
+    "DatabaseError",
+    "Migration",
+    "SQLiteDatabase",
+    "applied_versions",
+    "connect",
+    "load_queries",
+    "migrate",
+    "package_migrations",
+]

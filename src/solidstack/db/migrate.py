@@ -1,0 +1,111 @@
+"""Numbered ``.sql`` migrations, tracked in each database, applied idempotently.
+
+A part (``queue``, ``cache``, ``cable``) ships its migrations as ``sql/<dialect>/migrations/NNNN_title.sql``
+in its package. An app may add its own in the entry's ``migrations_paths`` folder (``db/queue_migrate/`` ...,
+``db/migrate/`` for the primary database). A migration's version is its file name without ``.sql``; a file in
+the app's folder with the same name as a packaged one is the same migration (``solidstack install`` copies them
+there so they can be read) and is applied once. Each migration runs in its own write transaction together with
+the row that records it, so two processes migrating at once apply each migration exactly once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+
+from .errors import DatabaseError
+from .sqlite import SQLiteDatabase
+
+MIGRATIONS_TABLE = "solidstack_schema_migrations"
+_FILE = re.compile(r"^(\d+)_[\w.-]+\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: str
+    sql: str
+    source: str
+
+    @property
+    def number(self) -> int:
+        return int(self.version.split("_", 1)[0])
+
+
+def package_migrations(package: str, dialect: str) -> list[Migration]:
+    """The migrations a part ships, in order."""
+    folder = resources.files(package).joinpath("sql", dialect, "migrations")
+    found = [
+        Migration(entry.name[:-4], entry.read_text(encoding="utf-8"), f"{package}:{entry.name}")
+        for entry in folder.iterdir()
+        if _FILE.match(entry.name)
+    ]
+    return sorted(found, key=lambda m: (m.number, m.version))
+
+
+def folder_migrations(folder: Path) -> list[Migration]:
+    """The ``NNNN_title.sql`` files of an app's migrations folder, in order (none if it does not exist)."""
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.iterdir():
+        if path.suffix == ".sql" and _FILE.match(path.name):
+            found.append(Migration(path.stem, path.read_text(encoding="utf-8"), str(path)))
+    return sorted(found, key=lambda m: (m.number, m.version))
+
+
+def merge(*sources: Iterable[Migration]) -> list[Migration]:
+    """Migrations from several sources; the first source wins for a version present in several."""
+    seen: dict[str, Migration] = {}
+    for source in sources:
+        for migration in source:
+            seen.setdefault(migration.version, migration)
+    return sorted(seen.values(), key=lambda m: (m.number, m.version))
+
+
+def _ensure_table(db: SQLiteDatabase) -> None:
+    with db.transaction() as conn:
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} ("
+            "version TEXT PRIMARY KEY NOT NULL, applied_at TEXT NOT NULL)"
+        )
+
+
+def applied_versions(db: SQLiteDatabase) -> set[str]:
+    """Versions already applied to ``db`` (empty for a new database)."""
+    row = db.query_one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (MIGRATIONS_TABLE,))
+    if row is None:
+        return set()
+    return {r[0] for r in db.query(f"SELECT version FROM {MIGRATIONS_TABLE}")}
+
+
+def migrate(db: SQLiteDatabase, migrations: Iterable[Migration]) -> list[str]:
+    """Apply what is not applied yet; returns the versions applied now."""
+    try:
+        db.path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatabaseError(f"cannot create the folder of the {db.label}: {exc}") from exc
+    _ensure_table(db)
+    applied_now: list[str] = []
+    for migration in migrations:
+        with db.transaction() as conn:
+            done = conn.execute(
+                f"SELECT 1 FROM {MIGRATIONS_TABLE} WHERE version = ?", (migration.version,)
+            ).fetchone()
+            if done:
+                continue
+            try:
+                db.run_script(conn, migration.sql)
+            except Exception as exc:
+                raise DatabaseError(
+                    f"migration {migration.source} failed on the {db.label}: {exc}"
+                ) from exc
+            conn.execute(
+                f"INSERT INTO {MIGRATIONS_TABLE} (version, applied_at) VALUES (?, ?)",
+                (migration.version, datetime.now(UTC).isoformat()),
+            )
+            applied_now.append(migration.version)
+    return applied_now

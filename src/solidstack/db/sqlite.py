@@ -1,0 +1,230 @@
+"""SQLite connection discipline: the only module that opens a SQLite connection.
+
+One connection per thread, reopened after ``fork`` (a connection must never cross a fork), autocommit mode
+(``isolation_level=None``) with an explicit ``BEGIN IMMEDIATE`` for every write transaction so that a writer
+takes the write lock up front instead of failing on upgrade, WAL, and a bounded retry when the busy handler
+gives up. "database is locked" is the most reported failure of Solid Queue on SQLite; it must not reach a user.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .errors import DatabaseError
+
+log = logging.getLogger("solidstack.db")
+
+#: Applied to every new connection, in this order. ``journal_mode`` is persistent in the file; the rest are
+#: per connection.
+PRAGMAS: dict[str, str | int] = {
+    "journal_mode": "wal",
+    "synchronous": "normal",
+    "foreign_keys": "on",
+    "temp_store": "memory",
+    "cache_size": -16000,  # 16 MiB
+}
+
+#: How many times a write transaction start is retried after the busy handler gave up.
+BUSY_RETRIES = 8
+
+# Connections opened before a fork belong to the parent. Closing them in the child could checkpoint or
+# unlink the parent's WAL (sqlite.org/howtocorrupt.html §2.6), so the child keeps them referenced, untouched.
+_abandoned: list[sqlite3.Connection] = []
+_all_databases: list[SQLiteDatabase] = []
+_registry_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    for db in list(_all_databases):
+        db._forget_connections()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _is_busy(exc: BaseException) -> bool:
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    message = str(exc)
+    return "database is locked" in message or "database is busy" in message
+
+
+class SQLiteDatabase:
+    """A SQLite database file, with a connection per thread.
+
+    Use :meth:`transaction` for every write (it starts with ``BEGIN IMMEDIATE``) and :meth:`query` /
+    :meth:`query_one` for reads outside a transaction.
+    """
+
+    dialect = "sqlite"
+    #: SQLite placeholders are written ``:name`` in the ``.sql`` files, which sqlite3 accepts as is.
+    paramstyle = "named"
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0, name: str = "") -> None:
+        self.path = Path(path)
+        self.name = name or self.path.stem
+        self.busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._generation = 0
+        with _registry_lock:
+            _all_databases.append(self)
+
+    def __repr__(self) -> str:
+        return f"SQLiteDatabase({str(self.path)!r})"
+
+    @property
+    def label(self) -> str:
+        """How errors name this database."""
+        return f"{self.name} database {self.path}"
+
+    # -- connections ---------------------------------------------------------------------------------------
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection, opened on first use."""
+        local = self._local
+        conn = getattr(local, "conn", None)
+        if conn is not None and local.generation == self._generation:
+            return conn
+        conn = self._open()
+        local.conn = conn
+        local.generation = self._generation
+        local.depth = 0
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        if not self.path.parent.is_dir():
+            raise DatabaseError(
+                f"cannot open the {self.label}: directory {self.path.parent} does not exist "
+                "(run `solidstack db migrate`, or create it)"
+            )
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self.busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+                cached_statements=256,
+            )
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"cannot open the {self.label}: {exc}") from exc
+        conn.row_factory = sqlite3.Row
+        try:
+            for key, value in PRAGMAS.items():
+                self._with_busy_retry(lambda k=key, v=value: conn.execute(f"PRAGMA {k}={v}"))
+        except sqlite3.OperationalError as exc:
+            if "readonly" not in str(exc):
+                raise DatabaseError(f"cannot open the {self.label}: {exc}") from exc
+            # A read-only file can still be read; writes will report it clearly.
+        return conn
+
+    def _forget_connections(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            _abandoned.append(conn)
+        self._local = threading.local()
+        self._generation += 1
+
+    def close(self) -> None:
+        """Close this thread's connection (others close when their thread ends)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            self._local.conn = None
+            conn.close()
+
+    # -- transactions and queries ----------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``); nested calls join the outer one."""
+        conn = self.connection()
+        local = self._local
+        if local.depth:
+            local.depth += 1
+            try:
+                yield conn
+            finally:
+                local.depth -= 1
+            return
+        self._with_busy_retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+        local.depth = 1
+        try:
+            yield conn
+        except BaseException:
+            local.depth = 0
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        local.depth = 0
+        try:
+            self._with_busy_retry(lambda: conn.execute("COMMIT"))
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def in_transaction(self) -> bool:
+        return bool(getattr(self._local, "depth", 0))
+
+    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+        conn = self.connection()
+        return self._with_busy_retry(lambda: conn.execute(sql, params).fetchall())
+
+    def query_one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Row | None:
+        conn = self.connection()
+        return self._with_busy_retry(lambda: conn.execute(sql, params).fetchone())
+
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
+        """Run one write statement in its own transaction (or the current one); returns the rows changed."""
+        with self.transaction() as conn:
+            return conn.execute(sql, params).rowcount
+
+    def run_script(self, conn: sqlite3.Connection, script: str) -> None:
+        """Run a multi-statement script inside the caller's transaction (``executescript`` would commit)."""
+        for statement in split_statements(script):
+            conn.execute(statement)
+
+    def _with_busy_retry(self, fn):  # type: ignore[no-untyped-def]
+        """Run ``fn``; when SQLite reports busy after its own busy handler, back off and retry a few times."""
+        delay = 0.005
+        for attempt in range(BUSY_RETRIES + 1):
+            try:
+                return fn()
+            except sqlite3.OperationalError as exc:
+                if _is_busy(exc) and attempt < BUSY_RETRIES:
+                    log.debug("%s busy (%s); retry %d", self.label, exc, attempt + 1)
+                    time.sleep(delay * (1 + random.random()))
+                    delay = min(delay * 2, 0.5)
+                    continue
+                if "readonly" in str(exc):
+                    raise DatabaseError(f"cannot write the {self.label}: the file is read-only") from exc
+                raise
+        raise AssertionError("unreachable")
+
+
+def split_statements(script: str) -> list[str]:
+    """Split SQL text into complete statements, using SQLite's own tokenizer to find where each ends."""
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statement = buffer.strip()
+            if statement.strip(";").strip():
+                statements.append(statement)
+            buffer = ""
+    rest = buffer.strip()
+    if rest and not all(part.strip().startswith("--") or not part.strip() for part in rest.splitlines()):
+        statements.append(rest)
+    return statements

@@ -1,0 +1,1 @@
+"""Background jobs on the database: Solid Queue's model in Python."""

@@ -1,0 +1,171 @@
+"""``config/queue.yml``: which workers and dispatchers to run, with Solid Queue's defaults."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import App, ConfigError, DatabaseConfig, Section
+from ..config.database import connects_to_name
+from ..config.loader import boolean, duration, env_section, positive_duration, positive_int, string
+
+ADAPTERS = ("solid_queue", "inline", "test")
+ADAPTER_VAR = "SOLIDSTACK_QUEUE_ADAPTER"
+_QUEUE_NAME = re.compile(r"^[\w.\-:]+\*?$|^\*$")
+
+
+def parse_queues(value: Any) -> tuple[str, ...]:
+    """``"*"``, ``"a,b"``, ``["a", "b*"]`` as a tuple of names; ``*`` only alone or at the end of a name."""
+    if isinstance(value, str):
+        names = [name.strip() for name in value.split(",")]
+    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        names = [name.strip() for name in value]
+    else:
+        raise ValueError(f"expected a queue name or a list of them, got {value!r}")
+    if not names or any(not name for name in names):
+        raise ValueError(f"empty queue name in {value!r}")
+    for name in names:
+        if not _QUEUE_NAME.match(name):
+            raise ValueError(
+                f"invalid queue name {name!r}: use an exact name, '*' for all queues, or 'prefix*' "
+                "(a '*' may only stand alone or at the end)"
+            )
+    return tuple(names)
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    queues: tuple[str, ...] = ("*",)
+    threads: int = 3
+    processes: int = 1
+    polling_interval: float = 0.1
+
+
+@dataclass(frozen=True)
+class DispatcherConfig:
+    polling_interval: float = 1.0
+    batch_size: int = 500
+    concurrency_maintenance: bool = True
+    concurrency_maintenance_interval: float = 600.0
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    """Everything ``queue.yml`` says for one environment."""
+
+    workers: tuple[WorkerConfig, ...] = (WorkerConfig(),)
+    dispatchers: tuple[DispatcherConfig, ...] = (DispatcherConfig(),)
+    adapter: str = "solid_queue"
+    database: str = "queue"
+    process_heartbeat_interval: float = 60.0
+    process_alive_threshold: float = 300.0
+    shutdown_timeout: float = 5.0
+    preserve_finished_jobs: bool = True
+    clear_finished_jobs_after: float = 86400.0
+    #: A job whose process died is run again at most this many times, then failed.
+    max_process_deaths: int = 3
+    file: str = field(default="(defaults)", compare=False)
+
+
+def _workers(section: Section) -> tuple[WorkerConfig, ...]:
+    raw = section.raw("workers")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise section.error("workers", f"expected a list of workers, got {raw!r}")
+    workers = []
+    for index, item in enumerate(raw):
+        sub = section.child(f"workers[{index}]", item if item is not None else {})
+        worker = WorkerConfig(
+            queues=sub.get("queues", parse_queues, ("*",)),
+            threads=sub.get("threads", positive_int, 3),
+            processes=sub.get("processes", positive_int, 1),
+            polling_interval=sub.get("polling_interval", positive_duration, 0.1),
+        )
+        sub.finish()
+        workers.append(worker)
+    return tuple(workers)
+
+
+def _dispatchers(section: Section) -> tuple[DispatcherConfig, ...]:
+    raw = section.raw("dispatchers")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise section.error("dispatchers", f"expected a list of dispatchers, got {raw!r}")
+    dispatchers = []
+    for index, item in enumerate(raw):
+        sub = section.child(f"dispatchers[{index}]", item if item is not None else {})
+        dispatcher = DispatcherConfig(
+            polling_interval=sub.get("polling_interval", positive_duration, 1.0),
+            batch_size=sub.get("batch_size", positive_int, 500),
+            concurrency_maintenance=sub.get("concurrency_maintenance", boolean, True),
+            concurrency_maintenance_interval=sub.get("concurrency_maintenance_interval",
+                                                     positive_duration, 600.0),
+        )
+        sub.finish()
+        dispatchers.append(dispatcher)
+    return tuple(dispatchers)
+
+
+def _adapter(value: Any) -> str:
+    name = string(value)
+    if name not in ADAPTERS:
+        raise ValueError(f"unknown queue adapter {name!r} (known: {', '.join(ADAPTERS)})")
+    return name
+
+
+def parse_queue_config(data: dict[str, Any] | None, *, file: str | Path, env: str) -> QueueConfig:
+    """A :class:`QueueConfig` from one environment section of ``queue.yml``."""
+    if data is None:
+        data = {}
+    section = Section(data, file=file, env=env)
+    has_roles = section.has("workers") or section.has("dispatchers")
+    workers = _workers(section)
+    dispatchers = _dispatchers(section)
+    database = connects_to_name(section.raw("connects_to"), file=Path(file), env=env) or "queue"
+    config = QueueConfig(
+        workers=workers if has_roles else (WorkerConfig(),),
+        dispatchers=dispatchers if has_roles else (DispatcherConfig(),),
+        adapter=section.get("adapter", _adapter, "solid_queue"),
+        database=database,
+        process_heartbeat_interval=section.get("process_heartbeat_interval", positive_duration, 60.0),
+        process_alive_threshold=section.get("process_alive_threshold", positive_duration, 300.0),
+        shutdown_timeout=section.get("shutdown_timeout", duration, 5.0),
+        preserve_finished_jobs=section.get("preserve_finished_jobs", boolean, True),
+        clear_finished_jobs_after=section.get("clear_finished_jobs_after", duration, 86400.0),
+        max_process_deaths=section.get("max_process_deaths", positive_int, 3),
+        file=str(file),
+    )
+    section.finish()
+    return config
+
+
+def load_queue_config(app: App, file: str | Path | None = None) -> QueueConfig:
+    """``queue.yml`` of ``app`` (or ``file``) for its environment; defaults when the file does not exist.
+
+    ``SOLIDSTACK_QUEUE_ADAPTER`` overrides the adapter, for scripts and test runs.
+    """
+    path = Path(file) if file else app.config_file("queue.yml")
+    if file and not path.exists():
+        raise ConfigError("file not found", file=path)
+    data = env_section(path, app.env) if path.exists() else None
+    config = parse_queue_config(data, file=path, env=app.env)
+    override = os.environ.get(ADAPTER_VAR)
+    if override:
+        try:
+            adapter = _adapter(override)
+        except ValueError as exc:
+            raise ConfigError(str(exc), key=ADAPTER_VAR) from None
+        config = QueueConfig(**{**config.__dict__, "adapter": adapter})
+    return config
+
+
+def database_config(app: App) -> DatabaseConfig | None:
+    """The queue's database entry (for ``solidstack db migrate``)."""
+    config = load_queue_config(app)
+    wanted_by = str(app.config_file("queue.yml")) if config.database != "queue" else None
+    return app.database(config.database, wanted_by=wanted_by)

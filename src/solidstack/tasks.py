@@ -1,0 +1,79 @@
+"""App-level tasks behind the CLI: migrate every database, install the config files."""
+
+from __future__ import annotations
+
+import shutil
+import stat
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from .config import App, DatabaseConfig
+from .db import connect, migrate
+from .db.migrate import folder_migrations, merge, package_migrations
+from .parts import PARTS
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    entry: str
+    location: str
+    applied: list[str]
+
+
+def _migrate_entry(config: DatabaseConfig, packages: list[str]) -> MigrationResult:
+    db = connect(config)
+    sources = [package_migrations(package, db.dialect) for package in packages]
+    sources += [folder_migrations(folder) for folder in config.migrations_paths]
+    applied = migrate(db, merge(*sources))
+    return MigrationResult(config.name, str(db.path), applied)
+
+
+def migrate_all(app: App) -> list[MigrationResult]:
+    """Migrate the primary database (from the app's ``db/migrate``) and each part's database.
+
+    Parts that share one database entry are migrated together into it.
+    """
+    by_entry: dict[str, tuple[DatabaseConfig, list[str]]] = {}
+    primary = app.database("primary")
+    if "primary" in app.databases or any(folder.is_dir() for folder in primary.migrations_paths):
+        by_entry["primary"] = (primary, [])
+    for part in PARTS:
+        config = part.database_config(app)
+        if config is None:
+            continue
+        by_entry.setdefault(config.name, (config, []))[1].append(part.package)
+    return [_migrate_entry(config, packages) for config, packages in by_entry.values()]
+
+
+def _copy_tree(source, target: Path, written: list[Path], skipped: list[Path]) -> None:  # type: ignore[no-untyped-def]
+    for entry in source.iterdir():
+        destination = target / entry.name
+        if entry.is_dir():
+            _copy_tree(entry, destination, written, skipped)
+            continue
+        if destination.exists():
+            skipped.append(destination)
+            continue
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        with resources.as_file(entry) as path:
+            shutil.copyfile(path, destination)
+        if destination.parent.name == "bin":
+            destination.chmod(destination.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+        written.append(destination)
+
+
+def install(root: Path) -> tuple[list[Path], list[Path]]:
+    """Write the seed's files into an app folder; never overwrite one that exists.
+
+    Returns the files written and the files left as they were.
+    """
+    written: list[Path] = []
+    skipped: list[Path] = []
+    _copy_tree(resources.files("solidstack").joinpath("templates"), root, written, skipped)
+    for part in PARTS:
+        folder = root / "db" / f"{part.name}_migrate"
+        migrations = resources.files(part.package).joinpath("sql", "sqlite", "migrations")
+        folder.mkdir(parents=True, exist_ok=True)
+        _copy_tree(migrations, folder, written, skipped)
+    return written, skipped
