@@ -8,6 +8,7 @@ gives up. "database is locked" is the most reported failure of Solid Queue on SQ
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -194,6 +195,22 @@ class SQLiteDatabase:
         """Run a multi-statement script inside the caller's transaction (``executescript`` would commit)."""
         for statement in split_statements(script):
             conn.execute(statement)
+
+    def array(self, values: Sequence[Any]) -> str:
+        """A list parameter for ``IN (SELECT value FROM json_each(:ids))`` in this dialect's ``.sql`` files."""
+        return json.dumps(list(values))
+
+    def insert_many(self, conn: sqlite3.Connection, sql: str, rows: Sequence[dict[str, Any]]) -> list[int]:
+        """Insert ``rows`` with one statement, in the caller's transaction; returns their new ids in order.
+
+        Under ``BEGIN IMMEDIATE`` this connection is the only writer, and SQLite gives a table without
+        AUTOINCREMENT the ids max+1, max+2, ...: consecutive ids ending at ``last_insert_rowid()``.
+        """
+        if len(rows) == 1:
+            return [conn.execute(sql, rows[0]).lastrowid or 0]
+        conn.executemany(sql, rows)
+        last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+        return list(range(last - len(rows) + 1, last + 1))
 
     def _with_busy_retry(self, fn):  # type: ignore[no-untyped-def]
         """Run ``fn``; when SQLite reports busy after its own busy handler, back off and retry a few times."""

@@ -164,8 +164,11 @@ def load_queue_config(app: App, file: str | Path | None = None) -> QueueConfig:
     return config
 
 
+def database_entry(app: App, config: QueueConfig) -> DatabaseConfig:
+    """The database entry ``config`` connects to (an unknown explicit name is an error naming queue.yml)."""
+    return app.database(config.database, wanted_by=config.file if config.database != "queue" else None)
+
+
 def database_config(app: App) -> DatabaseConfig | None:
     """The queue's database entry (for ``solidstack db migrate``)."""
-    config = load_queue_config(app)
-    wanted_by = str(app.config_file("queue.yml")) if config.database != "queue" else None
-    return app.database(config.database, wanted_by=wanted_by)
+    return database_entry(app, load_queue_config(app))

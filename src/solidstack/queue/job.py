@@ -1,0 +1,322 @@
+"""Jobs: classes with ``perform``, enqueued now, later or in bulk, registered by class name.
+
+A stored job names its class; a worker runs only classes defined (imported) in its process, looked up in the
+registry here, never an import path read from the database.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import random
+import traceback
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, TypeVar
+
+from .serialization import dump_arguments
+
+log = logging.getLogger("solidstack.queue")
+
+J = TypeVar("J", bound="Job")
+Wait = float | int | timedelta | str | Callable[[int], float]
+
+_registry: dict[str, type[Job]] = {}
+
+
+class UnknownJobError(LookupError):
+    """A stored job names a class that is not registered in this process."""
+
+
+def job_class(name: str) -> type[Job]:
+    """The registered job class called ``name``."""
+    try:
+        return _registry[name]
+    except KeyError:
+        raise UnknownJobError(
+            f"unknown job class {name!r}: no job class of that name is imported in this process "
+            "(import it from config/environment.py)"
+        ) from None
+
+
+def registered_jobs() -> dict[str, type[Job]]:
+    return dict(_registry)
+
+
+def _register(cls: type[Job]) -> None:
+    name = cls.job_name or cls.__name__
+    existing = _registry.get(name)
+    if existing is not None and existing is not cls:
+        same = (existing.__module__, existing.__qualname__) == (cls.__module__, cls.__qualname__)
+        if not same and "__main__" not in (existing.__module__, cls.__module__):
+            raise TypeError(
+                f"job class name {name!r} is taken by {existing.__module__}.{existing.__qualname__}; "
+                f"give {cls.__module__}.{cls.__qualname__} another name or set job_name"
+            )
+    _registry[name] = cls
+
+
+def _seconds(wait: Wait, executions: int) -> float:
+    if callable(wait):
+        return float(wait(executions))
+    if wait == "polynomially_longer":
+        # ActiveJob's curve: executions**4 + 2, with up to 15% jitter.
+        base = executions**4 + 2
+        return base + random.random() * base * 0.15
+    if wait == "exponentially_longer":
+        base = 2.0**executions
+        return base + random.random() * base * 0.15
+    if isinstance(wait, timedelta):
+        return wait.total_seconds()
+    if isinstance(wait, int | float):
+        return float(wait)
+    raise ValueError(f"unknown wait {wait!r}")
+
+
+@dataclass(frozen=True)
+class RetryRule:
+    exceptions: tuple[type[BaseException], ...]
+    wait: Wait = 3.0
+    attempts: int = 5
+    jitter: float = 0.15
+
+
+@dataclass(frozen=True)
+class DiscardRule:
+    exceptions: tuple[type[BaseException], ...]
+
+
+def retry_on(*exceptions: type[BaseException], wait: Wait = 3.0, attempts: int = 5) -> Callable[[type[J]], type[J]]:
+    """Class decorator: on these exceptions, run the job again after ``wait`` until ``attempts`` runs.
+
+    ``wait`` is seconds, a ``timedelta``, ``"polynomially_longer"`` (ActiveJob's backoff),
+    ``"exponentially_longer"``, or a function of the number of runs so far.
+    """
+    if attempts < 1:
+        raise ValueError("retry_on attempts must be at least 1")
+
+    def decorate(cls: type[J]) -> type[J]:
+        cls._rescue_rules = (*cls._rescue_rules, RetryRule(exceptions, wait, attempts))
+        return cls
+
+    return decorate
+
+
+def discard_on(*exceptions: type[BaseException]) -> Callable[[type[J]], type[J]]:
+    """Class decorator: on these exceptions, drop the job (it counts as finished, not failed)."""
+
+    def decorate(cls: type[J]) -> type[J]:
+        cls._rescue_rules = (*cls._rescue_rules, DiscardRule(exceptions))
+        return cls
+
+    return decorate
+
+
+def error_record(exc: BaseException) -> dict[str, Any]:
+    """What a failed execution keeps of an exception."""
+    kind = type(exc)
+    return {
+        "exception_class": f"{kind.__module__}.{kind.__qualname__}",
+        "message": str(exc),
+        "backtrace": traceback.format_exception(exc),
+    }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one run of a job: ``finished``, ``discarded``, ``retry`` (at ``retry_at``) or ``failed``."""
+
+    status: str
+    error: dict[str, Any] | None = None
+    retry_in: float = 0.0
+
+
+def _to_timestamp(value: datetime) -> float:
+    if value.tzinfo is None:
+        value = value.astimezone()  # naive means local time, as Python's datetime does
+    return value.timestamp()
+
+
+@dataclass
+class JobOptions:
+    """``Job.set(...)``: options for the next enqueue."""
+
+    job_class: type[Job]
+    wait: float | None = None
+    wait_until: float | None = None
+    queue: str | None = None
+    priority: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def perform_later(self, *args: Any, **kwargs: Any) -> Job:
+        job = self.job_class(*args, **kwargs)
+        return job.enqueue(wait=self.wait, wait_until=self.wait_until, queue=self.queue, priority=self.priority)
+
+    def perform_now(self, *args: Any, **kwargs: Any) -> Any:
+        return self.job_class(*args, **kwargs).perform_now()
+
+
+class _hybrid:
+    """A method that works on the class (``Job.perform_now(args)``) and on an instance (``job.perform_now()``)."""
+
+    def __init__(self, on_class: Callable[..., Any], on_instance: Callable[..., Any]) -> None:
+        self.on_class = on_class
+        self.on_instance = on_instance
+
+    def __get__(self, instance: Any, owner: type) -> Callable[..., Any]:
+        if instance is None:
+            return self.on_class.__get__(owner, owner)
+        return self.on_instance.__get__(instance, owner)
+
+
+class Job:
+    """Subclass and define ``perform`` (plain or ``async def``).
+
+    Class attributes: ``queue_as`` (queue name, default ``"default"``), ``priority`` (lower runs first,
+    default 0) and ``job_name`` (the name stored in the database; default the class name).
+    """
+
+    queue_as: ClassVar[str] = "default"
+    priority: ClassVar[int] = 0
+    job_name: ClassVar[str | None] = None
+    _rescue_rules: ClassVar[tuple[RetryRule | DiscardRule, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "job_name" not in cls.__dict__:
+            cls.job_name = None
+        _register(cls)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.args = args
+        self.kwargs = kwargs
+        self.job_id = str(uuid.uuid4())
+        self.queue_name = self.queue_as
+        self.priority = type(self).priority
+        self.scheduled_at: float | None = None
+        self.executions = 0
+        #: The database id once enqueued by the solid_queue adapter.
+        self.provider_job_id: int | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(*{self.args!r}, **{self.kwargs!r})"
+
+    @classmethod
+    def name(cls) -> str:
+        return cls.job_name or cls.__name__
+
+    def perform(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must define perform()")
+
+    # -- enqueueing ------------------------------------------------------------------------------------------
+
+    @classmethod
+    def set(cls, *, wait: float | timedelta | None = None, wait_until: datetime | float | None = None,
+            queue: str | None = None, priority: int | None = None) -> JobOptions:
+        """Options for one enqueue: ``wait`` (seconds or timedelta), ``wait_until``, ``queue``, ``priority``."""
+        seconds = wait.total_seconds() if isinstance(wait, timedelta) else wait
+        until = _to_timestamp(wait_until) if isinstance(wait_until, datetime) else wait_until
+        return JobOptions(cls, wait=seconds, wait_until=until, queue=queue, priority=priority)
+
+    @classmethod
+    def perform_later(cls, *args: Any, **kwargs: Any) -> Job:
+        """Enqueue a job to run as soon as a worker is free; returns the job."""
+        return cls(*args, **kwargs).enqueue()
+
+    def enqueue(self, *, wait: float | None = None, wait_until: float | None = None, queue: str | None = None,
+                priority: int | None = None) -> Job:
+        """Enqueue this job with the current adapter."""
+        from .adapters import current_adapter
+
+        self._apply(wait=wait, wait_until=wait_until, queue=queue, priority=priority)
+        current_adapter().enqueue_all([self])
+        return self
+
+    def _apply(self, *, wait: float | None = None, wait_until: float | None = None, queue: str | None = None,
+               priority: int | None = None) -> None:
+        if queue is not None:
+            self.queue_name = queue
+        if priority is not None:
+            self.priority = priority
+        if wait_until is not None:
+            self.scheduled_at = wait_until
+        elif wait is not None:
+            self.scheduled_at = datetime.now(UTC).timestamp() + wait
+
+    def serialize_arguments(self) -> str:
+        """The stored form of the arguments; raises ``SerializationError`` naming this job and the argument."""
+        return dump_arguments(self.args, self.kwargs, job=type(self).name())
+
+    @staticmethod
+    def perform_all_later(jobs: Iterable[Job]) -> list[Job]:
+        """Enqueue many jobs in one transaction; returns them (with ``provider_job_id`` set)."""
+        from .adapters import current_adapter
+
+        batch = list(jobs)
+        current_adapter().enqueue_all(batch)
+        return batch
+
+    # -- running ---------------------------------------------------------------------------------------------
+
+    def _perform_now_instance(self) -> Any:
+        """Run this job here and now; exceptions propagate unless a ``discard_on`` rule matches."""
+        self.executions += 1
+        try:
+            return run_perform(self)
+        except Exception as exc:
+            if isinstance(self.rescue(exc), DiscardRule):
+                log.info("%s discarded on %s: %s", type(self).name(), type(exc).__name__, exc)
+                return None
+            raise
+
+    @classmethod
+    def _perform_now_class(cls, *args: Any, **kwargs: Any) -> Any:
+        return cls(*args, **kwargs)._perform_now_instance()
+
+    perform_now = _hybrid(_perform_now_class, _perform_now_instance)
+
+    def rescue(self, exc: BaseException) -> RetryRule | DiscardRule | None:
+        """The first rule of this class that handles ``exc``."""
+        for rule in type(self)._rescue_rules:
+            if isinstance(exc, rule.exceptions):
+                return rule
+        return None
+
+    def outcome_of(self, exc: BaseException) -> Outcome:
+        """What to do after this run (``self.executions`` runs so far, this one included) raised ``exc``."""
+        rule = self.rescue(exc)
+        if isinstance(rule, DiscardRule):
+            return Outcome("discarded", error_record(exc))
+        if isinstance(rule, RetryRule) and self.executions < rule.attempts:
+            return Outcome("retry", error_record(exc), retry_in=_seconds(rule.wait, self.executions))
+        return Outcome("failed", error_record(exc))
+
+
+def run_perform(job: Job) -> Any:
+    """Call ``perform``; a coroutine is run to completion on a fresh event loop (workers pass their own)."""
+    result = job.perform(*job.args, **job.kwargs)
+    if inspect.isawaitable(result):
+        import asyncio
+
+        return asyncio.run(_await(result))
+    return result
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def restore(class_name: str, args: Sequence[Any], kwargs: dict[str, Any], *, job_id: str, queue_name: str,
+            priority: int, executions: int, provider_job_id: int) -> Job:
+    """A job instance rebuilt from its stored row, without calling the subclass's ``__init__``."""
+    cls = job_class(class_name)
+    job = cls.__new__(cls)
+    Job.__init__(job, *args, **kwargs)
+    job.job_id = job_id
+    job.queue_name = queue_name
+    job.priority = priority
+    job.executions = executions
+    job.provider_job_id = provider_job_id
+    return job

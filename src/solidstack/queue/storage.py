@@ -1,0 +1,347 @@
+"""The queue's storage seam: every state transition of a job is one named operation in one transaction.
+
+A job's state is which table holds its row: ready, scheduled, claimed, blocked or failed execution; a finished job
+keeps its ``jobs`` row with ``finished_at`` set (or loses it, when finished jobs are not preserved). The SQL is in
+``sql/<dialect>/queries.sql``; this module holds the logic once for every engine. Times are Unix seconds and are
+passed in (``now``), so callers and tests control the clock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..db import Database, load_queries
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A job about to be enqueued."""
+
+    queue_name: str
+    class_name: str
+    arguments: str
+    priority: int
+    active_job_id: str
+    scheduled_at: float | None = None
+    concurrency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class JobRow:
+    """A stored job, as a worker gets it when it claims it."""
+
+    id: int
+    queue_name: str
+    class_name: str
+    arguments: str
+    priority: int
+    active_job_id: str
+    scheduled_at: float | None
+    concurrency_key: str | None
+    executions: int
+    process_deaths: int
+    created_at: float
+
+
+@dataclass(frozen=True)
+class FailedJob:
+    id: int
+    queue_name: str
+    class_name: str
+    arguments: str
+    priority: int
+    active_job_id: str
+    executions: int
+    process_deaths: int
+    created_at: float
+    error: dict[str, Any]
+    failed_at: float
+
+
+def _prefix_end(prefix: str) -> str:
+    """The smallest string above every string that starts with ``prefix``."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+class QueueStorage:
+    """Named operations on the queue's tables in one database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.sql = load_queries("solidstack.queue", db.dialect)
+
+    # -- enqueue ---------------------------------------------------------------------------------------------
+
+    def enqueue(self, jobs: Sequence[NewJob], now: float) -> list[int]:
+        """Store ``jobs`` in one transaction; each becomes ready, or scheduled when ``scheduled_at`` is ahead."""
+        if not jobs:
+            return []
+        rows = [{**job.__dict__, "now": now} for job in jobs]
+        with self.db.transaction() as conn:
+            ids = self.db.insert_many(conn, self.sql["insert_job"], rows)
+            ready, scheduled = [], []
+            for job_id, job in zip(ids, jobs, strict=True):
+                row = {"job_id": job_id, "queue_name": job.queue_name, "priority": job.priority, "now": now}
+                if job.scheduled_at is not None and job.scheduled_at > now:
+                    scheduled.append({**row, "scheduled_at": job.scheduled_at})
+                else:
+                    ready.append(row)
+            if ready:
+                conn.executemany(self.sql["insert_ready"], ready)
+            if scheduled:
+                conn.executemany(self.sql["insert_scheduled"], scheduled)
+        return ids
+
+    # -- claim and finish ------------------------------------------------------------------------------------
+
+    def _ready_ids(self, conn: Any, queues: Sequence[str], limit: int) -> list[int]:
+        ids: list[int] = []
+        seen: set[int] = set()
+        for queue in queues:
+            remaining = limit - len(ids)
+            if remaining <= 0:
+                break
+            if queue == "*":
+                rows = conn.execute(self.sql["ready_all"], {"limit": remaining})
+            elif queue.endswith("*"):
+                prefix = queue[:-1]
+                rows = conn.execute(self.sql["ready_in_prefix"],
+                                    {"prefix": prefix, "prefix_end": _prefix_end(prefix), "limit": remaining})
+            else:
+                rows = conn.execute(self.sql["ready_in_queue"], {"queue": queue, "limit": remaining})
+            for (job_id,) in rows:
+                if job_id not in seen:
+                    seen.add(job_id)
+                    ids.append(job_id)
+        return ids
+
+    def claim(self, process_id: int | None, queues: Sequence[str], limit: int, now: float) -> list[JobRow]:
+        """Move up to ``limit`` ready jobs to claimed by ``process_id``, queue order first, then priority.
+
+        An empty queue costs one read and no write lock: idle workers must not contend with enqueuers.
+        """
+        if limit <= 0 or not self._ready_ids(self.db.connection(), queues, 1):
+            return []
+        with self.db.transaction() as conn:
+            ids = self._ready_ids(conn, queues, limit)
+            if not ids:
+                return []
+            array = self.db.array(ids)
+            conn.execute(self.sql["delete_ready"], {"ids": array})
+            conn.execute(self.sql["insert_claimed"], {"ids": array, "process_id": process_id, "now": now})
+            rows = conn.execute(self.sql["jobs_by_ids"], {"ids": array}).fetchall()
+        return [JobRow(**dict(row)) for row in rows]
+
+    def _take_claims(self, conn: Any, job_ids: Sequence[int], process_id: int | None) -> list[int]:
+        """Delete the claims ``process_id`` holds on ``job_ids``; returns the ids it did hold.
+
+        A job released from a process thought dead may have been claimed again elsewhere: the late process
+        must not finish, fail or release it a second time.
+        """
+        rows = conn.execute(self.sql["delete_own_claims"],
+                            {"ids": self.db.array(job_ids), "process_id": process_id}).fetchall()
+        return [row[0] for row in rows]
+
+    def finish(self, job_ids: Sequence[int], process_id: int | None, now: float, *, preserve: bool = True) -> list[int]:
+        """Claimed jobs that ran: kept with ``finished_at`` or deleted. Returns the ids finished."""
+        if not job_ids:
+            return []
+        with self.db.transaction() as conn:
+            owned = self._take_claims(conn, job_ids, process_id)
+            if owned:
+                array = self.db.array(owned)
+                conn.execute(self.sql["mark_finished" if preserve else "delete_jobs"], {"ids": array, "now": now})
+        return owned
+
+    def fail(self, job_id: int, process_id: int | None, error: dict[str, Any], now: float) -> bool:
+        """A claimed job whose perform raised: kept as a failed execution with the error."""
+        with self.db.transaction() as conn:
+            if not self._take_claims(conn, [job_id], process_id):
+                return False
+            conn.execute(self.sql["insert_failed"], {"job_id": job_id, "error": json.dumps(error), "now": now})
+        return True
+
+    def retry_later(self, job_id: int, process_id: int | None, executions: int, run_at: float, now: float) -> bool:
+        """A claimed job to run again (``retry_on``): ready now or scheduled at ``run_at``."""
+        array = self.db.array([job_id])
+        with self.db.transaction() as conn:
+            if not self._take_claims(conn, [job_id], process_id):
+                return False
+            scheduled_at = run_at if run_at > now else None
+            conn.execute(self.sql["reschedule_job"],
+                         {"job_id": job_id, "executions": executions, "scheduled_at": scheduled_at, "now": now})
+            if scheduled_at is None:
+                conn.execute(self.sql["ready_from_jobs"], {"ids": array, "now": now})
+            else:
+                conn.execute(self.sql["scheduled_from_job"], {"job_id": job_id, "scheduled_at": run_at, "now": now})
+        return True
+
+    def release(self, job_ids: Sequence[int], process_id: int | None, now: float) -> list[int]:
+        """Claimed jobs that did not run (graceful stop): back to ready, as they were."""
+        if not job_ids:
+            return []
+        with self.db.transaction() as conn:
+            owned = self._take_claims(conn, job_ids, process_id)
+            if owned:
+                conn.execute(self.sql["ready_from_jobs"], {"ids": self.db.array(owned), "now": now})
+        return owned
+
+    def _release_after_death(self, conn: Any, job_ids: Sequence[int], reason: str, max_deaths: int,
+                             now: float) -> tuple[list[int], list[int]]:
+        """Claimed jobs of a dead process: run again, or failed once they have died ``max_deaths`` times."""
+        if not job_ids:
+            return [], []
+        array = self.db.array(job_ids)
+        conn.execute(self.sql["delete_claimed"], {"ids": array})
+        deaths = conn.execute(self.sql["count_process_death"], {"ids": array, "now": now}).fetchall()
+        again = [row[0] for row in deaths if row[1] < max_deaths]
+        failed = [row[0] for row in deaths if row[1] >= max_deaths]
+        if again:
+            conn.execute(self.sql["ready_from_jobs"], {"ids": self.db.array(again), "now": now})
+        for job_id in failed:
+            error = {"exception_class": "ProcessDiedError", "backtrace": [],
+                     "message": f"{reason}; the job was running each of the {max_deaths} times its process died"}
+            conn.execute(self.sql["insert_failed"], {"job_id": job_id, "error": json.dumps(error), "now": now})
+        return again, failed
+
+    # -- dispatch --------------------------------------------------------------------------------------------
+
+    def dispatch_due(self, now: float, batch_size: int) -> int:
+        """Move up to ``batch_size`` scheduled jobs that are due to ready; returns how many moved."""
+        if self.db.query_one(self.sql["due_scheduled"], {"now": now, "limit": 1}) is None:
+            return 0
+        with self.db.transaction() as conn:
+            ids = [row[0] for row in conn.execute(self.sql["due_scheduled"], {"now": now, "limit": batch_size})]
+            if not ids:
+                return 0
+            array = self.db.array(ids)
+            conn.execute(self.sql["ready_from_scheduled"], {"ids": array, "now": now})
+            conn.execute(self.sql["delete_scheduled"], {"ids": array})
+        return len(ids)
+
+    def next_scheduled_at(self) -> float | None:
+        row = self.db.query_one(self.sql["next_scheduled_at"])
+        return row["at"] if row else None
+
+    # -- processes -------------------------------------------------------------------------------------------
+
+    def register_process(self, kind: str, name: str, now: float, *, supervisor_id: int | None = None,
+                         metadata: dict[str, Any] | None = None, pid: int | None = None) -> int:
+        with self.db.transaction() as conn:
+            cursor = conn.execute(self.sql["insert_process"], {
+                "kind": kind, "name": name, "now": now, "supervisor_id": supervisor_id,
+                "pid": pid if pid is not None else os.getpid(), "hostname": socket.gethostname(),
+                "metadata": json.dumps(metadata or {}),
+            })
+            return int(cursor.lastrowid or 0)
+
+    def heartbeat(self, process_id: int, now: float) -> bool:
+        """Record that the process is alive; ``False`` when its row is gone (it was pruned as dead)."""
+        return self.db.execute(self.sql["heartbeat"], {"id": process_id, "now": now}) > 0
+
+    def deregister_process(self, process_id: int, now: float, *, died: bool = False, reason: str = "",
+                           max_deaths: int = 3) -> tuple[list[int], list[int]]:
+        """Remove a process row (and its supervised processes); its claimed jobs go back to ready.
+
+        With ``died``, each released job counts a process death (see :meth:`_release_after_death`); after a
+        graceful stop they go back unchanged. Returns the job ids run again and the ids failed.
+        """
+        again: list[int] = []
+        failed: list[int] = []
+        with self.db.transaction() as conn:
+            ids = [process_id] + [row[0] for row in conn.execute(self.sql["supervisees"], {"id": process_id})]
+            for pid in ids:
+                claimed = [row[0] for row in conn.execute(self.sql["claimed_by_process"], {"process_id": pid})]
+                if died:
+                    a, f = self._release_after_death(conn, claimed, reason, max_deaths, now)
+                    again += a
+                    failed += f
+                elif claimed:
+                    array = self.db.array(claimed)
+                    conn.execute(self.sql["delete_claimed"], {"ids": array})
+                    conn.execute(self.sql["ready_from_jobs"], {"ids": array, "now": now})
+                    again += claimed
+                conn.execute(self.sql["delete_process"], {"id": pid})
+        return again, failed
+
+    def processes(self) -> list[dict[str, Any]]:
+        return [dict(row) for row in self.db.query(self.sql["all_processes"])]
+
+    def prune_dead_processes(self, now: float, alive_threshold: float, max_deaths: int,
+                             *, exclude: Iterable[int] = ()) -> list[dict[str, Any]]:
+        """Remove processes that stopped heartbeating, or whose pid is gone on this host; release their jobs."""
+        excluded = set(exclude)
+        stale = [dict(r) for r in self.db.query(self.sql["stale_processes"], {"cutoff": now - alive_threshold})]
+        host = socket.gethostname()
+        for row in self.db.query(self.sql["processes_on_host"], {"hostname": host}):
+            if not _pid_alive(row["pid"]) and all(row["id"] != s["id"] for s in stale):
+                stale.append(dict(row))
+        pruned = []
+        for process in stale:
+            if process["id"] in excluded:
+                continue
+            reason = f"process {process['name']} (pid {process['pid']} on {process['hostname']}) died"
+            self.deregister_process(process["id"], now, died=True, reason=reason, max_deaths=max_deaths)
+            pruned.append(process)
+        return pruned
+
+    def release_orphaned_claims(self, now: float, max_deaths: int) -> tuple[list[int], list[int]]:
+        """Claims whose process row is gone (its process died and was pruned mid-claim): run again."""
+        with self.db.transaction() as conn:
+            ids = [row[0] for row in conn.execute(self.sql["orphaned_claims"])]
+            return self._release_after_death(conn, ids, "the process that claimed the job is gone", max_deaths, now)
+
+    # -- failed jobs -----------------------------------------------------------------------------------------
+
+    def failed_jobs(self, limit: int = 100, offset: int = 0) -> list[FailedJob]:
+        rows = self.db.query(self.sql["failed_jobs"], {"limit": limit, "offset": offset})
+        return [FailedJob(**{**dict(row), "error": json.loads(row["error"] or "{}")}) for row in rows]
+
+    def _failed_ids(self, conn: Any, job_ids: Sequence[int] | None) -> list[int]:
+        if job_ids is None:
+            return [row[0] for row in conn.execute(self.sql["all_failed_ids"], {"limit": 1_000_000})]
+        return [row[0] for row in conn.execute(self.sql["failed_ids"], {"ids": self.db.array(job_ids)})]
+
+    def retry_failed(self, job_ids: Sequence[int] | None, now: float) -> int:
+        """Failed jobs (all with ``None``) back to ready; returns how many."""
+        with self.db.transaction() as conn:
+            ids = self._failed_ids(conn, job_ids)
+            if ids:
+                array = self.db.array(ids)
+                conn.execute(self.sql["delete_failed"], {"ids": array})
+                conn.execute(self.sql["reset_process_deaths"], {"ids": array, "now": now})
+                conn.execute(self.sql["ready_from_jobs"], {"ids": array, "now": now})
+            return len(ids)
+
+    def discard_failed(self, job_ids: Sequence[int] | None) -> int:
+        """Delete failed jobs (all with ``None``); returns how many."""
+        with self.db.transaction() as conn:
+            ids = self._failed_ids(conn, job_ids)
+            if ids:
+                conn.execute(self.sql["delete_jobs"], {"ids": self.db.array(ids)})
+            return len(ids)
+
+    # -- inspection ------------------------------------------------------------------------------------------
+
+    def job_state(self, job_id: int) -> dict[str, Any] | None:
+        row = self.db.query_one(self.sql["job_state"], {"id": job_id})
+        return dict(row) if row else None
+
+    def counts(self) -> dict[str, int]:
+        row = self.db.query_one(self.sql["counts"])
+        return dict(row) if row else {}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
