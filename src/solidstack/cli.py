@@ -67,6 +67,9 @@ def _register_commands() -> None:
     from .queue.cli import jobs
 
     main.add_command(jobs)
+    from .cable.cli import cable
+
+    main.add_command(cable)
 
 
 _register_commands()

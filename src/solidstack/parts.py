@@ -28,4 +28,5 @@ class Part:
 
 PARTS: tuple[Part, ...] = (
     Part("queue", "solidstack.queue", "solidstack.queue.config"),
+    Part("cable", "solidstack.cable", "solidstack.cable.config"),
 )

@@ -1,0 +1,69 @@
+"""The connection class: who is at the other end of a socket, decided once when it opens."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+if TYPE_CHECKING:
+    from .channel import Channel
+
+log = logging.getLogger("solidstack.cable")
+
+
+class UnauthorizedError(Exception):
+    """Raised by :meth:`Connection.reject_unauthorized_connection`: the socket is refused."""
+
+
+class Runtime(Protocol):
+    """What the server gives a connection: sending frames and routing streams (thread-safe)."""
+
+    def send(self, frame: dict[str, Any]) -> None: ...
+
+    def add_stream(self, channel: Channel, stream: str, callback: Any) -> None: ...
+
+    def remove_stream(self, channel: Channel, stream: str) -> None: ...
+
+    def close(self, reason: str, reconnect: bool) -> None: ...
+
+
+class Connection:
+    """Base class of connections. Override :meth:`connect` to identify the user, or refuse the socket.
+
+    ``request`` is the handshake (a Starlette ``WebSocket``: ``headers``, ``cookies``, ``query_params``,
+    ``session`` when a session middleware runs, ``scope``). Set the attributes named in ``identified_by``
+    in :meth:`connect`; channels read them as ``self.connection.current_user``.
+    """
+
+    identified_by: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, request: Any, runtime: Runtime) -> None:
+        self.request = request
+        self._runtime = runtime
+        for name in self.identified_by:
+            if not hasattr(self, name):
+                setattr(self, name, None)
+
+    def connect(self) -> Any:
+        """Called once when the socket opens; may be ``async def``. Refuse with
+        :meth:`reject_unauthorized_connection`."""
+
+    def disconnect(self) -> Any:
+        """Called once when the socket closes."""
+
+    def reject_unauthorized_connection(self) -> None:
+        """Refuse this socket: the client gets ``disconnect`` (``unauthorized``, no reconnect)."""
+        raise UnauthorizedError()
+
+    @property
+    def connection_identifier(self) -> str:
+        """The identified values joined, as Action Cable names a connection (empty when anonymous)."""
+        return ":".join(str(getattr(self, name, "")) for name in self.identified_by)
+
+    def transmit(self, data: dict[str, Any]) -> None:
+        """Send a raw frame to the client."""
+        self._runtime.send(data)
+
+    def close(self, *, reason: str = "remote", reconnect: bool = True) -> None:
+        """Send ``disconnect`` and close the socket."""
+        self._runtime.close(reason, reconnect)

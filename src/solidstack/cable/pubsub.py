@@ -1,0 +1,286 @@
+"""Pub/sub: ``broadcast(stream, message)`` from any process, ``subscribe(stream, callback)`` in any process.
+
+:class:`SolidCablePubSub` is the Solid Cable model: broadcasts are rows of a messages table; one listener
+thread per process polls for the channels this process subscribes to, woken at once by the publisher
+(see :mod:`.wakeup`) and at the latest every ``polling_interval``. :class:`MemoryPubSub` delivers within one
+process (the ``test`` and ``async`` adapters) and, for ``test``, records what was broadcast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..db import DatabaseError
+from .storage import CableStorage
+from .wakeup import WakeupSocket, notify, wakeup_dir
+
+log = logging.getLogger("solidstack.cable")
+
+#: Receives each message of a stream: the decoded JSON value, or the JSON text when subscribed with ``raw``.
+Callback = Callable[[Any], None]
+
+
+def encode(message: Any) -> str:
+    """A message as the JSON text that is stored and sent; a value JSON cannot hold is an error here."""
+    try:
+        return json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"cannot broadcast {message!r}: messages must be JSON values ({exc})") from None
+
+
+class PubSub(Protocol):
+    """What every adapter offers."""
+
+    def broadcast(self, stream: str, message: Any) -> None: ...
+
+    def subscribe(self, stream: str, callback: Callback, *, raw: bool = False) -> None: ...
+
+    def unsubscribe(self, stream: str, callback: Callback) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(eq=False)
+class _Subscriber:
+    callback: Callback
+    since: int
+    raw: bool
+
+
+@dataclass(eq=False)
+class _Channel:
+    #: Every message of this channel up to ``cursor`` has been handed to its subscribers.
+    cursor: int
+    subscribers: list[_Subscriber] = field(default_factory=list)
+
+
+def _deliver(subscriber: _Subscriber, stream: str, payload: str, decoded: Any) -> None:
+    try:
+        subscriber.callback(payload if subscriber.raw else decoded)
+    except Exception:
+        log.exception("cable: a subscriber of %r failed on a message", stream)
+
+
+class SolidCablePubSub:
+    """Pub/sub on a database table, shared by every process that uses the same database."""
+
+    def __init__(self, storage: CableStorage, *, polling_interval: float = 0.1, message_retention: float = 86400.0,
+                 autotrim: bool = True, trim_batch_size: int = 100) -> None:
+        self.storage = storage
+        self.polling_interval = polling_interval
+        self.message_retention = message_retention
+        self.autotrim = autotrim
+        self.trim_batch_size = trim_batch_size
+        self._wakeup_dir = wakeup_dir(storage.db.path)
+        self._lock = threading.Lock()
+        self._channels: dict[str, _Channel] = {}
+        self._listener: threading.Thread | None = None
+        self._wakeup: WakeupSocket | None = None
+        self._stopped = threading.Event()
+        self._trim_wanted = threading.Event()
+        self._trimmer: threading.Thread | None = None
+
+    # -- publishing ------------------------------------------------------------------------------------------
+
+    def broadcast(self, stream: str, message: Any) -> None:
+        """Store ``message`` for ``stream`` and wake the listeners of every process."""
+        self.broadcast_raw(stream, encode(message))
+
+    def broadcast_raw(self, stream: str, payload: str) -> None:
+        """Like :meth:`broadcast`, for a payload that is already JSON text."""
+        try:
+            self.storage.insert(stream, payload)
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                raise DatabaseError(
+                    f"the cable messages table is missing in the {self.storage.db.label} "
+                    "(run `solidstack db migrate`)"
+                ) from exc
+            raise
+        notify(self._wakeup_dir)
+        if self.autotrim and random.random() < 2.0 / self.trim_batch_size:
+            self._request_trim()
+
+    # -- subscribing -----------------------------------------------------------------------------------------
+
+    def subscribe(self, stream: str, callback: Callback, *, raw: bool = False) -> None:
+        """Call ``callback`` for every message broadcast to ``stream`` from now on, in publish order."""
+        since = self.storage.last_id()
+        with self._lock:
+            channel = self._channels.get(stream)
+            if channel is None:
+                channel = self._channels[stream] = _Channel(cursor=since)
+            channel.subscribers.append(_Subscriber(callback, since, raw))
+            self._ensure_listener()
+
+    def unsubscribe(self, stream: str, callback: Callback) -> None:
+        """Stop calling ``callback`` for ``stream`` (the first subscription with that callback)."""
+        with self._lock:
+            channel = self._channels.get(stream)
+            if channel is None:
+                return
+            for subscriber in channel.subscribers:
+                if subscriber.callback == callback:
+                    channel.subscribers.remove(subscriber)
+                    break
+            if not channel.subscribers:
+                del self._channels[stream]
+
+    @property
+    def streams(self) -> list[str]:
+        """The streams this process listens to."""
+        with self._lock:
+            return list(self._channels)
+
+    # -- the listener ----------------------------------------------------------------------------------------
+
+    def _ensure_listener(self) -> None:
+        if self._listener is not None or self._stopped.is_set():
+            return
+        try:
+            self._wakeup = WakeupSocket(self._wakeup_dir)
+        except OSError as exc:
+            log.warning("cable: no wake-up socket (%s); polling every %ss", exc, self.polling_interval)
+        self._listener = threading.Thread(target=self._listen, name="solidstack-cable-listener", daemon=True)
+        self._listener.start()
+
+    def _listen(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                caught_up = self.poll_once()
+            except Exception:
+                log.exception("cable: polling the %s failed; retrying", self.storage.db.label)
+                caught_up = True
+            if caught_up:
+                self._wait(self.polling_interval)
+
+    def _wait(self, timeout: float) -> None:
+        if self._wakeup is not None:
+            self._wakeup.wait(timeout)
+        else:
+            self._stopped.wait(timeout)
+
+    def poll_once(self) -> bool:
+        """Read and deliver new messages once; False when the read stopped at its limit (poll again)."""
+        with self._lock:
+            snapshot = dict(self._channels)
+        if not snapshot:
+            return True
+        since = min(channel.cursor for channel in snapshot.values())
+        result = self.storage.poll(since, list(snapshot))
+        deliveries: list[tuple[list[_Subscriber], str, str]] = []
+        with self._lock:
+            for message in result.messages:
+                channel = snapshot[message.channel]
+                if message.id <= channel.cursor:
+                    continue
+                channel.cursor = message.id
+                subscribers = [s for s in channel.subscribers if s.since < message.id]
+                if subscribers:
+                    deliveries.append((subscribers, message.channel, message.payload))
+            for channel in snapshot.values():
+                channel.cursor = max(channel.cursor, result.last_id)
+        # Outside the lock, so that a callback may subscribe or unsubscribe.
+        for subscribers, stream, payload in deliveries:
+            decoded = json.loads(payload) if any(not s.raw for s in subscribers) else None
+            for subscriber in subscribers:
+                _deliver(subscriber, stream, payload, decoded)
+        return not result.truncated
+
+    # -- trimming --------------------------------------------------------------------------------------------
+
+    def _request_trim(self) -> None:
+        self._trim_wanted.set()
+        with self._lock:
+            if self._trimmer is None and not self._stopped.is_set():
+                self._trimmer = threading.Thread(target=self._trim_loop, name="solidstack-cable-trim", daemon=True)
+                self._trimmer.start()
+
+    def _trim_loop(self) -> None:
+        while not self._stopped.is_set():
+            if not self._trim_wanted.wait(1.0):
+                continue
+            self._trim_wanted.clear()
+            try:
+                self.trim()
+            except Exception:
+                log.exception("cable: trimming the %s failed", self.storage.db.label)
+
+    def trim(self) -> int:
+        """Delete up to ``trim_batch_size`` messages older than ``message_retention``; returns how many."""
+        return self.storage.trim(self.message_retention, self.trim_batch_size)
+
+    def close(self) -> None:
+        """Stop the listener and trimmer threads and remove the wake-up socket."""
+        self._stopped.set()
+        self._trim_wanted.set()
+        if self._wakeup is not None:
+            self._wakeup.wake()
+        for thread in (self._listener, self._trimmer):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout=5)
+        if self._wakeup is not None:
+            self._wakeup.close()
+            self._wakeup = None
+
+
+class MemoryPubSub:
+    """Delivery within one process, at once, in the broadcasting thread; ``record`` keeps every broadcast."""
+
+    def __init__(self, *, record: bool = False) -> None:
+        self.record = record
+        self._lock = threading.Lock()
+        self._subscribers: dict[str, list[_Subscriber]] = {}
+        self._broadcasts: dict[str, list[Any]] = {}
+
+    def broadcast(self, stream: str, message: Any) -> None:
+        self.broadcast_raw(stream, encode(message))
+
+    def broadcast_raw(self, stream: str, payload: str) -> None:
+        decoded = json.loads(payload)
+        with self._lock:
+            if self.record:
+                self._broadcasts.setdefault(stream, []).append(decoded)
+            subscribers = list(self._subscribers.get(stream, ()))
+        for subscriber in subscribers:
+            _deliver(subscriber, stream, payload, decoded)
+
+    def subscribe(self, stream: str, callback: Callback, *, raw: bool = False) -> None:
+        with self._lock:
+            self._subscribers.setdefault(stream, []).append(_Subscriber(callback, 0, raw))
+
+    def unsubscribe(self, stream: str, callback: Callback) -> None:
+        with self._lock:
+            subscribers = self._subscribers.get(stream, [])
+            for subscriber in subscribers:
+                if subscriber.callback == callback:
+                    subscribers.remove(subscriber)
+                    break
+            if not subscribers:
+                self._subscribers.pop(stream, None)
+
+    @property
+    def streams(self) -> list[str]:
+        with self._lock:
+            return list(self._subscribers)
+
+    def broadcasts(self, stream: str) -> list[Any]:
+        """What was broadcast to ``stream`` (decoded), oldest first (``test`` adapter)."""
+        with self._lock:
+            return list(self._broadcasts.get(stream, ()))
+
+    def clear(self) -> None:
+        """Forget the recorded broadcasts."""
+        with self._lock:
+            self._broadcasts.clear()
+
+    def close(self) -> None:
+        with self._lock:
+            self._subscribers.clear()

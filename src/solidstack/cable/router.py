@@ -1,0 +1,80 @@
+"""One pub/sub subscription per stream per server, fanned out to the sockets on the event loop.
+
+The pub/sub calls back in its listener thread; one ``call_soon_threadsafe`` per message hands it to the loop,
+which forwards it to every local subscription of the stream. A thousand sockets on one stream cost one
+wake-up of the loop per message, not a thousand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Hashable
+
+from .pubsub import PubSub
+
+log = logging.getLogger("solidstack.cable")
+
+Handler = Callable[[str], None]
+
+
+class StreamRouter:
+    """Routes each stream's messages (JSON text) to the handlers registered for it on ``loop``."""
+
+    def __init__(self, pubsub: PubSub, loop: asyncio.AbstractEventLoop) -> None:
+        self.pubsub = pubsub
+        self.loop = loop
+        self._lock = threading.Lock()
+        self._routes: dict[str, dict[Hashable, Handler]] = {}
+        self._callbacks: dict[str, Callable[[str], None]] = {}
+
+    def add(self, stream: str, key: Hashable, handler: Handler) -> None:
+        with self._lock:
+            routes = self._routes.get(stream)
+            if routes is None:
+                routes = self._routes[stream] = {}
+                callback = self._callbacks[stream] = self._callback(stream)
+                self.pubsub.subscribe(stream, callback, raw=True)
+            routes[key] = handler
+
+    def remove(self, stream: str, key: Hashable) -> None:
+        with self._lock:
+            routes = self._routes.get(stream)
+            if routes is None:
+                return
+            routes.pop(key, None)
+            if not routes:
+                del self._routes[stream]
+                self.pubsub.unsubscribe(stream, self._callbacks.pop(stream))
+
+    def _callback(self, stream: str) -> Callable[[str], None]:
+        def on_message(payload: str) -> None:
+            try:
+                self.loop.call_soon_threadsafe(self._dispatch, stream, payload)
+            except RuntimeError:  # the loop is closed: the server is gone
+                pass
+
+        return on_message
+
+    def _dispatch(self, stream: str, payload: str) -> None:
+        with self._lock:
+            handlers = list(self._routes.get(stream, {}).values())
+        for handler in handlers:
+            try:
+                handler(payload)
+            except Exception:
+                log.exception("cable: delivering a message of %r failed", stream)
+
+    @property
+    def streams(self) -> list[str]:
+        with self._lock:
+            return list(self._routes)
+
+    def close(self) -> None:
+        """Drop every subscription this router holds with the pub/sub."""
+        with self._lock:
+            for stream, callback in self._callbacks.items():
+                self.pubsub.unsubscribe(stream, callback)
+            self._routes.clear()
+            self._callbacks.clear()

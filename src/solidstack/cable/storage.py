@@ -1,0 +1,90 @@
+"""Cable's storage seam: every statement on the messages table, named in ``sql/<dialect>/queries.sql``.
+
+A PostgreSQL backend is a second query file and the same class: nothing else in the part writes SQL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+
+from ..db import Database, load_queries
+
+#: At most this many messages are read by one poll; a listener that is behind polls again at once.
+POLL_LIMIT = 1000
+
+
+def channel_hash(channel: str) -> int:
+    """A signed 64-bit hash of a channel name, stable across processes and Python versions."""
+    digest = hashlib.blake2b(channel.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+@dataclass(frozen=True)
+class Message:
+    id: int
+    channel: str
+    payload: str
+
+
+@dataclass(frozen=True)
+class PollResult:
+    messages: list[Message]
+    #: The newest id in the table when the poll read it; every subscribed channel has been read up to here
+    #: unless ``truncated``.
+    last_id: int
+    truncated: bool
+
+
+class CableStorage:
+    """The messages table of one database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.queries = load_queries("solidstack.cable", db.dialect, db.paramstyle)
+
+    def insert(self, channel: str, payload: str, *, now: float | None = None) -> int:
+        """Store one message; returns its id (its place in the delivery order)."""
+        with self.db.transaction() as conn:
+            cursor = conn.execute(self.queries["insert_message"], {
+                "channel": channel,
+                "channel_hash": channel_hash(channel),
+                "payload": payload,
+                "created_at": time.time() if now is None else now,
+            })
+            return int(cursor.lastrowid or 0)
+
+    def last_id(self) -> int:
+        row = self.db.query_one(self.queries["last_id"])
+        return int(row["last_id"]) if row else 0
+
+    def poll(self, since: int, channels: list[str], *, limit: int = POLL_LIMIT) -> PollResult:
+        """Messages with ``id > since`` on ``channels``, oldest first, and the table's newest id."""
+        hashes = json.dumps(sorted({channel_hash(c) for c in channels}))
+        rows = self.db.query(self.queries["poll_messages"], {"since": since, "hashes": hashes, "limit": limit})
+        newest = scanned = since
+        wanted = set(channels)
+        messages = []
+        for row in rows:
+            if row["kind"] == 0:
+                newest = int(row["id"])
+                continue
+            scanned = max(scanned, int(row["id"]))
+            if row["channel"] in wanted:  # a hash collision must not leak another channel's message
+                messages.append(Message(int(row["id"]), row["channel"], row["payload"]))
+        messages.sort(key=lambda m: m.id)
+        truncated = len(rows) - 1 >= limit
+        # When the poll stopped at the limit, the channels are read only up to the last row it returned.
+        return PollResult(messages, scanned if truncated else max(newest, since), truncated)
+
+    def trim(self, retention: float, batch_size: int, *, now: float | None = None) -> int:
+        """Delete up to ``batch_size`` messages older than ``retention`` seconds; returns how many."""
+        cutoff = (time.time() if now is None else now) - retention
+        with self.db.transaction() as conn:
+            return conn.execute(self.queries["trim_messages"], {"cutoff": cutoff, "batch_size": batch_size}).rowcount
+
+    def count(self) -> int:
+        row = self.db.query_one(self.queries["count_messages"])
+        return int(row["count"]) if row else 0

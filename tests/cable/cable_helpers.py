@@ -1,0 +1,101 @@
+"""Helpers of the cable tests: app folders, child processes, a real uvicorn server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import solidstack
+from solidstack.tasks import migrate_all
+
+HERE = Path(__file__).parent
+SECRET = "test-secret-key-base"
+
+CABLE_YML = """\
+development:
+  adapter: solid_cable
+  connects_to:
+    database:
+      writing: cable
+    polling_interval: {interval}
+    message_retention: 1.day
+"""
+
+
+def make_app(root: Path, interval: str = "0.1.seconds") -> solidstack.App:
+    (root / "config").mkdir(parents=True, exist_ok=True)
+    (root / "config" / "cable.yml").write_text(CABLE_YML.format(interval=interval))
+    app = solidstack.configure(root, "development")
+    migrate_all(app)
+    return app
+
+
+def child_env(root: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(SOLIDSTACK_ROOT=str(root), SOLIDSTACK_ENV="development", SECRET_KEY_BASE=SECRET,
+               PYTHONPATH=os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")]))
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """``solidstack cable serve cable_test_app:cable`` in a subprocess on 127.0.0.1."""
+
+    def __init__(self, root: Path, port: int, log: Path) -> None:
+        self.root, self.port, self.log = root, port, log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/"
+
+    def start(self) -> None:
+        out = self.log.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", "from solidstack.cli import main; main()", "cable", "serve",
+             "cable_test_app:cable", "--port", str(self.port), "--log-level", "warning"],
+            env=child_env(self.root), stdout=out, stderr=subprocess.STDOUT,
+        )
+        out.close()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the cable server exited:\n{self.log.read_text()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"the cable server did not listen:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.process = None
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+
+def broadcast_from_child(root: Path, stream: str, message: object) -> None:
+    """Broadcast from another process, as a job or a web request would."""
+    code = "import json, sys; from solidstack.cable import broadcast; broadcast(sys.argv[1], json.loads(sys.argv[2]))"
+    import json
+
+    subprocess.run([sys.executable, "-c", code, stream, json.dumps(message)], env=child_env(root), check=True,
+                   timeout=30)
