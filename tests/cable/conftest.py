@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cable_helpers import Server, free_port, make_app
 
 import solidstack
 from solidstack.cable import reset
+
+# The tests import their helpers by name, also under --import-mode=importlib (which leaves sys.path alone).
+sys.path.insert(0, str(Path(__file__).parent))
+
+from cable_helpers import Server, free_port, make_app
 
 
 @pytest.fixture

@@ -320,8 +320,9 @@ class CableApp:
 
     @property
     def router(self) -> StreamRouter:
+        """Created on the server's event loop when the first socket opens."""
         if self._router is None:
-            self._router = StreamRouter(self.pubsub, asyncio.get_running_loop())
+            raise RuntimeError("the cable app has not served a socket yet")
         return self._router
 
     @property
@@ -351,7 +352,10 @@ class CableApp:
         await self._serve(websocket)
 
     async def _serve(self, websocket: WebSocket) -> None:
-        session = _Session(self, websocket, asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        if self._router is None:
+            self._router = StreamRouter(self.pubsub, loop)
+        session = _Session(self, websocket, loop)
         connection = self.connection_class(websocket, session)
         session.app_connection = connection
         try:
