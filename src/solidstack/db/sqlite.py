@@ -162,10 +162,13 @@ class SQLiteDatabase:
         local.depth = 1
         try:
             yield conn
-        except BaseException:
+        except BaseException as exc:
             local.depth = 0
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            clear = self._translate(exc)
+            if clear is not None:
+                raise clear from exc
             raise
         local.depth = 0
         try:
@@ -224,10 +227,22 @@ class SQLiteDatabase:
                     time.sleep(delay * (1 + random.random()))
                     delay = min(delay * 2, 0.5)
                     continue
-                if "readonly" in str(exc):
-                    raise DatabaseError(f"cannot write the {self.label}: the file is read-only") from exc
+                clear = self._translate(exc)
+                if clear is not None:
+                    raise clear from exc
                 raise
         raise AssertionError("unreachable")
+
+    def _translate(self, exc: BaseException) -> DatabaseError | None:
+        """A clear error for the SQLite failures a user can fix: read-only file, missing tables."""
+        if not isinstance(exc, sqlite3.OperationalError):
+            return None
+        message = str(exc)
+        if "readonly" in message:
+            return DatabaseError(f"cannot write the {self.label}: the file is read-only")
+        if message.startswith("no such table"):
+            return DatabaseError(f"the {self.label} is not migrated ({message}): run `solidstack db migrate`")
+        return None
 
 
 def split_statements(script: str) -> list[str]:

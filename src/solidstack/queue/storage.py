@@ -134,8 +134,8 @@ class QueueStorage:
             array = self.db.array(ids)
             conn.execute(self.sql["delete_ready"], {"ids": array})
             conn.execute(self.sql["insert_claimed"], {"ids": array, "process_id": process_id, "now": now})
-            rows = conn.execute(self.sql["jobs_by_ids"], {"ids": array}).fetchall()
-        return [JobRow(**dict(row)) for row in rows]
+            rows = {row["id"]: row for row in conn.execute(self.sql["jobs_by_ids"], {"ids": array})}
+        return [JobRow(**dict(rows[job_id])) for job_id in ids]
 
     def _take_claims(self, conn: Any, job_ids: Sequence[int], process_id: int | None) -> list[int]:
         """Delete the claims ``process_id`` holds on ``job_ids``; returns the ids it did hold.

@@ -138,8 +138,11 @@ class Worker:
             log.warning("%s: released %d unfinished job(s) back to their queues: %s", self.name, len(released),
                         released)
         self._pool.shutdown(wait=False, cancel_futures=True)
-        if self._loop is not None:
+        if self._loop is not None and self._loop_thread is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
+            self._loop_thread.join(timeout)
+            if not self._loop.is_running():
+                self._loop.close()
 
 
 async def _await(awaitable: Any) -> Any:

@@ -41,7 +41,7 @@ SELECT value, :process_id, :now FROM json_each(:ids);
 -- name: jobs_by_ids
 SELECT id, queue_name, class_name, arguments, priority, active_job_id, scheduled_at, concurrency_key,
        executions, process_deaths, created_at
-FROM solidstack_jobs WHERE id IN (SELECT value FROM json_each(:ids)) ORDER BY priority, id;
+FROM solidstack_jobs WHERE id IN (SELECT value FROM json_each(:ids));
 
 -- name: delete_claimed
 DELETE FROM solidstack_claimed_executions WHERE job_id IN (SELECT value FROM json_each(:ids));

@@ -1,0 +1,31 @@
+"""The queue's named SQL: ``queries.sql`` (jobs and processes) and ``controls.sql`` (concurrency, pauses,
+recurring tasks, retention), one pair per dialect, loaded together."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+
+from ..db import Database, load_queries
+from ..db.queries import parse_queries
+
+
+@cache
+def _controls(dialect: str) -> dict[str, str]:
+    text = resources.files("solidstack.queue").joinpath("sql", dialect, "controls.sql").read_text(encoding="utf-8")
+    return parse_queries(text)
+
+
+def control_queries(db: Database) -> dict[str, str]:
+    """The control queries for ``db``'s dialect."""
+    return _controls(db.dialect)
+
+
+def all_queries(db: Database) -> dict[str, str]:
+    """Both files' queries for ``db``'s dialect (a name defined twice is an error)."""
+    base = load_queries("solidstack.queue", db.dialect)
+    controls = _controls(db.dialect)
+    clash = set(base) & set(controls)
+    if clash:
+        raise ValueError(f"queries defined in both queries.sql and controls.sql: {sorted(clash)}")
+    return {**base, **controls}

@@ -1,0 +1,46 @@
+"""Shared fixtures: an app folder in a temp dir, configured and migrated on real SQLite files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+import solidstack
+from solidstack.config import App
+
+SEED_CONFIG = Path(str(resources.files("solidstack").joinpath("templates", "config")))
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in list(os.environ):
+        if name.startswith(("SOLIDSTACK_", "SOLID_QUEUE_")):
+            monkeypatch.delenv(name)
+    yield
+    solidstack._reset_parts()
+    solidstack.config.app._current = None
+
+
+@pytest.fixture
+def app_root(tmp_path: Path) -> Path:
+    """An app folder holding the seed's config files."""
+    root = tmp_path / "app"
+    shutil.copytree(SEED_CONFIG, root / "config")
+    return root
+
+
+@pytest.fixture
+def app(app_root: Path, monkeypatch: pytest.MonkeyPatch) -> App:
+    """The app configured as the current one (test environment) with every database migrated."""
+    from solidstack.tasks import migrate_all
+
+    monkeypatch.setenv("SOLIDSTACK_ROOT", str(app_root))
+    monkeypatch.setenv("SOLIDSTACK_ENV", "test")
+    configured = solidstack.configure(app_root, "test")
+    migrate_all(configured)
+    return configured

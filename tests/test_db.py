@@ -1,0 +1,167 @@
+"""The SQLite layer and migrations, on real files."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from solidstack.config import App
+from solidstack.db import DatabaseError, SQLiteDatabase, applied_versions, migrate, package_migrations
+from solidstack.db.migrate import Migration
+from solidstack.db.sqlite import split_statements
+from solidstack.tasks import install, migrate_all
+
+
+def test_pragmas_and_one_connection_per_thread(tmp_path: Path) -> None:
+    db = SQLiteDatabase(tmp_path / "a.sqlite3")
+    conn = db.connection()
+    assert db.connection() is conn
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
+    other: list[object] = []
+    thread = threading.Thread(target=lambda: other.append(db.connection()))
+    thread.start()
+    thread.join()
+    assert other[0] is not conn
+
+
+def test_transaction_commits_rolls_back_and_nests(tmp_path: Path) -> None:
+    db = SQLiteDatabase(tmp_path / "a.sqlite3")
+    db.execute("CREATE TABLE t (x INTEGER)")
+    with db.transaction() as conn:
+        conn.execute("INSERT INTO t VALUES (1)")
+        with db.transaction() as inner:
+            inner.execute("INSERT INTO t VALUES (2)")
+    with pytest.raises(RuntimeError), db.transaction() as conn:
+        conn.execute("INSERT INTO t VALUES (3)")
+        raise RuntimeError("undo")
+    assert [r[0] for r in db.query("SELECT x FROM t ORDER BY x")] == [1, 2]
+    assert not db.connection().in_transaction
+
+
+def _child_uses_db(path: str, queue: multiprocessing.Queue) -> None:
+    from solidstack.db.sqlite import _all_databases
+
+    db = next(d for d in _all_databases if str(d.path) == path)
+    conn = db.connection()
+    db.execute("INSERT INTO t VALUES (?)", (os.getpid(),))
+    queue.put(id(conn))
+
+
+def test_connection_is_reopened_after_fork(tmp_path: Path) -> None:
+    db = SQLiteDatabase(tmp_path / "a.sqlite3")
+    db.execute("CREATE TABLE t (x INTEGER)")
+    parent_conn = db.connection()
+    ctx = multiprocessing.get_context("fork")
+    results: multiprocessing.Queue = ctx.Queue()
+    child = ctx.Process(target=_child_uses_db, args=(str(db.path), results))
+    child.start()
+    child.join(10)
+    assert child.exitcode == 0
+    assert results.get(timeout=5) != id(parent_conn)
+    assert db.query_one("SELECT COUNT(*) FROM t")[0] == 1
+    assert db.connection() is parent_conn  # the parent's own connection is untouched
+
+
+def test_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
+    db = SQLiteDatabase(tmp_path / "nope" / "a.sqlite3", name="queue")
+    with pytest.raises(DatabaseError, match=r"queue database .*nope.* does not exist"):
+        db.connection()
+
+
+def test_read_only_database_is_a_clear_error_and_keeps_data(tmp_path: Path) -> None:
+    # Root ignores file modes, so open the file read-only through SQLite itself.
+    path = tmp_path / "a.sqlite3"
+    writable = SQLiteDatabase(path)
+    writable.execute("CREATE TABLE t (x INTEGER)")
+    writable.execute("INSERT INTO t VALUES (1)")
+    writable.close()
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    db = SQLiteDatabase(path)
+    db._local.conn, db._local.generation, db._local.depth = conn, db._generation, 0
+    with pytest.raises(DatabaseError, match="read-only"):
+        db.execute("INSERT INTO t VALUES (2)")
+    assert conn.execute("SELECT COUNT(*) FROM t").fetchone()[0] == 1
+
+
+def test_split_statements_handles_semicolons_in_strings_and_comments() -> None:
+    script = "-- a comment; here\nCREATE TABLE a (x TEXT DEFAULT ';');\nINSERT INTO a VALUES ('x;y');\n-- end\n"
+    assert split_statements(script) == [
+        "-- a comment; here\nCREATE TABLE a (x TEXT DEFAULT ';');",
+        "INSERT INTO a VALUES ('x;y');",
+    ]
+
+
+def test_migrations_are_tracked_and_idempotent(tmp_path: Path) -> None:
+    db = SQLiteDatabase(tmp_path / "q.sqlite3")
+    migrations = package_migrations("solidstack.queue", "sqlite")
+    assert migrate(db, migrations) == [m.version for m in migrations]
+    assert migrate(db, migrations) == []
+    assert applied_versions(db) == {m.version for m in migrations}
+
+
+def test_failed_migration_names_the_file_and_applies_nothing(tmp_path: Path) -> None:
+    db = SQLiteDatabase(tmp_path / "q.sqlite3")
+    bad = Migration("0001_bad", "CREATE TABLE ok (x INTEGER);\nCREATE TABLE broken (;\n", "db/migrate/0001_bad.sql")
+    with pytest.raises(DatabaseError, match=r"0001_bad\.sql"):
+        migrate(db, [bad])
+    assert db.query_one("SELECT 1 FROM sqlite_master WHERE name = 'ok'") is None
+    assert applied_versions(db) == set()
+
+
+def _migrate_in_child(root: str) -> None:
+    migrate_all(App(root, "test"))
+
+
+def test_concurrent_migrations_apply_each_once(app_root: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    children = [ctx.Process(target=_migrate_in_child, args=(str(app_root),)) for _ in range(4)]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(60)
+        assert child.exitcode == 0
+    db = SQLiteDatabase(app_root / "storage" / "test_queue.sqlite3")
+    assert db.query_one("SELECT COUNT(*) FROM solidstack_schema_migrations")[0] == len(
+        package_migrations("solidstack.queue", "sqlite"))
+
+
+def test_install_writes_seed_files_and_never_overwrites(tmp_path: Path) -> None:
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "queue.yml").write_text("mine: true\n")
+    written, skipped = install(tmp_path)
+    names = {str(p.relative_to(tmp_path)) for p in written}
+    assert {"config/cable.yml", "config/cache.yml", "config/recurring.yml", "config/database.yml", "bin/jobs",
+            "config/environment.py"} <= names
+    assert any(name.startswith("db/queue_migrate/0001_") for name in names)
+    assert (tmp_path / "config" / "queue.yml").read_text() == "mine: true\n"
+    assert tmp_path / "config" / "queue.yml" in skipped
+    assert os.access(tmp_path / "bin" / "jobs", os.X_OK)
+    again, skipped_again = install(tmp_path)
+    assert again == [] and len(skipped_again) == len(written) + 1
+
+
+def test_migrate_all_includes_primary_from_the_apps_folder(app_root: Path) -> None:
+    (app_root / "db" / "migrate").mkdir(parents=True)
+    (app_root / "db" / "migrate" / "0001_create_magic_links.sql").write_text(
+        "CREATE TABLE magic_links (id INTEGER PRIMARY KEY, token TEXT);\n")
+    results = {r.entry: r for r in migrate_all(App(app_root, "test"))}
+    assert results["primary"].applied == ["0001_create_magic_links"]
+    assert results["queue"].applied
+    assert {r.entry: r.applied for r in migrate_all(App(app_root, "test"))}["primary"] == []
+
+
+def test_app_migrations_folder_copy_is_the_same_migration(app_root: Path) -> None:
+    install(app_root)
+    (app_root / "db" / "queue_migrate" / "0500_app_index.sql").write_text(
+        "CREATE INDEX app_idx ON solidstack_jobs (created_at);\n")
+    results = {r.entry: r for r in migrate_all(App(app_root, "test"))}
+    assert results["queue"].applied[-1] == "0500_app_index"
+    assert results["queue"].applied.count("0001_create_queue_tables") == 1
