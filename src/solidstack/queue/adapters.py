@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..config import App, current_app
 from ..db import connect
+from . import events
+from .concurrency import to_new_job
 from .config import QueueConfig, database_entry, load_queue_config
-from .storage import NewJob, QueueStorage
+from .storage import QueueStorage
 
 if TYPE_CHECKING:
     from .job import Job
@@ -40,20 +42,12 @@ class SolidQueueAdapter:
 
     def enqueue_all(self, jobs: Sequence[Job]) -> None:
         # Serialize everything before touching the database: one bad argument enqueues nothing.
-        rows = [
-            NewJob(
-                queue_name=job.queue_name,
-                class_name=type(job).name(),
-                arguments=job.serialize_arguments(),
-                priority=job.priority,
-                active_job_id=job.job_id,
-                scheduled_at=job.scheduled_at,
-            )
-            for job in jobs
-        ]
+        rows = [to_new_job(job) for job in jobs]
         ids = self.storage.enqueue(rows, time.time())
         for job, job_id in zip(jobs, ids, strict=True):
             job.provider_job_id = job_id
+            events.instrument("enqueue", job_id=job_id, job_class=type(job).name(), queue=job.queue_name,
+                              scheduled_at=job.scheduled_at)
         if ids:
             log.debug("enqueued %d job(s), ids %d..%d", len(ids), ids[0], ids[-1])
 

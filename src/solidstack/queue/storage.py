@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..db import Database, load_queries
+from .concurrency import Gate
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,10 @@ class NewJob:
     active_job_id: str
     scheduled_at: float | None = None
     concurrency_key: str | None = None
+    #: Set with ``concurrency_key`` by ``limits_concurrency`` (see :mod:`.concurrency`).
+    concurrency_limit: int | None = None
+    concurrency_duration: float | None = None
+    concurrency_on_conflict: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,8 @@ class QueueStorage:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.sql = load_queries("solidstack.queue", db.dialect)
+        # Concurrency limits: jobs with a key take a semaphore slot on their way to ready (see concurrency.py).
+        self.gate = Gate(self)
 
     # -- enqueue ---------------------------------------------------------------------------------------------
 
@@ -86,13 +93,16 @@ class QueueStorage:
             ids = self.db.insert_many(conn, self.sql["insert_job"], rows)
             ready, scheduled = [], []
             for job_id, job in zip(ids, jobs, strict=True):
+                if job.concurrency_key is not None:
+                    self.gate.mark(conn, job_id, job)
                 row = {"job_id": job_id, "queue_name": job.queue_name, "priority": job.priority, "now": now}
                 if job.scheduled_at is not None and job.scheduled_at > now:
                     scheduled.append({**row, "scheduled_at": job.scheduled_at})
                 else:
                     ready.append(row)
             if ready:
-                conn.executemany(self.sql["insert_ready"], ready)
+                admitted = set(self.gate.admit(conn, [row["job_id"] for row in ready], now))
+                conn.executemany(self.sql["insert_ready"], [row for row in ready if row["job_id"] in admitted])
             if scheduled:
                 conn.executemany(self.sql["insert_scheduled"], scheduled)
         return ids
@@ -154,6 +164,7 @@ class QueueStorage:
         with self.db.transaction() as conn:
             owned = self._take_claims(conn, job_ids, process_id)
             if owned:
+                self.gate.release(conn, owned, now)
                 array = self.db.array(owned)
                 conn.execute(self.sql["mark_finished" if preserve else "delete_jobs"], {"ids": array, "now": now})
         return owned
@@ -163,6 +174,7 @@ class QueueStorage:
         with self.db.transaction() as conn:
             if not self._take_claims(conn, [job_id], process_id):
                 return False
+            self.gate.release(conn, [job_id], now)
             conn.execute(self.sql["insert_failed"], {"job_id": job_id, "error": json.dumps(error), "now": now})
         return True
 
@@ -172,11 +184,13 @@ class QueueStorage:
         with self.db.transaction() as conn:
             if not self._take_claims(conn, [job_id], process_id):
                 return False
+            self.gate.release(conn, [job_id], now)
             scheduled_at = run_at if run_at > now else None
             conn.execute(self.sql["reschedule_job"],
                          {"job_id": job_id, "executions": executions, "scheduled_at": scheduled_at, "now": now})
             if scheduled_at is None:
-                conn.execute(self.sql["ready_from_jobs"], {"ids": array, "now": now})
+                if self.gate.admit(conn, [job_id], now):  # else it waits in blocked for a slot
+                    conn.execute(self.sql["ready_from_jobs"], {"ids": array, "now": now})
             else:
                 conn.execute(self.sql["scheduled_from_job"], {"job_id": job_id, "scheduled_at": run_at, "now": now})
         return True
@@ -203,6 +217,7 @@ class QueueStorage:
         failed = [row[0] for row in deaths if row[1] >= max_deaths]
         if again:
             conn.execute(self.sql["ready_from_jobs"], {"ids": self.db.array(again), "now": now})
+        self.gate.release(conn, failed, now)
         for job_id in failed:
             error = {"exception_class": "ProcessDiedError", "backtrace": [],
                      "message": f"{reason}; the job was running each of the {max_deaths} times its process died"}
@@ -220,7 +235,8 @@ class QueueStorage:
             if not ids:
                 return 0
             array = self.db.array(ids)
-            conn.execute(self.sql["ready_from_scheduled"], {"ids": array, "now": now})
+            conn.execute(self.sql["ready_from_scheduled"], {"ids": self.db.array(self.gate.admit(conn, ids, now)),
+                                                            "now": now})
             conn.execute(self.sql["delete_scheduled"], {"ids": array})
         return len(ids)
 
@@ -315,7 +331,8 @@ class QueueStorage:
                 array = self.db.array(ids)
                 conn.execute(self.sql["delete_failed"], {"ids": array})
                 conn.execute(self.sql["reset_process_deaths"], {"ids": array, "now": now})
-                conn.execute(self.sql["ready_from_jobs"], {"ids": array, "now": now})
+                conn.execute(self.sql["ready_from_jobs"], {"ids": self.db.array(self.gate.admit(conn, ids, now)),
+                                                           "now": now})
             return len(ids)
 
     def discard_failed(self, job_ids: Sequence[int] | None) -> int:
