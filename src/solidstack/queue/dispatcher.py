@@ -6,6 +6,7 @@ import logging
 import secrets
 from typing import Any
 
+from . import events
 from .config import DispatcherConfig
 from .storage import QueueStorage
 
@@ -23,14 +24,25 @@ class Dispatcher:
         self.config = config or DispatcherConfig()
         self.name = name or f"dispatcher-{secrets.token_hex(5)}"
         self.process_id: int | None = None
+        self._last_maintenance = float("-inf")
+
+    @property
+    def title(self) -> str:
+        return f"dispatching every {self.config.polling_interval:g} s"
 
     def metadata(self) -> dict[str, Any]:
         return {"polling_interval": self.config.polling_interval, "batch_size": self.config.batch_size}
 
     def poll(self, now: float) -> float:
+        if self.config.concurrency_maintenance and \
+                now - self._last_maintenance >= self.config.concurrency_maintenance_interval:
+            # Slots held by jobs whose process died expire; blocked jobs waiting on them are released.
+            self._last_maintenance = now
+            self.storage.gate.maintain(now, self.config.batch_size)
         moved = self.storage.dispatch_due(now, self.config.batch_size)
         if moved:
             log.info("dispatched %d scheduled job(s)", moved)
+            events.instrument("dispatch", jobs=moved)
         if moved >= self.config.batch_size:
             return 0.0
         next_at = self.storage.next_scheduled_at()

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from . import events
 from .storage import QueueStorage
 
 log = logging.getLogger("solidstack.queue")
@@ -77,6 +78,7 @@ class Runner:
         heartbeat.start()
         log.info("%s %s started (process %d, pid %d)", role.kind, role.name, self.process_id, os.getpid())
         self.started.set()
+        events.process_started(role, process_id=self.process_id, pid=os.getpid())
         try:
             while not self._stopping.is_set():
                 if self.supervisor_pid is not None and os.getppid() != self.supervisor_pid:
@@ -97,6 +99,7 @@ class Runner:
             finally:
                 self.storage.deregister_process(self.process_id, self.clock())
                 log.info("%s %s stopped", role.kind, role.name)
+                events.process_stopped(role, process_id=self.process_id, pid=os.getpid())
 
     def _heartbeat_loop(self) -> None:
         while not self._stopping.wait(self.heartbeat_interval):

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from . import events
 from .config import DispatcherConfig, QueueConfig, WorkerConfig
 from .dispatcher import Dispatcher
 from .runner import Role, Runner
@@ -80,6 +81,7 @@ class Supervisor:
         self._maintain(now)
         log.info("Supervisor %s started in %s mode with %d process(es) (pid %d)", self.name, mode,
                  len(self.specs), os.getpid())
+        events.process_started(self, mode=mode, process_id=self.process_id, pid=os.getpid())
 
     def _maintain(self, now: float) -> None:
         """Prune processes that died elsewhere and hand back claims nobody holds."""
@@ -89,6 +91,7 @@ class Supervisor:
                                                              exclude=self._own_process_ids()):
                 log.warning("pruned dead process %s (pid %s on %s)", process["name"], process["pid"],
                             process["hostname"])
+                events.instrument("prune", name=process["name"], pid=process["pid"], hostname=process["hostname"])
             again, failed = self.storage.release_orphaned_claims(now, self.config.max_process_deaths)
             if again or failed:
                 log.warning("released orphaned claims: %d to run again, %d failed", len(again), len(failed))
@@ -134,6 +137,7 @@ class ForkSupervisor(Supervisor):
         previous = self._install_signals()
         try:
             self._start("fork")
+            _set_title(f"solidstack-supervisor: supervising {len(self.specs)} process(es)")
             for spec in self.specs:
                 self._fork(spec)
             selector = selectors.DefaultSelector()
@@ -156,6 +160,7 @@ class ForkSupervisor(Supervisor):
                 signal.signal(signum, handler)
             signal.set_wakeup_fd(-1)
             log.info("Supervisor %s stopped", self.name)
+            events.process_stopped(self, process_id=self.process_id, pid=os.getpid())
 
     def _install_signals(self) -> dict[int, Any]:
         previous = {}
@@ -193,7 +198,7 @@ class ForkSupervisor(Supervisor):
             signal.signal(signal.SIGINT, lambda _s, _f: runner.stop())
             signal.signal(signal.SIGQUIT, lambda _s, _f: os._exit(0))
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            _set_title(f"solidstack-{spec.kind}: {role.name}")
+            _set_title(f"solidstack-{spec.kind}: {getattr(role, 'title', role.name)}")
             runner.run()
             code = 0
         except BaseException:
@@ -308,6 +313,7 @@ class AsyncSupervisor(Supervisor):
                 signal.signal(signum, handler)
             self._stopped.set()
             log.info("Supervisor %s stopped", self.name)
+            events.process_stopped(self, process_id=self.process_id, pid=os.getpid())
 
     def start_in_thread(self) -> threading.Thread:
         """Run in a background thread (signals stay with the host, e.g. the web server)."""

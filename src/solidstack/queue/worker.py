@@ -12,6 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from typing import Any
 
+from . import events
 from .config import WorkerConfig
 from .job import Job, error_record, restore
 from .serialization import load_arguments
@@ -46,6 +47,11 @@ class Worker:
                 "polling_interval": self.config.polling_interval}
 
     @property
+    def title(self) -> str:
+        """The process title: ``solidstack-worker: waiting for jobs in *``."""
+        return f"waiting for jobs in {','.join(self.config.queues)}"
+
+    @property
     def idle_threads(self) -> int:
         with self._lock:
             return self.config.threads - len(self._in_flight)
@@ -53,7 +59,10 @@ class Worker:
     def poll(self, now: float) -> float:
         idle = self.idle_threads
         if idle > 0:
-            for row in self.storage.claim(self.process_id, self.config.queues, idle, now):
+            claimed = self.storage.claim(self.process_id, self.config.queues, idle, now)
+            if claimed:
+                events.instrument("claim", worker=self.name, job_ids=[row.id for row in claimed])
+            for row in claimed:
                 with self._lock:
                     self._in_flight[row.id] = self._pool.submit(self._execute, row)
         # A thread that frees up wakes the loop (on_wake), so a busy queue never waits for the interval.
@@ -83,6 +92,7 @@ class Worker:
             storage.fail(row.id, pid, error_record(exc), self.clock())
             return
         started = time.perf_counter()
+        events.instrument("perform_start", job_id=row.id, job_class=row.class_name, queue=row.queue_name)
         try:
             self._call(job)
         except BaseException as exc:  # a job's SystemExit must not take the worker down
@@ -90,11 +100,18 @@ class Worker:
             return
         elapsed = (time.perf_counter() - started) * 1000
         storage.finish([row.id], pid, self.clock(), preserve=self.preserve_finished_jobs)
+        events.instrument("perform_finish", job_id=row.id, job_class=row.class_name, queue=row.queue_name,
+                          duration_ms=elapsed)
         log.info("Performed %s (job %d) from %s in %.1f ms", row.class_name, row.id, row.queue_name, elapsed)
 
     def _handle_error(self, row: JobRow, job: Job, exc: BaseException) -> None:
         outcome = job.outcome_of(exc)
         now = self.clock()
+        events.instrument("perform_error", job_id=row.id, job_class=row.class_name, error=repr(exc),
+                          outcome=outcome.status)
+        if outcome.status in ("retry", "discarded"):
+            events.instrument("retry" if outcome.status == "retry" else "discard", job_id=row.id,
+                              job_class=row.class_name, retry_in=outcome.retry_in)
         if outcome.status == "retry":
             log.warning("%s (job %d) raised %s: %s; retry %d in %.1f s", row.class_name, row.id,
                         type(exc).__name__, exc, job.executions + 1, outcome.retry_in)
