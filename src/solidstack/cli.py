@@ -67,6 +67,10 @@ def _register_commands() -> None:
     from .queue.cli import jobs
 
     main.add_command(jobs)
+    from .queue.cli_admin import queues, recurring  # also adds `jobs clear-finished`
+
+    main.add_command(recurring)
+    main.add_command(queues)
     from .cable.cli import cable
 
     main.add_command(cable)
@@ -78,3 +82,7 @@ _register_commands()
 def jobs_main(root: Path) -> None:
     """Entry point of an app's ``bin/jobs``: run the supervisor for the app in ``root``."""
     main.main(["--root", str(root), "jobs", *sys.argv[1:]], prog_name="bin/jobs")
+
+
+if __name__ == "__main__":
+    main()

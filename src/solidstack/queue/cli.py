@@ -85,8 +85,11 @@ def jobs(ctx: click.Context, config_file: Path | None, mode: str, skip_recurring
     config = load_queue_config(app, config_file)
     load_app_code(app, require)
     storage = storage_for(app, config)
+    from .scheduler import scheduler_roles
+
+    extra_roles = scheduler_roles(app, skip=skip_recurring)  # invalid recurring.yml stops start-up here
     supervisor_class = ForkSupervisor if mode == "fork" else AsyncSupervisor
-    supervisor = supervisor_class(storage, config)
+    supervisor = supervisor_class(storage, config, extra_roles=extra_roles)
     ctx.exit(supervisor.run())
 
 
