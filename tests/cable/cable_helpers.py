@@ -50,8 +50,12 @@ def free_port() -> int:
 class Server:
     """``solidstack cable serve cable_test_app:cable`` in a subprocess on 127.0.0.1."""
 
-    def __init__(self, root: Path, port: int, log: Path) -> None:
+    def __init__(self, root: Path, port: int, log: Path, command: list[str] | None = None) -> None:
         self.root, self.port, self.log = root, port, log
+        self.command = command or [
+            sys.executable, "-c", "from solidstack.cli import main; main()", "cable", "serve",
+            "cable_test_app:cable", "--port", str(port), "--log-level", "warning",
+        ]
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -60,11 +64,8 @@ class Server:
 
     def start(self) -> None:
         out = self.log.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", "from solidstack.cli import main; main()", "cable", "serve",
-             "cable_test_app:cable", "--port", str(self.port), "--log-level", "warning"],
-            env=child_env(self.root), stdout=out, stderr=subprocess.STDOUT,
-        )
+        self.process = subprocess.Popen(self.command, env=child_env(self.root), stdout=out,
+                                        stderr=subprocess.STDOUT)
         out.close()
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

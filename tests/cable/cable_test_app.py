@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Mount, Route, WebSocketRoute
+
 from solidstack.cable import CableApp, Channel, Connection, StreamsChannel, broadcast
 
 
@@ -50,3 +54,11 @@ class SecretChannel(Channel):
 cable = CableApp([ChatChannel, SecretChannel, StreamsChannel], connection_class=UserConnection,
                  allowed_request_origins=["https://allowed.example", "/https://.*\\.trusted\\.example/"],
                  max_message_size=4096)
+
+
+async def home(request: Any) -> PlainTextResponse:
+    return PlainTextResponse("home")
+
+
+#: A web app serving the cable endpoint at /cable (the client's default URL), and under a Mount.
+web = Starlette(routes=[Route("/", home), WebSocketRoute("/cable", cable), Mount("/mounted", app=cable)])

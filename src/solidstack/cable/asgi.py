@@ -1,6 +1,6 @@
 """The WebSocket endpoint: Action Cable's protocol (``actioncable-v1-json``) over ASGI, with Starlette.
 
-Mount it in any Starlette/FastAPI app (``Mount("/cable", app=CableApp(...))``) or run it alone
+Serve it in any Starlette/FastAPI app (``WebSocketRoute("/cable", CableApp(...))``) or run it alone
 (``solidstack cable serve``). Frames, as the ``@rails/actioncable`` client expects them:
 
 - server → client: ``{"type": "welcome"}``, ``{"type": "ping", "message": <unix time>}`` every 3 s,
