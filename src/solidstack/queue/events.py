@@ -5,7 +5,7 @@ Events (``Event.name``): ``enqueue``, ``claim``, ``perform_start``, ``perform_fi
 ``recurring_enqueue``, ``recurring_skip``, ``pause``, ``resume``, ``clear``, ``clear_finished``.
 
 Every event is also logged to the ``solidstack.queue.events`` logger: at DEBUG for the ones a busy system emits
-all the time (claims, dispatches, performs), at INFO for the rare ones (process lifecycle, pauses, prunes), so
+all the time (claims, dispatches, performs), at INFO for the rare ones an operator acts on (pauses, prunes, clears), so
 the default log stays quiet while polling.
 
 Hooks (``on_start``/``on_stop``) run with the process object (a ``Worker``, ``Dispatcher``, ``Scheduler`` or a
@@ -25,7 +25,7 @@ from typing import Any
 log = logging.getLogger("solidstack.queue.events")
 
 #: Events logged at INFO; the rest (frequent ones) at DEBUG.
-LOUD_EVENTS = frozenset({"process_start", "process_stop", "prune", "pause", "resume", "clear", "clear_finished",
+LOUD_EVENTS = frozenset({"prune", "pause", "resume", "clear", "clear_finished",
                          "recurring_skip"})
 
 
@@ -79,7 +79,7 @@ def subscribe(callback: Subscriber, names: str | Iterable[str] | None = None) ->
     return subscription
 
 
-def instrument(name: str, **payload: Any) -> Event:
+def instrument(name: str, /, **payload: Any) -> Event:
     """Emit an event: log it and hand it to the subscribers."""
     event = Event(name, payload, time.time())
     if log.isEnabledFor(logging.INFO if name in LOUD_EVENTS else logging.DEBUG):

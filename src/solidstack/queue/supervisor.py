@@ -336,9 +336,16 @@ def _signal(pid: int, signum: int) -> None:
         pass
 
 
+try:
+    import setproctitle
+
+    # Initialise now, at import: once os.environ has been changed (configure() sets SOLIDSTACK_ROOT), setproctitle
+    # can no longer find the memory of argv and silently leaves the title unchanged.
+    setproctitle.getproctitle()
+except ImportError:  # pragma: no cover - a dependency, but titles are a nicety
+    setproctitle = None  # type: ignore[assignment]
+
+
 def _set_title(title: str) -> None:
-    try:
-        import setproctitle  # optional
-    except ImportError:
-        return
-    setproctitle.setproctitle(title)
+    if setproctitle is not None:
+        setproctitle.setproctitle(title)
