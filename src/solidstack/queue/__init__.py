@@ -17,8 +17,10 @@ from .adapters import (
     use_adapter,
 )
 from .adapters import reset as _reset
+from .concurrency import ConcurrencyKeyError, limits_concurrency
 from .config import DispatcherConfig, QueueConfig, WorkerConfig, load_queue_config
 from .dispatcher import Dispatcher
+from .events import Event, instrument, on_start, on_stop, subscribe
 from .job import (
     DiscardRule,
     Job,
@@ -30,7 +32,12 @@ from .job import (
     registered_jobs,
     retry_on,
 )
+from .queues import Queue, QueueInfo, queues
+from .recurring import RecurringCommandJob, RecurringTask, load_recurring_tasks
+from .retention import clear_finished_jobs
 from .runner import Runner
+from .schedule import Schedule, ScheduleError, parse_schedule
+from .scheduler import Scheduler
 from .serialization import SerializationError
 from .storage import FailedJob, JobRow, NewJob, QueueStorage
 from .supervisor import AsyncSupervisor, ForkSupervisor, Supervisor
@@ -40,9 +47,11 @@ _on_reset(_reset)
 
 __all__ = [
     "AsyncSupervisor",
+    "ConcurrencyKeyError",
     "DiscardRule",
     "Dispatcher",
     "DispatcherConfig",
+    "Event",
     "FailedJob",
     "ForkSupervisor",
     "InlineAdapter",
@@ -50,10 +59,17 @@ __all__ = [
     "JobOptions",
     "JobRow",
     "NewJob",
+    "Queue",
     "QueueConfig",
+    "QueueInfo",
     "QueueStorage",
+    "RecurringCommandJob",
+    "RecurringTask",
     "RetryRule",
     "Runner",
+    "Schedule",
+    "ScheduleError",
+    "Scheduler",
     "SerializationError",
     "SolidQueueAdapter",
     "Supervisor",
@@ -61,13 +77,22 @@ __all__ = [
     "UnknownJobError",
     "Worker",
     "WorkerConfig",
+    "clear_finished_jobs",
     "current_adapter",
     "discard_on",
+    "instrument",
     "job_class",
+    "limits_concurrency",
     "load_queue_config",
+    "load_recurring_tasks",
+    "on_start",
+    "on_stop",
+    "parse_schedule",
     "queue_storage",
+    "queues",
     "registered_jobs",
     "retry_on",
     "storage_for",
+    "subscribe",
     "use_adapter",
 ]
