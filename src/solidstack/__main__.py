@@ -1,0 +1,5 @@
+"""``python -m solidstack``: the ``solidstack`` command."""
+
+from solidstack.cli import main
+
+main()

@@ -1,0 +1,191 @@
+"""The real `solidstack jobs` in a subprocess: many jobs, signals, kill -9, concurrent enqueuers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+
+import pytest
+
+from solidstack.queue import Job, queue_storage
+
+pytestmark = pytest.mark.slow
+
+
+def enqueue_counts(n: int, start: int = 0) -> None:
+    from app.jobs import CountJob
+
+    Job.perform_all_later([CountJob(i) for i in range(start, start + n)])
+
+
+def test_thousand_jobs_across_two_worker_processes_none_lost_or_twice(jobs_app) -> None:
+    enqueue_counts(1000)
+    proc = jobs_app.start()
+    jobs_app.wait_for(lambda: len(jobs_app.lines("count")) >= 1000, timeout=60, what="1000 jobs")
+    time.sleep(0.2)  # would catch a late duplicate
+    code, output = jobs_app.stop(proc)
+    counts = Counter(int(parts[1]) for parts in jobs_app.lines("count"))
+    assert set(counts) == set(range(1000))
+    assert max(counts.values()) == 1, "a job ran twice"
+    worker_pids = {parts[2] for parts in jobs_app.lines("count")}
+    assert len(worker_pids) == 2, f"expected two worker processes, saw {worker_pids}"
+    assert code == 0, output
+    assert "database is locked" not in output
+    assert queue_storage().counts() == {"ready": 0, "scheduled": 0, "claimed": 0, "blocked": 0, "failed": 0,
+                                        "finished": 1000}
+    assert queue_storage().processes() == []
+
+
+def test_sigterm_lets_a_running_job_finish_and_exits_zero(jobs_app) -> None:
+    from app.jobs import SlowJob
+
+    job = SlowJob.perform_later(1, 1.5)
+    proc = jobs_app.start()
+    jobs_app.wait_for(lambda: jobs_app.lines("start"), what="the job to start")
+    code, output = jobs_app.stop(proc, signal.SIGTERM)
+    assert code == 0, output
+    assert [parts[0] for parts in jobs_app.lines()] == ["start", "done"]
+    assert queue_storage().job_state(job.provider_job_id)["state"] == "finished"
+    assert queue_storage().processes() == []
+
+
+def test_sigterm_releases_a_job_that_outlives_the_shutdown_timeout(jobs_app) -> None:
+    from app.jobs import SlowJob
+
+    jobs_app.configure(processes=1, shutdown_timeout=0.5)
+    job = SlowJob.perform_later(1, 30)
+    proc = jobs_app.start()
+    jobs_app.wait_for(lambda: jobs_app.lines("start"), what="the job to start")
+    started = time.monotonic()
+    code, output = jobs_app.stop(proc, signal.SIGTERM)
+    assert code == 0, output
+    assert time.monotonic() - started < 10
+    assert queue_storage().job_state(job.provider_job_id)["state"] == "ready"
+    assert queue_storage().counts()["claimed"] == 0
+    assert "released 1 unfinished job" in output
+
+
+def test_kill_9_of_a_worker_mid_job_runs_the_job_again(jobs_app) -> None:
+    from app.jobs import SlowJob
+
+    jobs_app.configure(processes=1)
+    job = SlowJob.perform_later(1, 1.0)
+    proc = jobs_app.start()
+    jobs_app.wait_for(lambda: jobs_app.lines("start"), what="the job to start")
+    victim = int(jobs_app.lines("start")[0][2])
+    storage = queue_storage()
+    assert victim in {p["pid"] for p in storage.processes()}
+    os.kill(victim, signal.SIGKILL)
+    jobs_app.wait_for(lambda: jobs_app.lines("done"), timeout=30, what="the job to run again and finish")
+    starts = jobs_app.lines("start")
+    assert len(starts) == 2 and int(starts[1][2]) != victim
+    assert storage.job_state(job.provider_job_id)["state"] == "finished"
+    assert victim not in {p["pid"] for p in storage.processes()}, "the killed worker's row was not pruned"
+    code, output = jobs_app.stop(proc)
+    assert code == 0, output
+    assert "was killed by signal 9" in output
+
+
+def test_sigquit_stops_at_once_and_leaves_nothing_claimed(jobs_app) -> None:
+    from app.jobs import SlowJob
+
+    jobs_app.configure(processes=1, shutdown_timeout=30)
+    job = SlowJob.perform_later(1, 60)
+    proc = jobs_app.start()
+    jobs_app.wait_for(lambda: jobs_app.lines("start"), what="the job to start")
+    started = time.monotonic()
+    code, output = jobs_app.stop(proc, signal.SIGQUIT)
+    assert time.monotonic() - started < 5
+    assert code == 0, output
+    storage = queue_storage()
+    assert storage.job_state(job.provider_job_id)["state"] == "ready"
+    assert storage.processes() == []
+
+
+ENQUEUER = """
+import sys
+sys.path.insert(0, {root!r})
+import solidstack
+solidstack.configure({root!r}, "test")
+from app.jobs import CountJob
+for i in range({start}, {start} + {count}):
+    CountJob.perform_later(i)
+"""
+
+
+def test_burst_of_enqueues_from_four_processes_while_workers_run(jobs_app) -> None:
+    proc = jobs_app.start()
+    enqueuers = [
+        subprocess.Popen([sys.executable, "-c", textwrap.dedent(ENQUEUER.format(
+            root=str(jobs_app.root), start=k * 250, count=250))], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)
+        for k in range(4)
+    ]
+    for enqueuer in enqueuers:
+        _out, err = enqueuer.communicate(timeout=60)
+        assert enqueuer.returncode == 0, err
+        assert "locked" not in err
+    jobs_app.wait_for(lambda: len(jobs_app.lines("count")) >= 1000, timeout=60, what="1000 jobs")
+    code, output = jobs_app.stop(proc)
+    assert code == 0
+    assert "database is locked" not in output
+    counts = Counter(int(parts[1]) for parts in jobs_app.lines("count"))
+    assert set(counts) == set(range(1000)) and max(counts.values()) == 1
+
+
+def test_bin_jobs_from_install_processes_jobs(jobs_app) -> None:
+    enqueue_counts(5)
+    proc = jobs_app.start(command=[sys.executable, str(jobs_app.root / "bin" / "jobs")])
+    jobs_app.wait_for(lambda: len(jobs_app.lines("count")) >= 5, what="5 jobs")
+    code, output = jobs_app.stop(proc, signal.SIGINT)
+    assert code == 0, output
+    assert "Supervisor" in output and "started in fork mode" in output
+
+
+def test_async_mode_runs_workers_as_threads(jobs_app) -> None:
+    enqueue_counts(20)
+    proc = jobs_app.start("--mode", "async")
+    jobs_app.wait_for(lambda: len(jobs_app.lines("count")) >= 20, what="20 jobs")
+    code, output = jobs_app.stop(proc)
+    assert code == 0, output
+    assert {parts[2] for parts in jobs_app.lines("count")} == {str(proc.pid)}
+
+
+def test_check_reports_bad_config_and_exits_non_zero(jobs_app) -> None:
+    ok = subprocess.run([sys.executable, "-m", "solidstack", "jobs", "check"], cwd=jobs_app.root,
+                        env=jobs_app.env(), capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    assert "CountJob" in ok.stdout and "SlowJob" in ok.stdout
+    (jobs_app.root / "config" / "queue.yml").write_text("test:\n  workers:\n    - queues: 'a*b'\n")
+    bad = subprocess.run([sys.executable, "-m", "solidstack", "jobs", "check"], cwd=jobs_app.root,
+                         env=jobs_app.env(), capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1
+    assert "queue.yml [test] workers[0].queues" in bad.stderr and "'a*b'" in bad.stderr
+    started = jobs_app.start()
+    code, output = started.wait(timeout=30), jobs_app.output(started)
+    assert code == 1 and "workers[0].queues" in output
+
+
+def test_failed_jobs_from_the_cli(jobs_app) -> None:
+    from solidstack.queue.storage import NewJob
+
+    storage = queue_storage()
+    (job_id,) = storage.enqueue([NewJob("default", "GhostJob", '{"args":[],"kwargs":{}}', 0, "g")], time.time())
+    proc = jobs_app.start()
+    jobs_app.wait_for(lambda: storage.counts()["failed"] == 1, what="the unknown job to fail")
+    jobs_app.stop(proc)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "solidstack", "jobs", *args], cwd=jobs_app.root,
+                              env=jobs_app.env(), capture_output=True, text=True, timeout=60)
+
+    listing = cli("failed")
+    assert "GhostJob" in listing.stdout and "unknown job class 'GhostJob'" in listing.stdout
+    assert "1 job(s) back" in cli("retry", str(job_id)).stdout
+    assert storage.job_state(job_id)["state"] == "ready"
+    assert cli("retry").returncode == 2
