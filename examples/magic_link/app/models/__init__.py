@@ -1,0 +1,3 @@
+from .magic_link import MagicLink
+
+__all__ = ["MagicLink"]
