@@ -6,7 +6,7 @@ at a repeated time during a fall-back happens once. This module adds what no cro
 natural-language forms (``every hour``, ``every 5 minutes``, ``every 15s``, ``every day at 9am``,
 ``every weekday at five``, ``every hour at minute 12``, ``at 5am every day``), the ``@daily`` family and a
 trailing IANA time zone (``every day at 9am Europe/Paris``, ``0 9 * * * America/New_York``). Without a zone,
-schedules are in UTC (see docs/decisions/0300-queue-schedules-default-to-utc.md).
+schedules are in UTC (see docs/decisions/0300-queue-schedules-and-recurring-commands.md).
 """
 
 from __future__ import annotations
