@@ -206,3 +206,4 @@ def test_the_test_adapter_delivers_in_memory_and_records(tmp_path: Path, monkeyp
         assert not (tmp_path / "storage").exists()  # no database in test
     finally:
         reset()
+

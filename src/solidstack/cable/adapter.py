@@ -6,6 +6,7 @@ and after ``fork`` (a listener thread does not survive a fork; the child builds 
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 from typing import Any
@@ -82,3 +83,5 @@ def _forget_after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)
+# Remove this process's wake-up socket on a normal exit (after kill -9, the next publisher removes it).
+atexit.register(reset)

@@ -125,8 +125,8 @@ class _Session:
             return
         if self.closing:
             return
-        self.send({"type": "disconnect", "reason": reason, "reconnect": reconnect})
-        self.closing = True
+        self.closing = True  # first: nothing queued after this, not even by a full outbox calling back here
+        self.outbox.put_nowait(json.dumps({"type": "disconnect", "reason": reason, "reconnect": reconnect}))
         self.outbox.put_nowait(None)
 
     # -- streams ---------------------------------------------------------------------------------------------

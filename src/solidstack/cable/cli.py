@@ -43,6 +43,11 @@ def serve(app_spec: str | None, host: str, port: int, log_level: str) -> None:
             # Tell clients to reconnect (as Rails does on restart) before uvicorn drops the sockets.
             await app.disconnect_all("server_restart", reconnect=True)
             await super().shutdown(sockets)
+            # uvicorn re-raises the signal after its shutdown, so atexit handlers would not run: close the
+            # pub/sub (listener thread, wake-up socket file) here.
+            from .adapter import reset
+
+            reset()
 
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on", ws="websockets-sansio")
     Server(config).run()

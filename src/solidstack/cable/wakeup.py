@@ -37,10 +37,18 @@ class WakeupSocket:
     """The listener's end: a bound datagram socket, waited on with a timeout."""
 
     def __init__(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
         self.path = folder / f"{os.getpid()}-{secrets.token_hex(4)}.sock"
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._sock.bind(str(self.path))
+        for attempt in range(3):
+            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                self._sock.bind(str(self.path))
+                break
+            except FileNotFoundError:  # another process removed the empty folder between mkdir and bind
+                if attempt == 2:
+                    self._sock.close()
+                    raise
         self._sock.setblocking(False)
         self._pid = os.getpid()
 
@@ -67,6 +75,8 @@ class WakeupSocket:
         if os.getpid() == self._pid:
             with contextlib.suppress(OSError):
                 self.path.unlink()
+            with contextlib.suppress(OSError):  # only succeeds when no other listener is left
+                self.folder.rmdir()
 
 
 _sender: socket.socket | None = None
