@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -116,18 +118,13 @@ def test_failed_migration_names_the_file_and_applies_nothing(tmp_path: Path) -> 
     assert applied_versions(db) == set()
 
 
-def _migrate_in_child(root: str) -> None:
-    migrate_all(App(root, "test"))
-
-
 def test_concurrent_migrations_apply_each_once(app_root: Path) -> None:
-    ctx = multiprocessing.get_context("spawn")
-    children = [ctx.Process(target=_migrate_in_child, args=(str(app_root),)) for _ in range(4)]
+    code = ("from solidstack.config import App; from solidstack.tasks import migrate_all; "
+            f"migrate_all(App({str(app_root)!r}, 'test'))")
+    children = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(4)]
     for child in children:
-        child.start()
-    for child in children:
-        child.join(60)
-        assert child.exitcode == 0
+        _out, err = child.communicate(timeout=60)
+        assert child.returncode == 0, err
     db = SQLiteDatabase(app_root / "storage" / "test_queue.sqlite3")
     assert db.query_one("SELECT COUNT(*) FROM solidstack_schema_migrations")[0] == len(
         package_migrations("solidstack.queue", "sqlite"))
