@@ -16,6 +16,7 @@ import pytest
 
 import solidstack
 from solidstack.queue import Worker, queue_storage
+from solidstack.queue import job as job_module
 from solidstack.tasks import migrate_all
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "magic_link"
@@ -28,6 +29,10 @@ def example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.syspath_prepend(str(root))
     for name in [m for m in sys.modules if m == "app" or m.startswith("app.")]:
         monkeypatch.delitem(sys.modules, name)
+    # Other test modules define job classes with the seed's names; the app's own take their place here.
+    monkeypatch.setattr(job_module, "_registry", dict(job_module._registry))
+    for name in ("MagicLinkCleanupJob", "SendMagicLinkEmailJob"):
+        job_module._registry.pop(name, None)
     migrate_all(solidstack.configure(root, "test"))
     return root
 
