@@ -189,3 +189,25 @@ def test_failed_jobs_from_the_cli(jobs_app) -> None:
     assert "1 job(s) back" in cli("retry", str(job_id)).stdout
     assert storage.job_state(job_id)["state"] == "ready"
     assert cli("retry").returncode == 2
+
+
+def test_kill_9_of_the_supervisor_lets_children_wind_down_and_the_next_one_prunes_it(jobs_app) -> None:
+    from app.jobs import SlowJob
+
+    jobs_app.configure(processes=1)
+    job = SlowJob.perform_later(1, 1.0)
+    first = jobs_app.start()
+    jobs_app.wait_for(lambda: jobs_app.lines("start"), what="the job to start")
+    storage = queue_storage()
+    supervisor_row = next(p for p in storage.processes() if p["kind"] == "Supervisor")
+    first.kill()
+    first.wait(10)
+    # The orphaned worker sees its supervisor gone, finishes what it holds and deregisters.
+    jobs_app.wait_for(lambda: storage.job_state(job.provider_job_id)["state"] == "finished", what="the job to finish")
+    jobs_app.wait_for(lambda: [p["kind"] for p in storage.processes()] == ["Supervisor"], what="children to leave")
+    second = jobs_app.start()
+    jobs_app.wait_for(lambda: supervisor_row["id"] not in {p["id"] for p in storage.processes()},
+                      what="the dead supervisor's row to be pruned")
+    code, output = jobs_app.stop(second)
+    assert code == 0, output
+    assert "pruned dead process supervisor-" in output
