@@ -1,0 +1,50 @@
+-- Named queries of the cache on SQLite. Each public read is one statement outside any transaction.
+
+-- name: read
+SELECT key, value, expires_at, version FROM solidstack_cache_entries WHERE key_hash = :key_hash
+
+-- name: read_multi
+-- :key_hashes is a JSON array: one statement whatever the number of keys.
+SELECT key, value, expires_at, version FROM solidstack_cache_entries
+WHERE key_hash IN (SELECT value FROM json_each(:key_hashes))
+
+-- name: exist
+SELECT key, expires_at, version FROM solidstack_cache_entries WHERE key_hash = :key_hash
+
+-- name: write
+-- An overwrite keeps the row's id, so its place in the FIFO order is that of its first write (as Solid Cache).
+INSERT INTO solidstack_cache_entries (key, value, key_hash, byte_size, created_at, expires_at, version)
+VALUES (:key, :value, :key_hash, :byte_size, :created_at, :expires_at, :version)
+ON CONFLICT (key_hash) DO UPDATE SET
+    key = excluded.key, value = excluded.value, byte_size = excluded.byte_size,
+    created_at = excluded.created_at, expires_at = excluded.expires_at, version = excluded.version
+
+-- name: delete
+DELETE FROM solidstack_cache_entries WHERE key_hash = :key_hash
+
+-- name: delete_multi
+DELETE FROM solidstack_cache_entries WHERE key_hash IN (SELECT value FROM json_each(:key_hashes))
+
+-- name: delete_ids
+DELETE FROM solidstack_cache_entries WHERE id IN (SELECT value FROM json_each(:ids))
+
+-- name: clear
+DELETE FROM solidstack_cache_entries
+
+-- name: expiry_candidates
+-- The oldest rows by first write; eviction picks among them.
+SELECT id, created_at, expires_at FROM solidstack_cache_entries ORDER BY id LIMIT :limit
+
+-- name: id_range
+SELECT MIN(id) AS min_id, MAX(id) AS max_id FROM solidstack_cache_entries
+
+-- name: count_and_size
+SELECT COUNT(*) AS entries, COALESCE(SUM(byte_size), 0) AS size FROM solidstack_cache_entries
+
+-- name: sample_count_and_size
+-- A window of ids: a range scan of the table itself, so sampling needs no index of its own.
+SELECT COUNT(*) AS entries, COALESCE(SUM(byte_size), 0) AS size FROM solidstack_cache_entries
+WHERE id BETWEEN :low AND :high
+
+-- name: oldest
+SELECT created_at FROM solidstack_cache_entries ORDER BY id LIMIT 1
