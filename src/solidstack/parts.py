@@ -28,5 +28,6 @@ class Part:
 
 PARTS: tuple[Part, ...] = (
     Part("queue", "solidstack.queue", "solidstack.queue.config"),
+    Part("cache", "solidstack.cache", "solidstack.cache.config"),
     Part("cable", "solidstack.cable", "solidstack.cable.config"),
 )
