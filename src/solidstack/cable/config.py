@@ -6,15 +6,14 @@ The seed's file nests ``polling_interval`` and ``message_retention`` inside ``co
 
 from __future__ import annotations
 
-import os
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import App, ConfigError, DatabaseConfig, Section
+from ..config import App, DatabaseConfig, Section
 from ..config.database import connects_to_name
-from ..config.loader import boolean, duration, env_section, positive_duration, positive_int, string
+from ..config.loader import boolean, duration, env_override, part_section, positive_duration, positive_int, string
 
 #: ``solid_cable`` is the database adapter; ``test`` and ``async`` deliver in memory within one process
 #: (``test`` also records every broadcast for assertions).
@@ -103,18 +102,8 @@ def load_cable_config(app: App, file: str | Path | None = None) -> CableConfig:
 
     ``SOLIDSTACK_CABLE_ADAPTER`` overrides the adapter, for scripts and test runs.
     """
-    path = Path(file) if file else app.config_file("cable.yml")
-    if file and not path.exists():
-        raise ConfigError("file not found", file=path)
-    data = env_section(path, app.env) if path.exists() else None
-    config = parse_cable_config(data, file=path, env=app.env)
-    override = os.environ.get(ADAPTER_VAR)
-    if override:
-        try:
-            config = replace(config, adapter=_adapter(override))
-        except ValueError as exc:
-            raise ConfigError(str(exc), key=ADAPTER_VAR) from None
-    return config
+    path, data = part_section(app, "cable.yml", file)
+    return env_override(parse_cable_config(data, file=path, env=app.env), ADAPTER_VAR, "adapter", _adapter)
 
 
 def database_config(app: App) -> DatabaseConfig | None:

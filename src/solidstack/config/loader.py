@@ -7,6 +7,7 @@ with PyYAML's safe loader, which supports ``&anchor``, ``*alias`` and ``<<:`` me
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -223,3 +224,26 @@ def string(value: Any) -> str:
     if isinstance(value, str | int | float) and not isinstance(value, bool):
         return str(value)
     raise ValueError(f"expected a string, got {value!r}")
+
+
+def part_section(app: Any, filename: str, file: str | Path | None = None) -> tuple[Path, dict[str, Any] | None]:
+    """The path of a part's config file (``file`` or the app's ``config/<filename>``) and its section for the
+    app's environment (``None`` when the file does not exist; a ``file`` given explicitly must exist)."""
+    path = Path(file) if file else app.config_file(filename)
+    if file and not path.exists():
+        raise ConfigError("file not found", file=path)
+    return path, (env_section(path, app.env) if path.exists() else None)
+
+
+C = TypeVar("C")
+
+
+def env_override(config: C, variable: str, field: str, convert: Callable[[str], Any]) -> C:
+    """``config`` with ``field`` replaced by the converted value of environment ``variable``, when it is set."""
+    value = os.environ.get(variable)
+    if not value:
+        return config
+    try:
+        return dataclasses.replace(config, **{field: convert(value)})  # type: ignore[type-var]
+    except ValueError as exc:
+        raise ConfigError(str(exc), key=variable) from None

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import App, ConfigError, DatabaseConfig, Section
+from ..config import App, DatabaseConfig, Section
 from ..config.database import connects_to_name
-from ..config.loader import boolean, duration, env_section, positive_duration, positive_int, string
+from ..config.loader import (
+    boolean,
+    duration,
+    env_override,
+    part_section,
+    positive_duration,
+    positive_int,
+    string,
+)
 
 ADAPTERS = ("solid_queue", "inline", "test")
 ADAPTER_VAR = "SOLIDSTACK_QUEUE_ADAPTER"
@@ -149,19 +156,8 @@ def load_queue_config(app: App, file: str | Path | None = None) -> QueueConfig:
 
     ``SOLIDSTACK_QUEUE_ADAPTER`` overrides the adapter, for scripts and test runs.
     """
-    path = Path(file) if file else app.config_file("queue.yml")
-    if file and not path.exists():
-        raise ConfigError("file not found", file=path)
-    data = env_section(path, app.env) if path.exists() else None
-    config = parse_queue_config(data, file=path, env=app.env)
-    override = os.environ.get(ADAPTER_VAR)
-    if override:
-        try:
-            adapter = _adapter(override)
-        except ValueError as exc:
-            raise ConfigError(str(exc), key=ADAPTER_VAR) from None
-        config = QueueConfig(**{**config.__dict__, "adapter": adapter})
-    return config
+    path, data = part_section(app, "queue.yml", file)
+    return env_override(parse_queue_config(data, file=path, env=app.env), ADAPTER_VAR, "adapter", _adapter)
 
 
 def database_entry(app: App, config: QueueConfig) -> DatabaseConfig:

@@ -114,6 +114,23 @@ class Supervisor:
             self._last_maintenance = now
             self._maintain(now)
 
+    def _trap_signals(self) -> dict[int, Any]:
+        """TERM and INT stop gracefully, QUIT at once; returns the handlers to put back."""
+        previous = {}
+        for signum, immediate in {signal.SIGTERM: False, signal.SIGINT: False, signal.SIGQUIT: True}.items():
+            previous[signum] = signal.signal(
+                signum, lambda _s, _f, immediate=immediate: self.request_stop(immediate=immediate))
+        return previous
+
+    def _finish(self, previous_handlers: dict[int, Any]) -> None:
+        """Deregister (handing back whatever the supervised processes still hold) and restore signal handlers."""
+        if self.process_id is not None:
+            self.storage.deregister_process(self.process_id, self.clock())
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
+        log.info("Supervisor %s stopped", self.name)
+        events.process_stopped(self, process_id=self.process_id, pid=os.getpid())
+
     def request_stop(self, immediate: bool = False) -> None:
         """Stop gracefully (or at once); safe to call from a signal handler or another thread."""
         if immediate:
@@ -154,20 +171,11 @@ class ForkSupervisor(Supervisor):
                 self._stop_children(signal.SIGTERM, grace=self.config.shutdown_timeout + 2.0)
             return 0
         finally:
-            if self.process_id is not None:
-                self.storage.deregister_process(self.process_id, self.clock())
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
             signal.set_wakeup_fd(-1)
-            log.info("Supervisor %s stopped", self.name)
-            events.process_stopped(self, process_id=self.process_id, pid=os.getpid())
+            self._finish(previous)
 
     def _install_signals(self) -> dict[int, Any]:
-        previous = {}
-        handlers = {signal.SIGTERM: False, signal.SIGINT: False, signal.SIGQUIT: True}
-        for signum, immediate in handlers.items():
-            previous[signum] = signal.signal(
-                signum, lambda _s, _f, immediate=immediate: self.request_stop(immediate=immediate))
+        previous = self._trap_signals()
         previous[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, lambda _s, _f: None)
         signal.set_wakeup_fd(self._wakeup_w.fileno(), warn_on_full_buffer=False)
         return previous
@@ -282,11 +290,7 @@ class AsyncSupervisor(Supervisor):
 
     def run(self, *, handle_signals: bool = True) -> int:
         """Supervise in this thread until :meth:`request_stop` (or TERM/INT/QUIT when ``handle_signals``)."""
-        previous = {}
-        if handle_signals:
-            for signum, immediate in {signal.SIGTERM: False, signal.SIGINT: False, signal.SIGQUIT: True}.items():
-                previous[signum] = signal.signal(
-                    signum, lambda _s, _f, immediate=immediate: self.request_stop(immediate=immediate))
+        previous = self._trap_signals() if handle_signals else {}
         try:
             self._start("async")
             for spec in self.specs:
@@ -307,13 +311,8 @@ class AsyncSupervisor(Supervisor):
                 thread.join(max(0.0, deadline - time.monotonic()))
             return 0
         finally:
-            if self.process_id is not None:
-                self.storage.deregister_process(self.process_id, self.clock())
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+            self._finish(previous)
             self._stopped.set()
-            log.info("Supervisor %s stopped", self.name)
-            events.process_stopped(self, process_id=self.process_id, pid=os.getpid())
 
     def start_in_thread(self) -> threading.Thread:
         """Run in a background thread (signals stay with the host, e.g. the web server)."""
