@@ -14,6 +14,7 @@ one per request.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -46,11 +47,9 @@ def _open_database(path: Path, busy_timeout: float) -> SQLiteDatabase:
         return db
 
 
-def key_hash(key: bytes) -> int:
+def key_hash(key: bytes, _sha256=hashlib.sha256, _from_bytes=int.from_bytes) -> int:
     """Solid Cache's key hash: the first 8 bytes of SHA-256, as a signed 64-bit integer."""
-    import hashlib
-
-    return int.from_bytes(hashlib.sha256(key).digest()[:8], "big", signed=True)
+    return _from_bytes(_sha256(key).digest()[:8], "big", signed=True)
 
 
 class _Unavailable(DatabaseError):
@@ -93,6 +92,8 @@ class DatabaseStore(Store):
         else:
             self.db = _open_database(Path(database), busy_timeout)
         self.queries = load_queries("solidstack.cache", self.db.dialect)
+        self._read_sql = self.queries["read"]
+        self._local = threading.local()
         self.retry_after = retry_after
         self._skip_until = 0.0
         self.expiry = Expiry(self, max_age=max_age, max_entries=max_entries, max_size=max_size,
@@ -112,10 +113,24 @@ class DatabaseStore(Store):
 
     # -- the backend ----------------------------------------------------------------------------------------
 
-    def _connection(self):  # type: ignore[no-untyped-def]
+    def _connection(self) -> sqlite3.Connection:
         if self._skip_until and time.monotonic() < self._skip_until:
             raise _Unavailable(f"skipped for {self.retry_after:g} s after a failure")
         return self.db.connection()
+
+    def _cursor(self) -> sqlite3.Cursor:
+        """This thread's reusable cursor (rows as plain tuples): saves a cursor and a Row per read.
+
+        Reads through it use ``fetchall`` so the statement always runs to its end and is reset: a statement
+        left half-read would hold a read snapshot open on the connection.
+        """
+        conn = self._connection()
+        local = self._local
+        if getattr(local, "conn", None) is not conn:
+            cursor = conn.cursor()
+            cursor.row_factory = None
+            local.conn, local.cursor = conn, cursor
+        return local.cursor
 
     def _fail(self, operation: str, exc: BaseException, key: bytes | None = None) -> None:
         if not isinstance(exc, _Unavailable):
@@ -128,11 +143,12 @@ class DatabaseStore(Store):
         super()._recovered()
 
     def _get(self, key: bytes) -> Row | None:
-        return self._connection().execute(self.queries["read"], {"key_hash": key_hash(key)}).fetchone()
+        rows = self._cursor().execute(self._read_sql, {"key_hash": key_hash(key)}).fetchall()
+        return rows[0] if rows else None
 
     def _get_many(self, keys: list[bytes]) -> list[Row]:
         hashes = json.dumps([key_hash(key) for key in keys])
-        return self._connection().execute(self.queries["read_multi"], {"key_hashes": hashes}).fetchall()
+        return self._cursor().execute(self.queries["read_multi"], {"key_hashes": hashes}).fetchall()
 
     def _params(self, row: Row, now: float) -> dict[str, Any]:
         key, value, expires_at, version = row
@@ -158,12 +174,12 @@ class DatabaseStore(Store):
         return conn.execute(self.queries["delete_multi"], {"key_hashes": hashes}).rowcount
 
     def _update(self, key: bytes, change: Callable[[Row | None], Row | None]) -> None:
-        self._connection()
-        with self.db.transaction() as conn:
-            row = conn.execute(self.queries["read"], {"key_hash": key_hash(key)}).fetchone()
-            new = change(tuple(row) if row is not None else None)  # type: ignore[arg-type]
+        cursor = self._cursor()
+        with self.db.transaction():
+            rows = cursor.execute(self._read_sql, {"key_hash": key_hash(key)}).fetchall()
+            new = change(rows[0] if rows else None)
             if new is not None:
-                conn.execute(self.queries["write"], self._params(new, time.time()))
+                cursor.execute(self.queries["write"], self._params(new, time.time()))
         self.expiry.written(1)
 
     def _clear(self) -> None:

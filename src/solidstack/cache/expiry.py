@@ -94,13 +94,13 @@ class Expiry:
         if self.max_entries or self.max_size:
             entries, size, _ = self.estimate(conn)
             full = bool((self.max_entries and entries > self.max_entries) or (self.max_size and size > self.max_size))
-        rows = conn.execute(queries["expiry_candidates"], {"limit": self.batch_size * 3}).fetchall()
+        limit = self.batch_size * 3
         if full:
-            ids = [row[0] for row in rows]
+            rows = conn.execute(queries["oldest_ids"], {"limit": limit}).fetchall()
         else:
-            cutoff = now - self.max_age if self.max_age else None
-            ids = [row[0] for row in rows
-                   if (cutoff is not None and row[1] < cutoff) or (row[2] is not None and row[2] <= now)]
+            cutoff = now - self.max_age if self.max_age else float("-inf")
+            rows = conn.execute(queries["expired_ids"], {"limit": limit, "cutoff": cutoff, "now": now}).fetchall()
+        ids = [row[0] for row in rows]
         if len(ids) > self.batch_size:
             ids = random.sample(ids, self.batch_size)
         if not ids:

@@ -31,12 +31,19 @@ DELETE FROM solidstack_cache_entries WHERE id IN (SELECT value FROM json_each(:i
 -- name: clear
 DELETE FROM solidstack_cache_entries
 
--- name: expiry_candidates
--- The oldest rows by first write; eviction picks among them.
-SELECT id, created_at, expires_at FROM solidstack_cache_entries ORDER BY id LIMIT :limit
+-- name: oldest_ids
+-- The oldest rows by first write: what a full cache evicts.
+SELECT id FROM solidstack_cache_entries ORDER BY id LIMIT :limit
+
+-- name: expired_ids
+-- Among the oldest rows, those past max_age or their own expiry (usually none: then nothing leaves SQLite).
+SELECT id FROM (SELECT id, created_at, expires_at FROM solidstack_cache_entries ORDER BY id LIMIT :limit)
+WHERE created_at < :cutoff OR expires_at <= :now
 
 -- name: id_range
-SELECT MIN(id) AS min_id, MAX(id) AS max_id FROM solidstack_cache_entries
+-- Two subqueries: SQLite answers a lone MIN or MAX from the b-tree's edge, but scans for MIN and MAX together.
+SELECT (SELECT MIN(id) FROM solidstack_cache_entries) AS min_id,
+       (SELECT MAX(id) FROM solidstack_cache_entries) AS max_id
 
 -- name: count_and_size
 SELECT COUNT(*) AS entries, COALESCE(SUM(byte_size), 0) AS size FROM solidstack_cache_entries
