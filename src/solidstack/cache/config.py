@@ -2,8 +2,8 @@
 
 Per environment (after ``<<: *default`` merges):
 
-- ``store``: ``database`` (default), ``memory`` or ``null`` — what Rails sets as ``config.cache_store``;
-  ``SOLIDSTACK_CACHE_STORE`` overrides it.
+- ``store``: ``database`` (default), ``memory`` or ``null`` (or Rails' ``solid_cache_store``, ``memory_store``,
+  ``null_store``) — what Rails sets as ``config.cache_store``; ``SOLIDSTACK_CACHE_STORE`` overrides it.
 - ``database: NAME`` or ``connects_to: {database: {writing: NAME}}``: the entry of ``database.yml`` (default
   ``cache``; without a ``database.yml``, ``storage/<env>_cache.sqlite3``).
 - ``store_options``: ``max_age``, ``max_size``, ``max_entries``, ``namespace`` as Solid Cache reads them, and
@@ -58,9 +58,14 @@ class CacheConfig:
     file: str = field(default="(defaults)", compare=False)
 
 
-def _choice(options: tuple[str, ...], what: str):  # type: ignore[no-untyped-def]
+#: Rails' names for the same stores (``config.cache_store = :solid_cache_store``).
+STORE_ALIASES = {"solid_cache_store": "database", "memory_store": "memory", "null_store": "null"}
+
+
+def _choice(options: tuple[str, ...], what: str, aliases: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
     def convert(value: Any) -> str:
         name = string(value)
+        name = (aliases or {}).get(name, name)
         if name not in options:
             raise ValueError(f"unknown {what} {name!r} (known: {', '.join(options)})")
         return name
@@ -115,8 +120,10 @@ def parse_cache_config(data: dict[str, Any] | None, *, file: str | Path, env: st
         except ImportError:
             raise section.error("encrypt", "encryption needs the cryptography package: "
                                 "pip install 'solidstack[encryption]'") from None
+    # `store: null` is YAML's null: it means the null store, not "unset".
+    store = "null" if section.has("store") and section.data["store"] is None else "database"
     config = CacheConfig(
-        store=section.get("store", _choice(STORES, "cache store"), "database"),
+        store=section.get("store", _choice(STORES, "cache store", STORE_ALIASES), store),
         database=database or connects or "cache",
         encrypt=encrypt,
         encryption_key=key if encrypt else None,
@@ -138,7 +145,7 @@ def load_cache_config(app: App, file: str | Path | None = None) -> CacheConfig:
     override = os.environ.get(STORE_VAR)
     if override:
         try:
-            config = replace(config, store=_choice(STORES, "cache store")(override))
+            config = replace(config, store=_choice(STORES, "cache store", STORE_ALIASES)(override))
         except ValueError as exc:
             raise ConfigError(str(exc), key=STORE_VAR) from None
     return config

@@ -1,0 +1,121 @@
+"""Safety: pickle only when chosen and always signed, encryption, corrupt rows read as misses."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from pathlib import Path
+
+import pytest
+
+from solidstack.cache import Codec, DatabaseStore, MemoryStore
+from solidstack.cache.codec import PICKLE
+
+
+class Point:
+    def __init__(self, x: int, y: int) -> None:
+        self.x, self.y = x, y
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Point) and (self.x, self.y) == (other.x, other.y)
+
+
+class Exploit:
+    """Unpickling this creates a file: proof that code ran."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (Path.touch, (self.marker,))
+
+
+def test_pickle_round_trips_objects(make_store) -> None:  # type: ignore[no-untyped-def]
+    store = make_store(serializer="pickle", secret="s3cret")
+    store.write("p", Point(1, 2))
+    store.write("t", (1, 2))
+    assert store.read("p") == Point(1, 2)
+    assert store.read("t") == (1, 2)
+
+
+def test_pickle_needs_a_secret(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="secret"):
+        MemoryStore(serializer="pickle")
+
+
+def test_tampered_pickle_entry_is_a_miss_never_unpickled(make_store, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    store = make_store(serializer="pickle", secret="s3cret")
+    store.write("p", Point(1, 2))
+    marker = tmp_path / "pwned"
+    evil = pickle.dumps(Exploit(marker))
+    # An attacker who can write the file replaces the payload, keeping the type byte and a made-up MAC.
+    forged = bytes((PICKLE,)) + b"\0" * 32 + evil
+    store.db.execute("UPDATE solidstack_cache_entries SET value = ?", (forged,))
+    with caplog.at_level(logging.WARNING, logger="solidstack.cache"):
+        assert store.read("p") is None
+    assert not marker.exists()
+    assert "signature" in caplog.text
+    # Signed with another secret: the same.
+    other = Codec(serializer="pickle", secret="other secret")
+    store.db.execute("UPDATE solidstack_cache_entries SET value = ?", (other.dump(Exploit(marker), b"p"),))
+    assert store.read("p") is None
+    assert not marker.exists()
+
+
+def test_a_safe_store_never_unpickles(make_store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    writer = make_store("c.sqlite3", serializer="pickle", secret="s3cret")
+    marker = tmp_path / "pwned"
+    writer.write("p", Exploit(marker))
+    reader = make_store("c.sqlite3")
+    assert reader.read("p") is None
+    assert not marker.exists()
+
+
+def test_signature_binds_the_key(make_store) -> None:  # type: ignore[no-untyped-def]
+    store = make_store(serializer="pickle", secret="s3cret")
+    store.write("a", Point(1, 1))
+    store.write("b", Point(2, 2))
+    value_a = store.db.query_one("SELECT value FROM solidstack_cache_entries WHERE key = ?", (b"a",))[0]  # type: ignore[index]
+    store.db.execute("UPDATE solidstack_cache_entries SET value = ? WHERE key = ?", (value_a, b"b"))
+    assert store.read("b") is None
+
+
+def test_encryption_round_trips_and_hides_values(make_store) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("cryptography")
+    store = make_store(encryption_key="k" * 32)
+    store.write("secret", "plain text value " * 3)
+    store.write("n", 1)
+    assert store.read("secret") == "plain text value " * 3
+    assert store.increment("n") == 2
+    raw = store.db.path.read_bytes() + Path(str(store.db.path) + "-wal").read_bytes()
+    assert b"plain text value" not in raw
+    wrong = make_store(encryption_key="another key")
+    assert wrong.read("secret") is None
+    unkeyed = make_store()
+    assert unkeyed.read("secret") is None
+
+
+def test_encrypted_entry_moved_to_another_key_is_a_miss(make_store) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("cryptography")
+    store = make_store(encryption_key="k" * 32)
+    store.write("a", "A")
+    store.write("b", "B")
+    value_a = store.db.query_one("SELECT value FROM solidstack_cache_entries WHERE key = ?", (b"a",))[0]  # type: ignore[index]
+    store.db.execute("UPDATE solidstack_cache_entries SET value = ? WHERE key = ?", (value_a, b"b"))
+    assert store.read("b") is None
+
+
+@pytest.mark.parametrize("value", [b"", b"\x7f", b"\x01\xff\xfe", b"\x12not zlib", b"\x07{not json", b"\x80short"])
+def test_corrupt_rows_are_misses(store: DatabaseStore, value: bytes) -> None:
+    store.write("k", "v")
+    store.db.execute("UPDATE solidstack_cache_entries SET value = ?", (value,))
+    assert store.read("k") is None
+    assert store.fetch("k", lambda: "recomputed") == "recomputed"
+    assert store.read("k") == "recomputed"
+
+
+def test_hash_collision_reads_as_a_miss(store: DatabaseStore) -> None:
+    store.write("k", "v")
+    store.db.execute("UPDATE solidstack_cache_entries SET key = ?", (b"another key with the same hash",))
+    assert store.read("k") is None and "k" not in store
