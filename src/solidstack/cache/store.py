@@ -12,9 +12,7 @@ outage to ride out.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import inspect
 import logging
 import sqlite3
 import threading
@@ -24,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..db import DatabaseError
+from .aio import AsyncMethods
 from .codec import Codec, CorruptEntry
 
 log = logging.getLogger("solidstack.cache")
@@ -65,16 +64,13 @@ def _expand_key(key: Any) -> str | bytes:
     raise TypeError(f"a cache key must be a str, bytes, int, or a list or tuple of them; got {type(key).__name__}")
 
 
-class Store:
+class Store(AsyncMethods):
     """A cache store. Subclasses provide the rows; this class provides the API.
 
     ``namespace`` prefixes every key (``"namespace:key"``); ``expires_in`` is the default lifetime of an entry in
     seconds (``None``: until evicted). ``serializer``, ``secret``, ``encryption_key`` and ``compress_threshold``
     configure the :class:`~solidstack.cache.codec.Codec`.
     """
-
-    #: Whether the backend may block (on a lock or I/O): the async twins then run it in a worker thread.
-    blocking = False
 
     def __init__(self, *, namespace: str | None = None, expires_in: float | None = None,
                  serializer: str = "safe", secret: str | bytes | None = None,
@@ -376,73 +372,3 @@ class Store:
         """The value of ``key``, or ``default`` on a miss (a stored ``None`` is returned as ``None``)."""
         value = self._read(key, None)
         return default if value is _MISS else value
-
-    # -- async twins: the same methods, off the event loop when the backend may block -------------------------
-
-    async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        if self.blocking:
-            return await asyncio.to_thread(fn, *args, **kwargs)
-        return fn(*args, **kwargs)
-
-    async def aread(self, key: Any, *, version: str | None = None) -> Any:
-        return await self._call(self.read, key, version=version)
-
-    async def aexist(self, key: Any, *, version: str | None = None) -> bool:
-        return await self._call(self.exist, key, version=version)
-
-    async def awrite(self, key: Any, value: Any, **options: Any) -> bool:
-        return await self._call(self.write, key, value, **options)
-
-    async def adelete(self, key: Any) -> bool:
-        return await self._call(self.delete, key)
-
-    async def aincrement(self, key: Any, amount: int = 1, **options: Any) -> int | None:
-        return await self._call(self.increment, key, amount, **options)
-
-    async def adecrement(self, key: Any, amount: int = 1, **options: Any) -> int | None:
-        return await self._call(self.decrement, key, amount, **options)
-
-    async def aread_multi(self, keys: Iterable[Any], **options: Any) -> dict[Any, Any]:
-        return await self._call(self.read_multi, list(keys), **options)
-
-    async def awrite_multi(self, items: Mapping[Any, Any], **options: Any) -> bool:
-        return await self._call(self.write_multi, dict(items), **options)
-
-    async def adelete_multi(self, keys: Iterable[Any]) -> int:
-        return await self._call(self.delete_multi, list(keys))
-
-    async def aclear(self) -> None:
-        await self._call(self.clear)
-
-    async def astats(self) -> CacheStats:
-        return await self._call(self.stats)
-
-    async def afetch(self, key: Any, factory: Callable[[], Any] | None = None, *, expires_in: float | None = None,
-                     version: str | None = None, force: bool = False, skip_nil: bool = False) -> Any:
-        """:meth:`fetch` for async code; ``factory`` may be a coroutine function."""
-        if not force:
-            value = await self._call(self._read, key, version)
-            if value is not _MISS:
-                return value
-        if factory is None:
-            return None
-        value = factory()
-        if inspect.isawaitable(value):
-            value = await value
-        if not (skip_nil and value is None):
-            await self.awrite(key, value, expires_in=expires_in, version=version)
-        return value
-
-    async def afetch_multi(self, keys: Iterable[Any], factory: Callable[[Any], Any], **options: Any) -> dict[Any, Any]:
-        """:meth:`fetch_multi` for async code; ``factory`` may be a coroutine function."""
-        keys = list(keys)
-        version = options.get("version")
-        found = await self.aread_multi(keys, version=version)
-        missing = {}
-        for key in keys:
-            if key not in found:
-                value = factory(key)
-                missing[key] = await value if inspect.isawaitable(value) else value
-        if missing:
-            await self.awrite_multi(missing, **options)
-        return {key: found[key] if key in found else missing[key] for key in keys}
