@@ -138,11 +138,13 @@ class Codec:
         if not entry:
             raise CorruptEntry("empty entry")
         tag = entry[0]
-        if tag == STR:  # the common case first
+        if tag == STR:  # the common cases first
             try:
                 return entry[1:].decode()
             except UnicodeDecodeError as exc:
                 raise CorruptEntry(f"invalid text: {exc}") from None
+        if tag == BYTES:
+            return entry[1:]
         if tag == ENCRYPTED:
             entry = self._decrypt(entry, key)
             tag = entry[0]
