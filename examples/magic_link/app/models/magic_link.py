@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 from solidstack import current_app
 from solidstack.db import Database, connect
 
 #: How long an emailed link stays valid.
 LIFETIME = 15 * 60
+#: What ``secrets.token_urlsafe(32)`` makes; anything else is refused before touching the database.
+TOKEN_FORMAT = re.compile(r"[A-Za-z0-9_-]{43}")
+
+Redemption = Literal["signed_in", "used", "expired", "invalid"]
 
 
 def primary() -> Database:
@@ -25,6 +31,7 @@ class MagicLink:
     expires_at: float
     used_at: float | None
     created_at: float
+    sent_at: float | None = None
 
     @classmethod
     def create(cls, email: str, *, lifetime: float = LIFETIME, now: float | None = None) -> MagicLink:
@@ -39,19 +46,64 @@ class MagicLink:
         return cls(int(link_id or 0), token, email, now + lifetime, None, now)
 
     @classmethod
+    def find(cls, link_id: int) -> MagicLink | None:
+        row = primary().query_one("SELECT * FROM magic_links WHERE id = ?", (link_id,))
+        return cls(**dict(row)) if row else None
+
+    @classmethod
     def find_by_token(cls, token: str) -> MagicLink | None:
+        if not TOKEN_FORMAT.fullmatch(token):
+            return None
         row = primary().query_one("SELECT * FROM magic_links WHERE token = ?", (token,))
         return cls(**dict(row)) if row else None
 
     def expired(self, now: float | None = None) -> bool:
         return (time.time() if now is None else now) >= self.expires_at
 
-    @classmethod
-    def cleanup(cls, now: float | None = None) -> int:
-        """Delete links that have expired; returns how many were deleted."""
+    @property
+    def stream(self) -> str:
+        """The cable stream the "check your inbox" page of this link listens on."""
+        return self.stream_for(self.id)
+
+    @staticmethod
+    def stream_for(link_id: int) -> str:
+        return f"magic_link:{link_id}"
+
+    def mark_sent(self, now: float | None = None) -> MagicLink:
         now = time.time() if now is None else now
         with primary().transaction() as conn:
-            return conn.execute("DELETE FROM magic_links WHERE expires_at <= ?", (now,)).rowcount
+            conn.execute("UPDATE magic_links SET sent_at = ? WHERE id = ?", (now, self.id))
+        return MagicLink(**{**self.__dict__, "sent_at": now})
+
+    @classmethod
+    def redeem(cls, token: str, now: float | None = None) -> tuple[Redemption, MagicLink | None]:
+        """Use the link once: ``("signed_in", link)`` the first time, else why not.
+
+        The check and the mark are one UPDATE, so two clicks racing each other sign in once.
+        """
+        now = time.time() if now is None else now
+        if not TOKEN_FORMAT.fullmatch(token):
+            return "invalid", None
+        with primary().transaction() as conn:
+            used = conn.execute(
+                "UPDATE magic_links SET used_at = ? WHERE token = ? AND used_at IS NULL AND expires_at > ?",
+                (now, token, now),
+            ).rowcount
+            row = conn.execute("SELECT * FROM magic_links WHERE token = ?", (token,)).fetchone()
+        link = cls(**dict(row)) if row else None
+        if link is None:
+            return "invalid", None
+        if used:
+            return "signed_in", link
+        return ("used" if link.used_at is not None else "expired"), link
+
+    @classmethod
+    def cleanup(cls, now: float | None = None) -> int:
+        """Delete links that have expired or were used; returns how many were deleted."""
+        now = time.time() if now is None else now
+        with primary().transaction() as conn:
+            return conn.execute("DELETE FROM magic_links WHERE expires_at <= ? OR used_at IS NOT NULL",
+                                (now,)).rowcount
 
     @classmethod
     def count(cls) -> int:

@@ -1,0 +1,49 @@
+"""Fixtures for the reference app: copies of examples/magic_link in temp folders, its real processes, a browser."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import solidstack
+from solidstack.tasks import migrate_all
+
+# The tests import their helpers by name, also under --import-mode=importlib (which leaves sys.path alone).
+sys.path.insert(0, str(Path(__file__).parent))
+
+from magic_link_helpers import ARTIFACTS, CHROMIUM_ARGS, Running, chromium, copy_example, start_dev, use_app
+
+
+@pytest.fixture
+def example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the app in the test environment, migrated, imported in this process."""
+    root = copy_example(tmp_path / "magic_link")
+    migrate_all(solidstack.configure(root, "test"))
+    use_app(root, "test", monkeypatch)
+    return root
+
+
+@pytest.fixture(scope="session")
+def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    """The app under bin/dev in the development environment, shared by the tests that drive it over HTTP."""
+    root = copy_example(tmp_path_factory.mktemp("live") / "magic_link")
+    running = start_dev(root, RATE_LIMIT_PER_IP="40/600")
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    path = chromium()
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
