@@ -42,6 +42,7 @@ def browser() -> Iterator[Any]:
 
     path = chromium()
     ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / ".gitignore").write_text("*\n")  # screenshots are artifacts of a run, never committed
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
         yield browser
