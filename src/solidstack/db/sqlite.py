@@ -4,10 +4,18 @@ One connection per thread, reopened after ``fork`` (a connection must never cros
 (``isolation_level=None``) with an explicit ``BEGIN IMMEDIATE`` for every write transaction so that a writer
 takes the write lock up front instead of failing on upgrade, WAL, and a bounded retry when the busy handler
 gives up. "database is locked" is the most reported failure of Solid Queue on SQLite; it must not reach a user.
+
+Writers queue in the kernel: each write transaction holds an exclusive ``flock`` on a side file
+(``<database>-writer.lock``) from ``BEGIN IMMEDIATE`` to ``COMMIT``. SQLite's busy handler sleeps and retries,
+so under steady contention one writer can wait a second while others commit again and again; a waiter on a
+``flock`` is woken the moment the holder releases it. SQLite's own locking stays underneath, for writers that
+do not use this module (the ``sqlite3`` shell, another program).
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import logging
 import os
@@ -15,7 +23,7 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -44,9 +52,28 @@ _all_databases: list[SQLiteDatabase] = []
 _registry_lock = threading.Lock()
 
 
+#: ``SOLIDSTACK_SQLITE_WRITE_LOCK=off`` leaves writers to SQLite's busy handler alone (to measure the difference).
+WRITE_LOCK_VAR = "SOLIDSTACK_SQLITE_WRITE_LOCK"
+
+
+class _WriterLocks(threading.local):
+    """This thread's writer-lock files, one per database path, with how deeply the thread holds each."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.fds: dict[str, int] = {}
+        self.depth: dict[str, int] = {}
+
+
+_writer_locks = _WriterLocks()
+
+
 def _after_fork_in_child() -> None:
+    global _writer_locks
     for db in list(_all_databases):
         db._forget_connections()
+    # A lock file descriptor inherited from the parent shares its lock: the child opens its own.
+    _writer_locks = _WriterLocks()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -79,6 +106,13 @@ class SQLiteDatabase:
         self.busy_timeout = busy_timeout
         self._local = threading.local()
         self._generation = 0
+        #: Write transactions committed through this object in this process (for benchmarks: commits per job).
+        self.commits = 0
+        #: When a list, each write transaction appends how long it waited for the write lock, in seconds.
+        self.write_waits: list[float] | None = None
+        self.lock_path: Path | None = None
+        if os.environ.get(WRITE_LOCK_VAR, "on").lower() not in ("off", "0", "false", "no"):
+            self.lock_path = self.path.with_name(self.path.name + "-writer.lock")
         with _registry_lock:
             _all_databases.append(self)
 
@@ -146,6 +180,47 @@ class SQLiteDatabase:
 
     # -- transactions and queries ----------------------------------------------------------------------------
 
+    # -- the writer lock -------------------------------------------------------------------------------------
+
+    def _lock_writers(self) -> str | None:
+        """Wait in the kernel for the writer lock of this file; returns the key to unlock with, or None."""
+        if self.lock_path is None:
+            return None
+        locks, key = _writer_locks, str(self.lock_path)
+        depth = locks.depth.get(key, 0)
+        if depth:  # this thread holds it already (another object for the same file): SQLite decides
+            locks.depth[key] = depth + 1
+            return key
+        fd = locks.fds.get(key)
+        if fd is None:
+            try:
+                fd = os.open(key, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError as exc:
+                if exc.errno not in (errno.EACCES, errno.EROFS, errno.ENOENT, errno.EPERM):
+                    raise
+                log.debug("%s: no writer lock file (%s); SQLite's busy handler only", self.label, exc)
+                self.lock_path = None
+                return None
+            locks.fds[key] = fd
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        locks.depth[key] = 1
+        return key
+
+    def _unlock_writers(self, key: str | None) -> None:
+        if key is None:
+            return
+        locks = _writer_locks
+        depth = locks.depth.get(key, 0) - 1
+        if depth > 0:
+            locks.depth[key] = depth
+            return
+        locks.depth.pop(key, None)
+        fd = locks.fds.get(key)
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    # -- transactions and queries ----------------------------------------------------------------------------
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``); nested calls join the outer one."""
@@ -158,25 +233,54 @@ class SQLiteDatabase:
             finally:
                 local.depth -= 1
             return
-        self._with_busy_retry(lambda: conn.execute("BEGIN IMMEDIATE"))
-        local.depth = 1
+        asked = time.perf_counter() if self.write_waits is not None else 0.0
+        key = self._lock_writers()
         try:
-            yield conn
-        except BaseException as exc:
+            self._with_busy_retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+            if self.write_waits is not None:
+                self.write_waits.append(time.perf_counter() - asked)
+            local.depth = 1
+            local.after_commit = []
+            try:
+                yield conn
+            except BaseException as exc:
+                local.depth = 0
+                local.after_commit = []
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                clear = self._translate(exc)
+                if clear is not None:
+                    raise clear from exc
+                raise
             local.depth = 0
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            clear = self._translate(exc)
-            if clear is not None:
-                raise clear from exc
-            raise
-        local.depth = 0
-        try:
-            self._with_busy_retry(lambda: conn.execute("COMMIT"))
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+            try:
+                self._with_busy_retry(lambda: conn.execute("COMMIT"))
+                self.commits += 1
+            except BaseException:
+                local.after_commit = []
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        finally:
+            self._unlock_writers(key)
+        callbacks, local.after_commit = local.after_commit, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("%s: an after-commit callback failed", self.label)
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once this thread's current write transaction commits (now, outside one).
+
+        For announcing a change to other processes: announced before the outermost commit, it would not be
+        visible to them yet. Dropped when the transaction rolls back.
+        """
+        if self.in_transaction():
+            if callback not in self._local.after_commit:  # announced once, however many changes it covers
+                self._local.after_commit.append(callback)
+        else:
+            callback()
 
     def in_transaction(self) -> bool:
         return bool(getattr(self._local, "depth", 0))

@@ -102,6 +102,7 @@ class Gate:
         self.db = storage.db
         self.base = storage.sql
         self.sql = control_queries(storage.db)
+        self._storage = storage
 
     def mark(self, conn: Any, job_id: int, job: NewJob) -> None:
         """Record a new job's limit in its row."""
@@ -189,6 +190,7 @@ class Gate:
                 while self._unblock_one(conn, key, now) is not None:  # as many as the key has free slots
                     released += 1
         if released:
+            self._storage.announce_ready()  # after the commit above: wake the idle workers
             log.info("concurrency upkeep released %d blocked job(s)", released)
         return released
 

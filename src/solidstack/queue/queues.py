@@ -51,6 +51,7 @@ class Queue:
 
     def resume(self) -> None:
         self.storage.db.execute(self.sql["resume_queue"], {"queue": self.name})
+        self.storage.announce_ready()  # its ready jobs can be claimed again
         events.instrument("resume", queue=self.name)
 
     @property

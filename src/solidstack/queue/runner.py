@@ -2,6 +2,9 @@
 
 A role is a small object with ``poll(now) -> seconds to wait`` and ``shutdown(timeout)``; the runner owns the
 loop, so roles can be stepped in tests with an injected clock and no threads.
+
+Between polls the runner sleeps on the role's wake-up socket when it has one (``role.wakeup_socket()``, see
+``db/wakeup.py``): another process that makes work ready wakes it at once, the wait is the floor.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from ..db.wakeup import WakeupSocket
 from . import events
 from .storage import QueueStorage
 
@@ -51,11 +55,29 @@ class Runner:
         self.process_id: int | None = None
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        self._socket: WakeupSocket | None = None
+        self._sleeping = False
         self.started = threading.Event()
 
     def wake(self) -> None:
-        """Poll again now (a job finished, work may be waiting)."""
+        """Poll again now (a job finished, work may be waiting); safe from a signal handler or another thread."""
         self._wake.set()
+        sock = self._socket
+        if sock is not None and self._sleeping:  # an awake loop sees the event before it sleeps again
+            sock.wake()
+
+    def _wait(self, timeout: float) -> None:
+        sock = self._socket
+        if sock is None:
+            self._wake.wait(timeout)
+            return
+        # Set before the event is checked, so that a wake() in between sends a datagram.
+        self._sleeping = True
+        try:
+            if not self._wake.is_set():
+                sock.wait(timeout)
+        finally:
+            self._sleeping = False
 
     def stop(self) -> None:
         """Ask the loop to stop after the current round (signal-safe)."""
@@ -72,8 +94,11 @@ class Runner:
             role.kind, role.name, self.clock(), supervisor_id=self.supervisor_id, metadata=role.metadata()
         )
         role.process_id = self.process_id
-        if hasattr(role, "on_wake"):
-            role.on_wake = self.wake
+        if hasattr(role, "attach"):
+            role.attach(self.wake)
+        listen = getattr(role, "wakeup_socket", None)
+        if listen is not None:
+            self._socket = listen()
         heartbeat = threading.Thread(target=self._heartbeat_loop, name=f"{role.name}-heartbeat", daemon=True)
         heartbeat.start()
         log.info("%s %s started (process %d, pid %d)", role.kind, role.name, self.process_id, os.getpid())
@@ -91,12 +116,15 @@ class Runner:
                     log.exception("%s %s: poll failed; retrying", role.kind, role.name)
                     wait = 1.0
                 if wait > 0:
-                    self._wake.wait(wait)
+                    self._wait(wait)
         finally:
             self._stopping.set()
             try:
                 role.shutdown(self.shutdown_timeout)
             finally:
+                sock, self._socket = self._socket, None
+                if sock is not None:
+                    sock.close()
                 self.storage.deregister_process(self.process_id, self.clock())
                 log.info("%s %s stopped", role.kind, role.name)
                 events.process_stopped(role, process_id=self.process_id, pid=os.getpid())

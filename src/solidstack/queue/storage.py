@@ -16,7 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..db import Database, load_queries
+from ..db.wakeup import notify, wakeup_dir
 from .concurrency import Gate
+
+#: The wake-up topic of the queue: workers listen, whoever makes a job ready announces it (see ``db/wakeup.py``).
+WAKEUP_TOPIC = "queue"
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,20 @@ class QueueStorage:
         self.sql = load_queries("solidstack.queue", db.dialect)
         # Concurrency limits: jobs with a key take a semaphore slot on their way to ready (see concurrency.py).
         self.gate = Gate(self)
+        #: Where idle workers of this database wait to be woken (None: no wake-ups, polling only).
+        self.wakeup_dir = wakeup_dir(db.path, WAKEUP_TOPIC) if db.dialect == "sqlite" else None
+
+    def announce_ready(self) -> None:
+        """Wake the idle workers once the current transaction commits: jobs became ready.
+
+        Best effort: a lost wake-up costs at most one polling interval.
+        """
+        if self.wakeup_dir is not None:
+            self.db.after_commit(self._wake_workers)
+
+    def _wake_workers(self) -> None:
+        if self.wakeup_dir is not None:
+            notify(self.wakeup_dir)
 
     # -- enqueue ---------------------------------------------------------------------------------------------
 
@@ -102,7 +120,9 @@ class QueueStorage:
                     ready.append(row)
             if ready:
                 admitted = set(self.gate.admit(conn, [row["job_id"] for row in ready], now))
-                conn.executemany(self.sql["insert_ready"], [row for row in ready if row["job_id"] in admitted])
+                if admitted:
+                    conn.executemany(self.sql["insert_ready"], [row for row in ready if row["job_id"] in admitted])
+                    self.announce_ready()
             if scheduled:
                 conn.executemany(self.sql["insert_scheduled"], scheduled)
         return ids
@@ -130,15 +150,20 @@ class QueueStorage:
                     ids.append(job_id)
         return ids
 
-    def claim(self, process_id: int | None, queues: Sequence[str], limit: int, now: float) -> list[JobRow]:
+    def claim(self, process_id: int | None, queues: Sequence[str], limit: int, now: float, *,
+              finished: Sequence[int] = (), preserve: bool = True) -> list[JobRow]:
         """Move up to ``limit`` ready jobs to claimed by ``process_id``, queue order first, then priority.
 
-        An empty queue costs one read and no write lock: idle workers must not contend with enqueuers.
+        ``finished``: jobs this process ran, finished (as :meth:`finish`) in the same transaction, so a busy
+        worker commits once per batch. An empty queue with nothing to finish costs one read and no write lock:
+        idle workers must not contend with enqueuers.
         """
-        if limit <= 0 or not self._ready_ids(self.db.connection(), queues, 1):
+        if not finished and (limit <= 0 or not self._ready_ids(self.db.connection(), queues, 1)):
             return []
         with self.db.transaction() as conn:
-            ids = self._ready_ids(conn, queues, limit)
+            if finished:
+                self._finish(conn, finished, process_id, now, preserve)
+            ids = self._ready_ids(conn, queues, limit) if limit > 0 else []
             if not ids:
                 return []
             array = self.db.array(ids)
@@ -162,11 +187,16 @@ class QueueStorage:
         if not job_ids:
             return []
         with self.db.transaction() as conn:
-            owned = self._take_claims(conn, job_ids, process_id)
-            if owned:
-                self.gate.release(conn, owned, now)
-                array = self.db.array(owned)
-                conn.execute(self.sql["mark_finished" if preserve else "delete_jobs"], {"ids": array, "now": now})
+            return self._finish(conn, job_ids, process_id, now, preserve)
+
+    def _finish(self, conn: Any, job_ids: Sequence[int], process_id: int | None, now: float,
+                preserve: bool) -> list[int]:
+        owned = self._take_claims(conn, job_ids, process_id)
+        if owned:
+            if self.gate.release(conn, owned, now):
+                self.announce_ready()
+            array = self.db.array(owned)
+            conn.execute(self.sql["mark_finished" if preserve else "delete_jobs"], {"ids": array, "now": now})
         return owned
 
     def fail(self, job_id: int, process_id: int | None, error: dict[str, Any], now: float) -> bool:
@@ -174,7 +204,8 @@ class QueueStorage:
         with self.db.transaction() as conn:
             if not self._take_claims(conn, [job_id], process_id):
                 return False
-            self.gate.release(conn, [job_id], now)
+            if self.gate.release(conn, [job_id], now):
+                self.announce_ready()
             conn.execute(self.sql["insert_failed"], {"job_id": job_id, "error": json.dumps(error), "now": now})
         return True
 
@@ -184,13 +215,15 @@ class QueueStorage:
         with self.db.transaction() as conn:
             if not self._take_claims(conn, [job_id], process_id):
                 return False
-            self.gate.release(conn, [job_id], now)
+            if self.gate.release(conn, [job_id], now):
+                self.announce_ready()
             scheduled_at = run_at if run_at > now else None
             conn.execute(self.sql["reschedule_job"],
                          {"job_id": job_id, "executions": executions, "scheduled_at": scheduled_at, "now": now})
             if scheduled_at is None:
                 if self.gate.admit(conn, [job_id], now):  # else it waits in blocked for a slot
                     conn.execute(self.sql["ready_from_jobs"], {"ids": array, "now": now})
+                    self.announce_ready()
             else:
                 conn.execute(self.sql["scheduled_from_job"], {"job_id": job_id, "scheduled_at": run_at, "now": now})
         return True
@@ -203,6 +236,7 @@ class QueueStorage:
             owned = self._take_claims(conn, job_ids, process_id)
             if owned:
                 conn.execute(self.sql["ready_from_jobs"], {"ids": self.db.array(owned), "now": now})
+                self.announce_ready()
         return owned
 
     def _release_after_death(self, conn: Any, job_ids: Sequence[int], reason: str, max_deaths: int,
@@ -217,7 +251,9 @@ class QueueStorage:
         failed = [row[0] for row in deaths if row[1] >= max_deaths]
         if again:
             conn.execute(self.sql["ready_from_jobs"], {"ids": self.db.array(again), "now": now})
-        self.gate.release(conn, failed, now)
+            self.announce_ready()
+        if self.gate.release(conn, failed, now):
+            self.announce_ready()
         for job_id in failed:
             error = {"exception_class": "ProcessDiedError", "backtrace": [],
                      "message": f"{reason}; the job was running each of the {max_deaths} times its process died"}
@@ -238,6 +274,7 @@ class QueueStorage:
             conn.execute(self.sql["ready_from_scheduled"], {"ids": self.db.array(self.gate.admit(conn, ids, now)),
                                                             "now": now})
             conn.execute(self.sql["delete_scheduled"], {"ids": array})
+            self.announce_ready()
         return len(ids)
 
     def next_scheduled_at(self) -> float | None:
@@ -281,6 +318,7 @@ class QueueStorage:
                     array = self.db.array(claimed)
                     conn.execute(self.sql["delete_claimed"], {"ids": array})
                     conn.execute(self.sql["ready_from_jobs"], {"ids": array, "now": now})
+                    self.announce_ready()
                     again += claimed
                 conn.execute(self.sql["delete_process"], {"id": pid})
         return again, failed
@@ -333,6 +371,7 @@ class QueueStorage:
                 conn.execute(self.sql["reset_process_deaths"], {"ids": array, "now": now})
                 conn.execute(self.sql["ready_from_jobs"], {"ids": self.db.array(self.gate.admit(conn, ids, now)),
                                                            "now": now})
+                self.announce_ready()
             return len(ids)
 
     def discard_failed(self, job_ids: Sequence[int] | None) -> int:

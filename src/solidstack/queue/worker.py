@@ -1,4 +1,10 @@
-"""The worker: claims ready jobs for its idle threads and performs them."""
+"""The worker: claims ready jobs for its idle threads and performs them.
+
+Under a :class:`~.runner.Runner` (``attach``), a job that ran is finished by the loop, in the transaction of
+the next claim: a busy worker commits once per batch, not once per job. The claim is only deleted by that
+commit, so a crash before it runs the job again (at-least-once). Stepped by hand (tests), each job is
+finished by its thread at once. An idle worker sleeps on its wake-up socket (``wakeup_socket``).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from typing import Any
 
+from ..db.wakeup import WakeupSocket
 from . import events
 from .config import WorkerConfig
 from .job import Job, error_record, restore
@@ -36,6 +43,9 @@ class Worker:
         self.name = name or f"worker-{secrets.token_hex(5)}"
         self.process_id: int | None = None
         self.on_wake: Callable[[], None] = lambda: None
+        #: Ran, to be finished by the next poll (only when a loop is attached).
+        self._finished: list[int] = []
+        self._deferred = False
         self._pool = ThreadPoolExecutor(max_workers=self.config.threads, thread_name_prefix=self.name)
         self._in_flight: dict[int, Future[None]] = {}
         self._lock = threading.Lock()
@@ -56,10 +66,35 @@ class Worker:
         with self._lock:
             return self.config.threads - len(self._in_flight)
 
+    def attach(self, wake: Callable[[], None]) -> None:
+        """Driven by a loop that calls :meth:`poll` whenever ``wake`` is called: finishes go to the next poll."""
+        self.on_wake = wake
+        self._deferred = True
+
+    def wakeup_socket(self) -> WakeupSocket | None:
+        """The socket the loop sleeps on; whoever makes a job ready wakes it (None: polling only)."""
+        folder = self.storage.wakeup_dir
+        if folder is None:
+            return None
+        try:
+            return WakeupSocket(folder)
+        except OSError as exc:
+            log.warning("%s: no wake-up socket (%s); polling every %s s", self.name, exc,
+                        self.config.polling_interval)
+            return None
+
     def poll(self, now: float) -> float:
+        with self._lock:
+            finished, self._finished = self._finished, []
         idle = self.idle_threads
-        if idle > 0:
-            claimed = self.storage.claim(self.process_id, self.config.queues, idle, now)
+        if idle > 0 or finished:
+            try:
+                claimed = self.storage.claim(self.process_id, self.config.queues, idle, now, finished=finished,
+                                             preserve=self.preserve_finished_jobs)
+            except BaseException:
+                with self._lock:  # finish them with the next poll; the claims stand until then
+                    self._finished[:0] = finished
+                raise
             if claimed:
                 events.instrument("claim", worker=self.name, job_ids=[row.id for row in claimed])
             for row in claimed:
@@ -99,7 +134,12 @@ class Worker:
             self._handle_error(row, job, exc)
             return
         elapsed = (time.perf_counter() - started) * 1000
-        storage.finish([row.id], pid, self.clock(), preserve=self.preserve_finished_jobs)
+        with self._lock:
+            deferred = self._deferred
+            if deferred:
+                self._finished.append(row.id)
+        if not deferred:
+            storage.finish([row.id], pid, self.clock(), preserve=self.preserve_finished_jobs)
         events.instrument("perform_finish", job_id=row.id, job_class=row.class_name, queue=row.queue_name,
                           duration_ms=elapsed)
         log.info("Performed %s (job %d) from %s in %.1f ms", row.class_name, row.id, row.queue_name, elapsed)
@@ -149,7 +189,11 @@ class Worker:
             log.info("%s: waiting up to %.1f s for %d running job(s)", self.name, timeout, len(running))
             wait_futures(list(running.values()), timeout=timeout)
         with self._lock:
-            left = list(self._in_flight)
+            finished, self._finished = self._finished, []
+            self._deferred = False  # a job still running finishes itself
+            left = [job_id for job_id in self._in_flight if job_id not in finished]
+        if finished:
+            self.storage.finish(finished, self.process_id, self.clock(), preserve=self.preserve_finished_jobs)
         if left:
             released = self.storage.release(left, self.process_id, self.clock())
             log.warning("%s: released %d unfinished job(s) back to their queues: %s", self.name, len(released),
