@@ -1,5 +1,6 @@
 # Two commands set everything up on a fresh machine:
-#   make demo   creates .venv, installs solidstack, runs the example app with its jobs
+#   make demo   creates .venv, installs solidstack, migrates and starts the example web app with its jobs
+#               (make demo PORT=8001 to serve on another port)
 #   make test   creates .venv, installs solidstack, runs the whole test suite
 PYTHON ?= python3
 VENV := .venv
@@ -15,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python examples/magic_link/demo.py
+	$(BIN)/python examples/magic_link/bin/setup $(if $(PORT),--port $(PORT))
 
 test: $(STAMP)
 	$(BIN)/ruff check .
