@@ -232,3 +232,28 @@ def test_cache_follows_configure(app_root, tmp_path, monkeypatch) -> None:  # ty
     solidstack.configure(app_root, "test")
     assert isinstance(solidstack.cache.current_store(), NullStore)
     assert "k" not in cache
+
+
+def test_increment_edge_cases(any_store: Store) -> None:
+    any_store.write("w", 5)
+    assert any_store.increment("w", 2) == 7  # a counter written with write()
+    assert any_store.decrement("neg", 5) == -5 and any_store.increment("neg", 2) == -3
+    any_store.write("big", 2**62)
+    assert any_store.increment("big") == 2**62 + 1  # past 64-bit-safe sizes: the general path
+    assert any_store.increment("big", 2**63) == 2**62 + 1 + 2**63
+    any_store.write("versioned", 1, version="v1")
+    assert any_store.increment("versioned") == 2
+    any_store.write("gone", 100, expires_at=time.time() - 1)
+    assert any_store.increment("gone", 3) == 3
+    any_store.write("dead", 1, expires_in=0.05)
+    assert any_store.increment("dead", 1) == 2
+    time.sleep(0.06)
+    assert any_store.read("dead") is None  # an increment keeps the entry's expiry
+    assert any_store.increment("n", expires_in=60) == 1
+
+
+def test_increment_over_a_colliding_row(store: DatabaseStore) -> None:
+    store.write("k", 41)
+    store.db.execute("UPDATE solidstack_cache_entries SET key = ?", (b"another key with the same hash",))
+    assert store.increment("k") == 1  # the other key's entry is not added to: overwritten, as a write would
+    assert store.read("k") == 1

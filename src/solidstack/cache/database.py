@@ -33,6 +33,8 @@ from .store import Row, Store
 #: estimates it.
 ROW_OVERHEAD = 140
 DEFAULT_MAX_AGE = 14 * 86400.0
+#: UPSERT ... RETURNING (the one-statement increment) needs SQLite 3.35.
+_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
 
 _databases: dict[tuple[str, float], SQLiteDatabase] = {}
 _databases_lock = threading.Lock()
@@ -44,6 +46,9 @@ def _open_database(path: Path, busy_timeout: float) -> SQLiteDatabase:
         db = _databases.get(key)
         if db is None:
             db = _databases[key] = SQLiteDatabase(key[0], busy_timeout=busy_timeout, name="cache")
+            # No kernel writer queue (an flock with no timeout) for the cache: every wait of a cache call
+            # must end within busy_timeout, after which the call is a miss (decision 0100).
+            db.lock_path = None
         return db
 
 
@@ -188,6 +193,21 @@ class DatabaseStore(Store):
             if new is not None:
                 cursor.execute(self.queries["write"], self._params(new, time.time()))
         self.expiry.written(1)
+
+    def _increment_in_place(self, key: bytes, amount: int, expires_in: float | None) -> int | None:
+        # Encrypted entries cannot be added to in SQL; amounts this large could overflow 64 bits there.
+        if self.codec.encrypted or not _RETURNING or type(amount) is not int or abs(amount) >= 2**53:
+            return None
+        value = self.codec.dump(amount, key)
+        now = time.time()
+        rows = self._cursor().execute(self.queries["increment"], {
+            "key": key, "value": value, "key_hash": key_hash(key), "byte_size": len(key) + len(value) + ROW_OVERHEAD,
+            "now": now, "expires_at": self._expiry(expires_in, None), "amount": amount,
+        }).fetchall()
+        if not rows:
+            return None
+        self.expiry.written(1)
+        return int(rows[0][0][1:])
 
     def _clear(self) -> None:
         self._connection().execute(self.queries["clear"])

@@ -107,6 +107,10 @@ class Store(AsyncMethods):
         """Replace the row of ``key`` by ``change(row)`` atomically (across processes for a shared store)."""
         raise NotImplementedError
 
+    def _increment_in_place(self, key: bytes, amount: int, expires_in: float | None) -> int | None:
+        """A backend's one-step increment of a plain integer entry, or ``None`` to take the general path."""
+        return None
+
     def _clear(self) -> None:
         raise NotImplementedError
 
@@ -304,6 +308,13 @@ class Store(AsyncMethods):
         failed or the entry holds something other than an integer.
         """
         k = self.normalize_key(key)
+        try:
+            fast = self._increment_in_place(k, amount, expires_in)
+        except FAILURES as exc:
+            self._fail("increment", exc)
+            return None
+        if fast is not None:
+            return fast
         result: list[int] = []
 
         def change(row: Row | None) -> Row | None:

@@ -55,3 +55,17 @@ WHERE id BETWEEN :low AND :high
 
 -- name: oldest
 SELECT created_at FROM solidstack_cache_entries ORDER BY id LIMIT 1
+
+-- name: increment
+-- A counter in one statement: insert the amount, or add it to a live integer entry of the same key. An entry
+-- that is expired, of another key (hash collision), not a plain integer (type byte 0x02 + decimal digits), or
+-- long enough that the sum could leave 64 bits is left alone: RETURNING gives no row, and the store falls
+-- back to read, add and write in a transaction.
+INSERT INTO solidstack_cache_entries (key, value, key_hash, byte_size, created_at, expires_at, version)
+VALUES (:key, :value, :key_hash, :byte_size, :now, :expires_at, NULL)
+ON CONFLICT (key_hash) DO UPDATE SET
+    value = CAST(x'02' || (CAST(CAST(substr(value, 2) AS TEXT) AS INTEGER) + :amount) AS BLOB),
+    version = NULL
+WHERE key = excluded.key AND (expires_at IS NULL OR expires_at > :now)
+    AND substr(value, 1, 1) = x'02' AND length(value) <= 17
+RETURNING value
