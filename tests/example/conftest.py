@@ -15,7 +15,22 @@ from solidstack.tasks import migrate_all
 # The tests import their helpers by name, also under --import-mode=importlib (which leaves sys.path alone).
 sys.path.insert(0, str(Path(__file__).parent))
 
-from magic_link_helpers import ARTIFACTS, CHROMIUM_ARGS, Running, chromium, copy_example, start_dev, use_app
+from magic_link_helpers import (
+    ARTIFACTS,
+    CHROMIUM_ARGS,
+    Running,
+    chromium,
+    close_databases,
+    copy_example,
+    start_dev,
+    use_app,
+)
+
+
+@pytest.fixture(autouse=True)
+def _close_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    yield
+    close_databases(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture
@@ -27,17 +42,19 @@ def example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    """The app under bin/dev in the development environment, shared by the tests that drive it over HTTP."""
+    """The app under bin/dev in the development environment, shared by the tests of a module."""
     root = copy_example(tmp_path_factory.mktemp("live") / "magic_link")
     running = start_dev(root, RATE_LIMIT_PER_IP="40/600")
     yield running
     running.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Headless chromium for one module: Playwright's sync API keeps an event loop in this thread while it runs,
+    which other tests' ``asyncio.run`` must not meet."""
     from playwright.sync_api import sync_playwright
 
     path = chromium()

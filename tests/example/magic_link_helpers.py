@@ -135,3 +135,23 @@ def chromium() -> str:
             pytest.fail(f"chromium is missing and apt-get could not install it:\n{result.stdout[-2000:]}"
                         f"{result.stderr[-2000:]}")
     return CHROMIUM
+
+
+def close_databases(under: Path) -> None:
+    """Close this thread's SQLite connections and writer-lock files for databases below ``under``.
+
+    Each test configures an app in a new temp folder; the database layer keeps every database object (and the
+    main thread's connection to it) for the life of the process, so without this each test would leave a dozen
+    file descriptors open behind it.
+    """
+    from solidstack.db import sqlite as sqlite_db
+
+    for db in list(sqlite_db._all_databases):
+        if under in db.path.parents:
+            db.close()
+    locks = sqlite_db._writer_locks
+    for key, fd in list(locks.fds.items()):
+        if key.startswith(str(under)) and not locks.depth.get(key):
+            os.close(fd)
+            del locks.fds[key]
+            locks.depth.pop(key, None)

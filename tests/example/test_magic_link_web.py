@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,10 +19,12 @@ from solidstack.queue import Worker, queue_storage
 
 
 @pytest.fixture
-def client(example: Path) -> TestClient:
+def client(example: Path) -> Iterator[TestClient]:
     from app.web import create_app
 
-    return TestClient(create_app(), follow_redirects=False)
+    # One event loop (and one set of worker threads) for the whole test, rather than one per request.
+    with TestClient(create_app(), follow_redirects=False) as client:
+        yield client
 
 
 def token_of(html: str) -> str:
@@ -90,8 +93,8 @@ def test_the_authenticity_token_is_required(client: TestClient, example: Path) -
         assert response.status_code == 403, token
         assert "This form has expired" in response.text and "security token" in response.text
     # A token from another session does not pass either.
-    other = TestClient(client.app)
-    assert ask(client, "a@example.com", token_of(other.get("/").text)).status_code == 403
+    with TestClient(client.app) as other:
+        assert ask(client, "a@example.com", token_of(other.get("/").text)).status_code == 403
     assert MagicLink.count() == 0 and queue_storage().counts()["ready"] == 0
 
 
