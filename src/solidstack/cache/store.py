@@ -161,13 +161,14 @@ class Store(AsyncMethods):
 
     def _fail(self, operation: str, exc: BaseException, key: bytes | None = None) -> None:
         """Log a failure once per reason until the store recovers; the caller turns it into a miss."""
+        if isinstance(exc, CorruptEntry):  # one bad row, not an outage: logged each time, with its key
+            log.warning("cache %s: entry %r is a miss: %s", operation, key, exc)
+            return
         reason = f"{type(exc).__name__}: {exc}"
         with self._fail_lock:
             first = reason not in self._failing
             self._failing.add(reason)
-        if isinstance(exc, CorruptEntry):
-            log.warning("cache %s: entry %r is a miss: %s", operation, key, exc)
-        elif first:
+        if first:
             log.warning("cache %s failed, treated as a miss (logged once until the cache recovers): %s",
                         operation, reason)
         else:
