@@ -1,0 +1,41 @@
+"""The solidstack benchmark job, and the worker process: one Runner around one Worker, as a forked child runs."""
+
+from __future__ import annotations
+
+import sys
+
+from record import record
+
+from solidstack.queue import Job
+
+
+class NoopJob(Job):
+    def perform(self, sent_ns: int) -> None:
+        record(sent_ns)
+
+
+class BacklogJob(Job):
+    """Jobs that wait behind the measured ones (the scale run): never run during a measurement."""
+
+    def perform(self) -> None:
+        pass
+
+
+def main() -> None:
+    import signal
+
+    from solidstack.db import SQLiteDatabase
+    from solidstack.queue import QueueStorage, Runner, Worker, WorkerConfig
+
+    path, threads = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    storage = QueueStorage(SQLiteDatabase(path))
+    worker = Worker(storage, WorkerConfig(threads=threads), preserve_finished_jobs=True)
+    runner = Runner(worker, storage)
+    signal.signal(signal.SIGTERM, lambda _s, _f: runner.stop())
+    signal.signal(signal.SIGINT, lambda _s, _f: runner.stop())
+    runner.run()
+    print(f"commits {storage.db.commits}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
