@@ -211,3 +211,24 @@ def test_kill_9_of_the_supervisor_lets_children_wind_down_and_the_next_one_prune
     code, output = jobs_app.stop(second)
     assert code == 0, output
     assert "pruned dead process supervisor-" in output
+
+
+def test_ctrl_c_to_the_whole_process_group_stops_everything(jobs_app) -> None:
+    # A terminal's Ctrl-C, honcho and foreman signal every process of the group at once: children get the
+    # signal directly as well as from the supervisor. Each round must end with every process gone.
+    storage = queue_storage()
+    for _round in range(5):
+        enqueue_counts(30)
+        proc = jobs_app.start()
+        jobs_app.wait_for(lambda: len([p for p in storage.processes() if p["kind"] == "Worker"]) == 2,
+                          what="two workers")
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            code = proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"supervisor did not stop:\n{jobs_app.output(proc)}") from None
+        assert code == 0, jobs_app.output(proc)
+        assert "did not stop in time" not in jobs_app.output(proc), jobs_app.output(proc)
+        jobs_app.wait_for(lambda: storage.processes() == [], timeout=10, what="every process to deregister")
+        assert subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True).stdout == b""
+    assert storage.counts()["claimed"] == 0

@@ -22,6 +22,9 @@ from .storage import QueueStorage
 
 log = logging.getLogger("solidstack.queue")
 
+#: How soon a runner that sleeps sees a stop asked for by a signal.
+SIGNAL_CHECK_INTERVAL = 0.2
+
 
 class Role(Protocol):
     kind: str
@@ -57,6 +60,7 @@ class Runner:
         self._stopping = threading.Event()
         self._socket: WakeupSocket | None = None
         self._sleeping = False
+        self._signalled = False
         self.started = threading.Event()
 
     def wake(self) -> None:
@@ -67,26 +71,41 @@ class Runner:
             sock.wake()
 
     def _wait(self, timeout: float) -> None:
+        # In slices, so that a stop asked for by a signal (a plain flag, see stop_from_signal) is seen soon.
+        deadline = time.monotonic() + timeout
+        while not self._signalled:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._wait_once(min(remaining, SIGNAL_CHECK_INTERVAL)):
+                return
+
+    def _wait_once(self, timeout: float) -> bool:
         sock = self._socket
         if sock is None:
-            self._wake.wait(timeout)
-            return
+            return self._wake.wait(timeout)
         # Set before the event is checked, so that a wake() in between sends a datagram.
         self._sleeping = True
         try:
-            if not self._wake.is_set():
-                sock.wait(timeout)
+            return self._wake.is_set() or sock.wait(timeout)
         finally:
             self._sleeping = False
 
     def stop(self) -> None:
-        """Ask the loop to stop after the current round (signal-safe)."""
+        """Ask the loop to stop after the current round (from another thread)."""
         self._stopping.set()
         self._wake.set()
 
+    def stop_from_signal(self) -> None:
+        """Ask the loop to stop, from a signal handler.
+
+        Only a plain flag: the code the signal interrupted may hold the lock inside ``Event`` that ``stop()``
+        needs, and a handler waiting for a lock its own thread holds never returns (seen as workers that ignored
+        TERM under honcho).
+        """
+        self._signalled = True
+
     @property
     def stopping(self) -> bool:
-        return self._stopping.is_set()
+        return self._stopping.is_set() or self._signalled
 
     def run(self) -> None:
         role = self.role
@@ -105,7 +124,7 @@ class Runner:
         self.started.set()
         events.process_started(role, process_id=self.process_id, pid=os.getpid())
         try:
-            while not self._stopping.is_set():
+            while not self.stopping:
                 if self.supervisor_pid is not None and os.getppid() != self.supervisor_pid:
                     log.warning("%s %s: supervisor is gone; stopping", role.kind, role.name)
                     break
