@@ -138,20 +138,7 @@ def chromium() -> str:
 
 
 def close_databases(under: Path) -> None:
-    """Close this thread's SQLite connections and writer-lock files for databases below ``under``.
+    """Close this thread's connections to the databases the test opened (``under`` is kept for callers)."""
+    from solidstack.db import close_all
 
-    Each test configures an app in a new temp folder; the database layer keeps every database object (and the
-    main thread's connection to it) for the life of the process, so without this each test would leave a dozen
-    file descriptors open behind it.
-    """
-    from solidstack.db import sqlite as sqlite_db
-
-    for db in list(sqlite_db._all_databases):
-        if under in db.path.parents:
-            db.close()
-    locks = sqlite_db._writer_locks
-    for key, fd in list(locks.fds.items()):
-        if key.startswith(str(under)) and not locks.depth.get(key):
-            os.close(fd)
-            del locks.fds[key]
-            locks.depth.pop(key, None)
+    close_all()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .connect import Database, connect
+from .connect import Database, close_all, connect
 from .errors import DatabaseError
 from .migrate import Migration, applied_versions, migrate, package_migrations
 from .queries import load_queries
@@ -14,6 +14,7 @@ __all__ = [
     "Migration",
     "SQLiteDatabase",
     "applied_versions",
+    "close_all",
     "connect",
     "load_queries",
     "migrate",

@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import _on_reset
 from .errors import DatabaseError
 from .sqlite import SQLiteDatabase
 
@@ -33,3 +34,17 @@ def connect(config: DatabaseConfig) -> Database:
         f"{config.source}: the {config.name!r} database uses adapter {config.adapter!r}, which solidstack "
         "does not support yet (supported: sqlite3)"
     )
+
+
+@_on_reset
+def close_all() -> None:
+    """Forget the databases :func:`connect` opened and close this thread's connections to them.
+
+    Called by ``solidstack.configure()``: the next use opens the new app's databases. Objects still held
+    elsewhere reopen their connection on next use.
+    """
+    with _lock:
+        databases = list(_open.values())
+        _open.clear()
+    for db in databases:
+        db.close()

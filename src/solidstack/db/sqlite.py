@@ -14,6 +14,7 @@ do not use this module (the ``sqlite3`` shell, another program).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -23,6 +24,7 @@ import random
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,7 +50,8 @@ BUSY_RETRIES = 8
 # Connections opened before a fork belong to the parent. Closing them in the child could checkpoint or
 # unlink the parent's WAL (sqlite.org/howtocorrupt.html §2.6), so the child keeps them referenced, untouched.
 _abandoned: list[sqlite3.Connection] = []
-_all_databases: list[SQLiteDatabase] = []
+# Every database object of this process, for the fork hook; weak, so a database nobody uses is closed.
+_all_databases: weakref.WeakSet[SQLiteDatabase] = weakref.WeakSet()
 _registry_lock = threading.Lock()
 
 
@@ -56,12 +59,21 @@ _registry_lock = threading.Lock()
 WRITE_LOCK_VAR = "SOLIDSTACK_SQLITE_WRITE_LOCK"
 
 
+class _LockFiles(dict[str, int]):
+    """Open writer-lock files by path; closed when the thread that opened them ends."""
+
+    def __del__(self) -> None:
+        for fd in self.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
 class _WriterLocks(threading.local):
     """This thread's writer-lock files, one per database path, with how deeply the thread holds each."""
 
     def __init__(self) -> None:
         self.pid = os.getpid()
-        self.fds: dict[str, int] = {}
+        self.fds = _LockFiles()
         self.depth: dict[str, int] = {}
 
 
@@ -114,7 +126,7 @@ class SQLiteDatabase:
         if os.environ.get(WRITE_LOCK_VAR, "on").lower() not in ("off", "0", "false", "no"):
             self.lock_path = self.path.with_name(self.path.name + "-writer.lock")
         with _registry_lock:
-            _all_databases.append(self)
+            _all_databases.add(self)
 
     def __repr__(self) -> str:
         return f"SQLiteDatabase({str(self.path)!r})"
@@ -172,11 +184,18 @@ class SQLiteDatabase:
         self._generation += 1
 
     def close(self) -> None:
-        """Close this thread's connection (others close when their thread ends)."""
+        """Close this thread's connection and writer-lock file (other threads' close when the thread ends)."""
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             self._local.conn = None
             conn.close()
+        if self.lock_path is not None:
+            key = str(self.lock_path)
+            locks = _writer_locks
+            if not locks.depth.get(key):
+                fd = locks.fds.pop(key, None)
+                if fd is not None:
+                    os.close(fd)
 
     # -- transactions and queries ----------------------------------------------------------------------------
 

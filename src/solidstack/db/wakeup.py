@@ -2,7 +2,7 @@
 
 Shared by the parts that poll a table: cable's listeners (new messages) and the queue's workers (ready jobs).
 Each listener binds a Unix datagram socket in a folder named after the database file and a topic; a writer,
-after its commit, sends one empty datagram to every socket in that folder. A listener blocks in ``select`` on
+after its commit, sends one empty datagram to every socket in that folder. A listener blocks in ``poll`` on
 its socket with the polling interval as the timeout: no CPU while idle, a few hundred microseconds from commit
 to poll when busy. Everything here is best effort: a lost or refused datagram only means the next poll finds
 the message, as it would without this module.
@@ -54,12 +54,14 @@ class WakeupSocket:
                     self._sock.close()
                     raise
         self._sock.setblocking(False)
+        self._poll = select.poll()
+        self._poll.register(self._sock, select.POLLIN)
         self._pid = os.getpid()
 
     def wait(self, timeout: float) -> bool:
         """Block until a datagram arrives or ``timeout`` passes; True when woken. Drains queued datagrams."""
-        ready, _, _ = select.select([self._sock], [], [], timeout)
-        if not ready:
+        # poll, not select: select() cannot watch a descriptor numbered 1024 or above.
+        if not self._poll.poll(max(0, int(timeout * 1000 + 0.999))):
             return False
         while True:
             try:
