@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import events
+from .rows import NewJob
 
 if TYPE_CHECKING:
     from .job import Job
-    from .storage import NewJob, QueueStorage
+    from .storage import QueueStorage
 
 log = logging.getLogger("solidstack.queue")
 
@@ -200,8 +201,6 @@ def to_new_job(job: Job) -> NewJob:
 
     Raises ``SerializationError`` or :class:`ConcurrencyKeyError`, naming the job, before anything is stored.
     """
-    from .storage import NewJob
-
     limit = concurrency_of(job) or {}
     return NewJob(
         queue_name=job.queue_name,

@@ -79,12 +79,16 @@ def subscribe(callback: Subscriber, names: str | Iterable[str] | None = None) ->
     return subscription
 
 
-def instrument(name: str, /, **payload: Any) -> Event:
-    """Emit an event: log it and hand it to the subscribers."""
+def instrument(name: str, /, **payload: Any) -> Event | None:
+    """Emit an event: log it and hand it to the subscribers (nothing is built when nobody listens)."""
+    level = logging.INFO if name in LOUD_EVENTS else logging.DEBUG
+    logged = log.isEnabledFor(level)
+    if not _subscribers and not logged:  # the hot path: enqueue and perform with no subscriber
+        return None
     event = Event(name, payload, time.time())
-    if log.isEnabledFor(logging.INFO if name in LOUD_EVENTS else logging.DEBUG):
+    if logged:
         details = " ".join(f"{key}={value!r}" for key, value in payload.items())
-        log.log(logging.INFO if name in LOUD_EVENTS else logging.DEBUG, "%s %s", name, details)
+        log.log(level, "%s %s", name, details)
     with _lock:
         subscribers = [s for s in _subscribers if s.names is None or name in s.names]
     for subscription in subscribers:

@@ -107,8 +107,15 @@ def _from_json(value: Any) -> Any:
     return value
 
 
+_PLAIN = frozenset({str, int, bool, type(None)})
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
 def dump_arguments(args: tuple[Any, ...], kwargs: dict[str, Any], *, job: str) -> str:
     """The JSON text stored for a job's arguments; raises :class:`SerializationError` naming job and argument."""
+    # Most jobs take strings and numbers: those need no walk.
+    if all(type(v) in _PLAIN for v in args) and all(type(v) in _PLAIN for v in kwargs.values()):
+        return _encode({"args": list(args), "kwargs": kwargs})
     try:
         data = {
             "args": [_to_json(value, f"argument {i}") for i, value in enumerate(args)],
@@ -116,7 +123,7 @@ def dump_arguments(args: tuple[Any, ...], kwargs: dict[str, Any], *, job: str) -
         }
     except SerializationError as exc:
         raise SerializationError(f"{job}: {exc}") from None
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return _encode(data)
 
 
 def load_arguments(text: str) -> tuple[tuple[Any, ...], dict[str, Any]]:

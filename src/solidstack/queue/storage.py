@@ -18,26 +18,10 @@ from typing import Any
 from ..db import Database, load_queries
 from ..db.wakeup import notify, wakeup_dir
 from .concurrency import Gate
+from .rows import NewJob
 
 #: The wake-up topic of the queue: workers listen, whoever makes a job ready announces it (see ``db/wakeup.py``).
 WAKEUP_TOPIC = "queue"
-
-
-@dataclass(frozen=True)
-class NewJob:
-    """A job about to be enqueued."""
-
-    queue_name: str
-    class_name: str
-    arguments: str
-    priority: int
-    active_job_id: str
-    scheduled_at: float | None = None
-    concurrency_key: str | None = None
-    #: Set with ``concurrency_key`` by ``limits_concurrency`` (see :mod:`.concurrency`).
-    concurrency_limit: int | None = None
-    concurrency_duration: float | None = None
-    concurrency_on_conflict: str | None = None
 
 
 @dataclass(frozen=True)
