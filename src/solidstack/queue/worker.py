@@ -46,6 +46,7 @@ class Worker:
         #: Ran, to be finished by the next poll (only when a loop is attached).
         self._finished: list[int] = []
         self._deferred = False
+        self._busy = False
         self._pool = ThreadPoolExecutor(max_workers=self.config.threads, thread_name_prefix=self.name)
         self._in_flight: dict[int, Future[None]] = {}
         self._lock = threading.Lock()
@@ -87,6 +88,12 @@ class Worker:
         with self._lock:
             finished, self._finished = self._finished, []
         idle = self.idle_threads
+        if self._busy and 0 < idle < self.config.threads:
+            # Busy queue, a thread just freed: give the others a moment so one claim serves them all.
+            time.sleep(0.0005)
+            with self._lock:
+                finished, self._finished = finished + self._finished, []
+            idle = self.idle_threads
         if idle > 0 or finished:
             try:
                 claimed = self.storage.claim(self.process_id, self.config.queues, idle, now, finished=finished,
@@ -95,6 +102,7 @@ class Worker:
                 with self._lock:  # finish them with the next poll; the claims stand until then
                     self._finished[:0] = finished
                 raise
+            self._busy = len(claimed) == idle
             if claimed:
                 events.instrument("claim", worker=self.name, job_ids=[row.id for row in claimed])
             for row in claimed:
