@@ -114,7 +114,11 @@ class DatabaseStore(Store):
         return applied
 
     def close(self) -> None:
+        """Stop the eviction thread and close this thread's connection (the last one to close checkpoints the
+        WAL into the database file); the store reopens what it needs if used again."""
         self.expiry.stop()
+        self._local = threading.local()
+        self.db.close()
 
     # -- the backend ----------------------------------------------------------------------------------------
 
