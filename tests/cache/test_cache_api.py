@@ -257,3 +257,10 @@ def test_increment_over_a_colliding_row(store: DatabaseStore) -> None:
     store.db.execute("UPDATE solidstack_cache_entries SET key = ?", (b"another key with the same hash",))
     assert store.increment("k") == 1  # the other key's entry is not added to: overwritten, as a write would
     assert store.read("k") == 1
+
+
+def test_a_closed_store_reopens_on_use(store: DatabaseStore) -> None:
+    store.write("k", "v")
+    store.close()
+    assert store.read("k") == "v"
+    assert store.write("k2", "v2") and store.read("k2") == "v2"
