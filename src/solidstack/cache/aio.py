@@ -7,13 +7,15 @@ their work). ``afetch`` and ``afetch_multi`` also await a factory that is a coro
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .store import CacheStats
+
+
+def _awaitable(value: Any) -> bool:
+    return hasattr(value, "__await__")
 
 
 class AsyncMethods:
@@ -38,6 +40,8 @@ class AsyncMethods:
 
     async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if self.blocking:
+            import asyncio  # here, not at the top: a sync app should not pay asyncio's import in memory
+
             return await asyncio.to_thread(fn, *args, **kwargs)
         return fn(*args, **kwargs)
 
@@ -86,7 +90,7 @@ class AsyncMethods:
         if factory is None:
             return None
         value = factory()
-        if inspect.isawaitable(value):
+        if _awaitable(value):
             value = await value
         if not (skip_nil and value is None):
             await self.awrite(key, value, expires_in=expires_in, version=version)
@@ -101,7 +105,7 @@ class AsyncMethods:
         for key in keys:
             if key not in found:
                 value = factory(key)
-                missing[key] = await value if inspect.isawaitable(value) else value
+                missing[key] = await value if _awaitable(value) else value
         if missing:
             await self.awrite_multi(missing, **options)
         return {key: found[key] if key in found else missing[key] for key in keys}
