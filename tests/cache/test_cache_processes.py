@@ -16,8 +16,8 @@ PROCESSES = 4
 INCREMENTS = 500
 
 
-def _increment_many(path: str, barrier, results) -> None:  # type: ignore[no-untyped-def]
-    store = DatabaseStore(path, expiry_method="inline", max_entries=1000, expiry_batch_size=10)
+def _increment_many(path: str, key: str | None, barrier, results) -> None:  # type: ignore[no-untyped-def]
+    store = DatabaseStore(path, expiry_method="inline", max_entries=1000, expiry_batch_size=10, encryption_key=key)
     barrier.wait(timeout=30)
     failures = 0
     for i in range(INCREMENTS):
@@ -27,11 +27,15 @@ def _increment_many(path: str, barrier, results) -> None:  # type: ignore[no-unt
     results.put(failures)
 
 
-def test_increment_under_four_processes_sums_exactly(make_store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    store = make_store()
+# "plain" counters take the one-statement UPSERT; encrypted ones the read-add-write transaction.
+@pytest.mark.parametrize("encryption_key", [None, "k" * 32], ids=["plain", "encrypted"])
+def test_increment_under_four_processes_sums_exactly(make_store, encryption_key: str | None) -> None:  # type: ignore[no-untyped-def]
+    if encryption_key:
+        pytest.importorskip("cryptography")
+    store = make_store(encryption_key=encryption_key)
     ctx = mp.get_context("spawn")
     barrier, results = ctx.Barrier(PROCESSES), ctx.Queue()
-    workers = [ctx.Process(target=_increment_many, args=(str(store.db.path), barrier, results))
+    workers = [ctx.Process(target=_increment_many, args=(str(store.db.path), encryption_key, barrier, results))
                for _ in range(PROCESSES)]
     for worker in workers:
         worker.start()
