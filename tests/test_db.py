@@ -162,3 +162,19 @@ def test_app_migrations_folder_copy_is_the_same_migration(app_root: Path) -> Non
     results = {r.entry: r for r in migrate_all(App(app_root, "test"))}
     assert results["queue"].applied[-1] == "0500_app_index"
     assert results["queue"].applied.count("0001_create_queue_tables") == 1
+
+
+def test_the_checkpointer_moves_the_wal_into_the_database_off_the_writers_path(tmp_path: Path) -> None:
+    import time
+
+    from solidstack.db import sqlite as sqlite_db
+
+    db = SQLiteDatabase(tmp_path / "c.sqlite3")
+    db.execute("CREATE TABLE t (x BLOB)")
+    for _ in range(500):  # 2 MiB: far below the automatic checkpoint's threshold
+        db.execute("INSERT INTO t VALUES (randomblob(4096))")
+    assert (tmp_path / "c.sqlite3").stat().st_size < 1_000_000, "written into the WAL, not the file yet"
+    deadline = time.monotonic() + 10 * sqlite_db.CHECKPOINT_INTERVAL
+    while (tmp_path / "c.sqlite3").stat().st_size < 2_000_000 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (tmp_path / "c.sqlite3").stat().st_size >= 2_000_000
