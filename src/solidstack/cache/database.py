@@ -45,10 +45,10 @@ def _open_database(path: Path, busy_timeout: float) -> SQLiteDatabase:
     with _databases_lock:
         db = _databases.get(key)
         if db is None:
-            db = _databases[key] = SQLiteDatabase(key[0], busy_timeout=busy_timeout, name="cache")
             # No kernel writer queue (an flock with no timeout) for the cache: every wait of a cache call
             # must end within busy_timeout, after which the call is a miss (decision 0100).
-            db.lock_path = None
+            db = _databases[key] = SQLiteDatabase(key[0], busy_timeout=busy_timeout, name="cache",
+                                                  writer_lock=False)
         return db
 
 

@@ -141,7 +141,10 @@ class SQLiteDatabase:
     #: SQLite placeholders are written ``:name`` in the ``.sql`` files, which sqlite3 accepts as is.
     paramstyle = "named"
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0, name: str = "") -> None:
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0, name: str = "",
+                 writer_lock: bool = True) -> None:
+        """``writer_lock=False``: writers wait only in SQLite's busy handler, bounded by ``busy_timeout``
+        (the cache wants every wait bounded; the kernel queue below has no timeout)."""
         self.path = Path(path)
         self.name = name or self.path.stem
         self.busy_timeout = busy_timeout
@@ -154,7 +157,7 @@ class SQLiteDatabase:
         #: When a list, each write transaction appends how long it waited for the write lock, in seconds.
         self.write_waits: list[float] | None = None
         self.lock_path: Path | None = None
-        if os.environ.get(WRITE_LOCK_VAR, "on").lower() not in ("off", "0", "false", "no"):
+        if writer_lock and os.environ.get(WRITE_LOCK_VAR, "on").lower() not in ("off", "0", "false", "no"):
             self.lock_path = self.path.with_name(self.path.name + "-writer.lock")
         with _registry_lock:
             _all_databases.add(self)
