@@ -313,10 +313,13 @@ def restore(class_name: str, args: Sequence[Any], kwargs: dict[str, Any], *, job
     """A job instance rebuilt from its stored row, without calling the subclass's ``__init__``."""
     cls = job_class(class_name)
     job = cls.__new__(cls)
-    Job.__init__(job, *args, **kwargs)
+    # The attributes Job.__init__ sets, from the row (no new job id drawn for a job that has one).
+    job.args = tuple(args)
+    job.kwargs = kwargs
     job.job_id = job_id
     job.queue_name = queue_name
     job.priority = priority
+    job.scheduled_at = None
     job.executions = executions
     job.provider_job_id = provider_job_id
     return job
