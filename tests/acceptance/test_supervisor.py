@@ -232,3 +232,20 @@ def test_ctrl_c_to_the_whole_process_group_stops_everything(jobs_app) -> None:
         jobs_app.wait_for(lambda: storage.processes() == [], timeout=10, what="every process to deregister")
         assert subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True).stdout == b""
     assert storage.counts()["claimed"] == 0
+
+
+@pytest.mark.parametrize(
+    ("recurring", "reason"),
+    [
+        ("test:\n  nightly:\n    class: NoSuchJob\n    schedule: every day at 3am\n", "nightly: unknown job class"),
+        ("test:\n  often:\n    class: CountJob\n    args: [1]\n    schedule: every fortnight\n",
+         "often.schedule: cannot read schedule 'every fortnight'"),
+        ("test:\n  broken: [\n", "not valid YAML"),
+    ],
+)
+def test_check_validates_recurring_yml(jobs_app, recurring: str, reason: str) -> None:
+    (jobs_app.root / "config" / "recurring.yml").write_text(recurring)
+    result = subprocess.run([sys.executable, "-m", "solidstack", "jobs", "check"], cwd=jobs_app.root,
+                            env=jobs_app.env(), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "recurring.yml" in result.stderr and reason in result.stderr

@@ -99,6 +99,7 @@ def check(ctx: click.Context) -> None:
     """Validate the configuration and import the app; non-zero exit with the reason on any problem."""
     from ..parts import PARTS
     from .job import registered_jobs
+    from .recurring import load_recurring_tasks, validate_tasks
 
     app: App = ctx.obj
     config = load_queue_config(app, ctx.meta.get("queue_config_file"))
@@ -110,6 +111,9 @@ def check(ctx: click.Context) -> None:
     loaded = load_app_code(app, ctx.meta.get("require"))
     names = sorted(registered_jobs())
     click.echo(f"app code: {loaded or '(no config/environment.py)'}; job classes: {', '.join(names) or '(none)'}")
+    tasks = load_recurring_tasks(app)
+    validate_tasks(tasks, file=app.config_file("recurring.yml"), env=app.env)
+    click.echo(f"recurring.yml ({app.env}): {len(tasks)} task(s)")
     click.echo("ok")
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import App, ConfigError, Section, current_app
-from ..config.loader import env_section, integer, string
+from ..config.loader import integer, part_section, string
 from .job import Job, UnknownJobError, job_class
 from .schedule import Schedule, ScheduleError, parse_schedule
 from .serialization import SerializationError, dump_arguments
@@ -169,12 +169,7 @@ def parse_recurring(data: dict[str, Any] | None, *, file: str | Path, env: str) 
 def load_recurring_tasks(app: App | None = None, file: str | Path | None = None) -> list[RecurringTask]:
     """The tasks of ``recurring.yml`` for the app's environment (none when the file or section is missing)."""
     app = app or current_app()
-    path = Path(file) if file else app.config_file("recurring.yml")
-    if not path.exists():
-        if file:
-            raise ConfigError("file not found", file=path)
-        return []
-    data = env_section(path, app.env)
+    path, data = part_section(app, "recurring.yml", file)
     return parse_recurring(data, file=path, env=app.env)
 
 
