@@ -12,6 +12,8 @@ import pytest
 
 import solidstack
 from solidstack.config import App
+from solidstack.db import SQLiteDatabase, migrate, package_migrations
+from solidstack.queue.storage import QueueStorage
 
 SEED_CONFIG = Path(str(resources.files("solidstack").joinpath("templates", "config")))
 
@@ -44,3 +46,11 @@ def app(app_root: Path, monkeypatch: pytest.MonkeyPatch) -> App:
     configured = solidstack.configure(app_root, "test")
     migrate_all(configured)
     return configured
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> QueueStorage:
+    """Queue storage on a migrated SQLite file of its own (no app configured)."""
+    db = SQLiteDatabase(tmp_path / "queue.sqlite3")
+    migrate(db, package_migrations("solidstack.queue", "sqlite"))
+    return QueueStorage(db)

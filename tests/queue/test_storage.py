@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
-import pytest
-
-from solidstack.db import SQLiteDatabase, migrate, package_migrations
 from solidstack.queue.storage import NewJob, QueueStorage
 
 NOW = 1_800_000_000.0
 
 
-@pytest.fixture
-def storage(tmp_path: Path) -> QueueStorage:
-    db = SQLiteDatabase(tmp_path / "queue.sqlite3")
-    migrate(db, package_migrations("solidstack.queue", "sqlite"))
-    return QueueStorage(db)
 
 
 def new(queue: str = "default", priority: int = 0, at: float | None = None, name: str = "J") -> NewJob:

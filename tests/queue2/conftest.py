@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from solidstack.db import SQLiteDatabase, migrate, package_migrations
 from solidstack.queue import events
 from solidstack.queue.storage import NewJob, QueueStorage
 
 NOW = 1_800_000_000.0
 
 
-@pytest.fixture
-def storage(tmp_path: Path) -> QueueStorage:
-    db = SQLiteDatabase(tmp_path / "queue.sqlite3")
-    migrate(db, package_migrations("solidstack.queue", "sqlite"))
-    return QueueStorage(db)
 
 
 @pytest.fixture(autouse=True)

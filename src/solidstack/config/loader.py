@@ -179,18 +179,6 @@ class Section:
 # -- converters ---------------------------------------------------------------------------------------------
 
 
-def positive_int(value: Any) -> int:
-    if isinstance(value, bool):
-        raise ValueError(f"expected a whole number, got {value!r}")
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value)
-    if not isinstance(value, int):
-        raise ValueError(f"expected a whole number, got {value!r}")
-    if value < 1:
-        raise ValueError(f"expected a number of at least 1, got {value}")
-    return value
-
-
 def integer(value: Any) -> int:
     if isinstance(value, bool):
         raise ValueError(f"expected a whole number, got {value!r}")
@@ -199,6 +187,13 @@ def integer(value: Any) -> int:
     if not isinstance(value, int):
         raise ValueError(f"expected a whole number, got {value!r}")
     return value
+
+
+def positive_int(value: Any) -> int:
+    number = integer(value)
+    if number < 1:
+        raise ValueError(f"expected a number of at least 1, got {number}")
+    return number
 
 
 def duration(value: Any) -> float:
