@@ -105,12 +105,6 @@ class Gate:
         self.sql = control_queries(storage.db)
         self._storage = storage
 
-    def mark(self, conn: Any, job_id: int, job: NewJob) -> None:
-        """Record a new job's limit in its row."""
-        conn.execute(self.sql["set_concurrency"], {
-            "job_id": job_id, "key": job.concurrency_key, "limit": job.concurrency_limit or 1,
-            "duration": job.concurrency_duration or 180.0, "on_conflict": job.concurrency_on_conflict or "block"})
-
     def _acquire(self, conn: Any, key: str, limit: int, duration: float, now: float) -> bool:
         expires = now + duration
         inserted = conn.execute(self.sql["semaphore_insert"],

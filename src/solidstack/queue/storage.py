@@ -93,20 +93,21 @@ class QueueStorage:
         rows = [{**job.__dict__, "now": now} for job in jobs]
         with self.db.transaction() as conn:
             ids = self.db.insert_many(conn, self.sql["insert_job"], rows)
-            ready, scheduled = [], []
+            ready, scheduled, limited = [], [], []
             for job_id, job in zip(ids, jobs, strict=True):
-                if job.concurrency_key is not None:
-                    self.gate.mark(conn, job_id, job)
                 row = {"job_id": job_id, "queue_name": job.queue_name, "priority": job.priority, "now": now}
                 if job.scheduled_at is not None and job.scheduled_at > now:
                     scheduled.append({**row, "scheduled_at": job.scheduled_at})
+                elif job.concurrency_key is not None:
+                    limited.append(row)  # ready only with a free slot
                 else:
                     ready.append(row)
+            if limited:
+                admitted = set(self.gate.admit(conn, [row["job_id"] for row in limited], now))
+                ready += [row for row in limited if row["job_id"] in admitted]
             if ready:
-                admitted = set(self.gate.admit(conn, [row["job_id"] for row in ready], now))
-                if admitted:
-                    conn.executemany(self.sql["insert_ready"], [row for row in ready if row["job_id"] in admitted])
-                    self.announce_ready()
+                conn.executemany(self.sql["insert_ready"], ready)
+                self.announce_ready()
             if scheduled:
                 conn.executemany(self.sql["insert_scheduled"], scheduled)
         return ids

@@ -2,12 +2,6 @@
 -- tasks, retention. Kept beside queries.sql (loaded together, see solidstack.queue._sql); a PostgreSQL set has
 -- the same two files.
 
--- name: set_concurrency
-UPDATE solidstack_jobs
-SET concurrency_key = :key, concurrency_limit = :limit, concurrency_duration = :duration,
-    concurrency_on_conflict = :on_conflict
-WHERE id = :job_id;
-
 -- name: limited_jobs
 SELECT id, queue_name, priority, concurrency_key, concurrency_limit, concurrency_duration, concurrency_on_conflict
 FROM solidstack_jobs

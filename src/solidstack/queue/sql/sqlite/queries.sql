@@ -3,8 +3,10 @@
 
 -- name: insert_job
 INSERT INTO solidstack_jobs
-    (queue_name, class_name, arguments, priority, active_job_id, scheduled_at, concurrency_key, created_at, updated_at)
-VALUES (:queue_name, :class_name, :arguments, :priority, :active_job_id, :scheduled_at, :concurrency_key, :now, :now);
+    (queue_name, class_name, arguments, priority, active_job_id, scheduled_at, concurrency_key, concurrency_limit,
+     concurrency_duration, concurrency_on_conflict, created_at, updated_at)
+VALUES (:queue_name, :class_name, :arguments, :priority, :active_job_id, :scheduled_at, :concurrency_key,
+        :concurrency_limit, :concurrency_duration, :concurrency_on_conflict, :now, :now);
 
 -- name: insert_ready
 INSERT INTO solidstack_ready_executions (job_id, queue_name, priority, created_at)
