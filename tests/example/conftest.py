@@ -14,17 +14,11 @@ from solidstack.tasks import migrate_all
 
 # The tests import their helpers by name, also under --import-mode=importlib (which leaves sys.path alone).
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.append(str(Path(__file__).parents[1]))  # browser_helpers, shared with tests/cable
 
-from magic_link_helpers import (
-    ARTIFACTS,
-    CHROMIUM_ARGS,
-    Running,
-    chromium,
-    close_databases,
-    copy_example,
-    start_dev,
-    use_app,
-)
+from magic_link_helpers import Running, close_databases, copy_example, start_dev, use_app
+
+from browser_helpers import headless_chromium
 
 
 @pytest.fixture(autouse=True)
@@ -53,15 +47,7 @@ def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Headless chromium for one module: Playwright's sync API keeps an event loop in this thread while it runs,
-    which other tests' ``asyncio.run`` must not meet."""
-    from playwright.sync_api import sync_playwright
-
-    path = chromium()
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / ".gitignore").write_text("*\n")  # screenshots are artifacts of a run, never committed
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+    """Headless chromium for one module (see ``headless_chromium``)."""
+    with headless_chromium() as browser:
         yield browser
-        browser.close()
 

@@ -22,10 +22,6 @@ import solidstack
 from solidstack.queue import job as job_module
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "magic_link"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 #: Variables of the developer's shell that would change what the app does under test.
 APP_VARIABLES = ("SMTP_", "APP_URL", "RATE_LIMIT_", "SECRET_KEY_BASE", "PORT", "SOLIDSTACK_", "SOLID_QUEUE_")
 
@@ -124,17 +120,6 @@ def start_dev(root: Path, **env: str) -> Running:
     return start(root, [sys.executable, "bin/dev", "--port", str(port), "--smtp-port", str(smtp_port)],
                  f"http://127.0.0.1:{port}", process_env(**env),
                  lambda out: "mailbox SMTP server on" in out and "Worker worker-" in out)
-
-
-def chromium() -> str:
-    """Debian's chromium, installed with apt when missing (CI runs as root). Never a downloaded browser."""
-    if not Path(CHROMIUM).exists():
-        result = subprocess.run("apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium",
-                                shell=True, capture_output=True, text=True, timeout=900)
-        if not Path(CHROMIUM).exists():
-            pytest.fail(f"chromium is missing and apt-get could not install it:\n{result.stdout[-2000:]}"
-                        f"{result.stderr[-2000:]}")
-    return CHROMIUM
 
 
 def close_databases(under: Path) -> None:

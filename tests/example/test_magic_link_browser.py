@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from magic_link_helpers import ARTIFACTS, Running, use_app
+from magic_link_helpers import Running, use_app
+
+from browser_helpers import ARTIFACTS
 
 pytestmark = pytest.mark.timeout(900)  # the first run on a new machine may install chromium with apt
 
