@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
+
 import solidstack
 from solidstack.tasks import migrate_all
 
 HERE = Path(__file__).parent
+JS = HERE / "js"
 SECRET = "test-secret-key-base"
 
 CABLE_YML = """\
@@ -100,3 +104,18 @@ def broadcast_from_child(root: Path, stream: str, message: object) -> None:
 
     subprocess.run([sys.executable, "-c", code, stream, json.dumps(message)], env=child_env(root), check=True,
                    timeout=30)
+
+
+def ensure_js(*packages: str) -> None:
+    """Install ``tests/cable/js`` with ``npm ci`` (locked versions) when one of ``packages`` is missing.
+
+    Fails without npm: CI has it, and a skipped browser-protocol test hides breakage."""
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.fail("npm is needed to install the published JavaScript clients of tests/cable/js (install Node.js)")
+    if all((JS / "node_modules" / package).is_dir() for package in packages):
+        return
+    result = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=JS, capture_output=True, text=True,
+                            timeout=300)
+    if result.returncode != 0:
+        pytest.fail(f"npm ci failed in {JS}:\n{result.stdout}\n{result.stderr}")

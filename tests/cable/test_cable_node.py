@@ -16,20 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cable_helpers import Server, broadcast_from_child
+from cable_helpers import Server, broadcast_from_child, ensure_js
 
 JS = Path(__file__).parent / "js"
 
 
 def ensure_client() -> str:
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
+    node = shutil.which("node")
+    if node is None:
         pytest.fail("node and npm are needed to run the @rails/actioncable client test (install Node.js >= 18)")
-    if not (JS / "node_modules" / "@rails" / "actioncable").is_dir():
-        result = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=JS, capture_output=True, text=True,
-                                timeout=300)
-        if result.returncode != 0:
-            pytest.fail(f"npm ci failed in {JS}:\n{result.stdout}\n{result.stderr}")
+    ensure_js("@rails/actioncable", "ws")
     return node
 
 
