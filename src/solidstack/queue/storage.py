@@ -93,20 +93,21 @@ class QueueStorage:
         rows = [{**job.__dict__, "now": now} for job in jobs]
         with self.db.transaction() as conn:
             ids = self.db.insert_many(conn, self.sql["insert_job"], rows)
-            ready, scheduled, limited = [], [], []
+            scheduled, limited = [], []
             for job_id, job in zip(ids, jobs, strict=True):
-                row = {"job_id": job_id, "queue_name": job.queue_name, "priority": job.priority, "now": now}
                 if job.scheduled_at is not None and job.scheduled_at > now:
-                    scheduled.append({**row, "scheduled_at": job.scheduled_at})
+                    scheduled.append({"job_id": job_id, "queue_name": job.queue_name, "priority": job.priority,
+                                      "scheduled_at": job.scheduled_at, "now": now})
                 elif job.concurrency_key is not None:
-                    limited.append(row)  # ready only with a free slot
-                else:
-                    ready.append(row)
+                    limited.append(job_id)  # ready only with a free slot
+            held = [row["job_id"] for row in scheduled]
             if limited:
-                admitted = set(self.gate.admit(conn, [row["job_id"] for row in limited], now))
-                ready += [row for row in limited if row["job_id"] in admitted]
-            if ready:
-                conn.executemany(self.sql["insert_ready"], ready)
+                admitted = set(self.gate.admit(conn, limited, now))
+                held += [job_id for job_id in limited if job_id not in admitted]
+            if len(held) < len(ids):
+                # One statement makes every other new job ready.
+                conn.execute(self.sql["ready_from_new_jobs"], {"first": ids[0], "last": ids[-1],
+                                                               "excluded": self.db.array(held), "now": now})
                 self.announce_ready()
             if scheduled:
                 conn.executemany(self.sql["insert_scheduled"], scheduled)

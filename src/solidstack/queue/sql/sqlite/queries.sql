@@ -8,6 +8,13 @@ INSERT INTO solidstack_jobs
 VALUES (:queue_name, :class_name, :arguments, :priority, :active_job_id, :scheduled_at, :concurrency_key,
         :concurrency_limit, :concurrency_duration, :concurrency_on_conflict, :now, :now);
 
+-- name: ready_from_new_jobs
+-- The jobs just inserted under this transaction's write lock have consecutive ids :first..:last (see
+-- SQLiteDatabase.insert_many); all of them but :excluded (scheduled, or waiting for a concurrency slot).
+INSERT INTO solidstack_ready_executions (job_id, queue_name, priority, created_at)
+SELECT id, queue_name, priority, :now FROM solidstack_jobs
+WHERE id BETWEEN :first AND :last AND id NOT IN (SELECT value FROM json_each(:excluded));
+
 -- name: insert_ready
 INSERT INTO solidstack_ready_executions (job_id, queue_name, priority, created_at)
 VALUES (:job_id, :queue_name, :priority, :now);
