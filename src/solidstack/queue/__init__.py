@@ -17,6 +17,7 @@ from .adapters import (
     use_adapter,
 )
 from .adapters import reset as _reset
+from .asgi import InProcessJobs, in_process_enabled, jobs_lifespan
 from .concurrency import ConcurrencyKeyError, limits_concurrency
 from .config import DispatcherConfig, QueueConfig, WorkerConfig, load_queue_config
 from .dispatcher import Dispatcher
@@ -54,6 +55,7 @@ __all__ = [
     "Event",
     "FailedJob",
     "ForkSupervisor",
+    "InProcessJobs",
     "InlineAdapter",
     "Job",
     "JobOptions",
@@ -80,8 +82,10 @@ __all__ = [
     "clear_finished_jobs",
     "current_adapter",
     "discard_on",
+    "in_process_enabled",
     "instrument",
     "job_class",
+    "jobs_lifespan",
     "limits_concurrency",
     "load_queue_config",
     "load_recurring_tasks",
