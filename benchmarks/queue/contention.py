@@ -64,7 +64,7 @@ def child(role: str, path: str, out: str, seconds: float) -> None:
         role_obj = (Worker(storage, WorkerConfig(threads=3)) if role == "worker"
                     else Dispatcher(storage, DispatcherConfig(polling_interval=0.05, batch_size=100)))
         runner = Runner(role_obj, storage)
-        signal.signal(signal.SIGTERM, lambda _s, _f: runner.stop_from_signal())
+        signal.signal(signal.SIGTERM, lambda _s, _f: runner.stop())
         runner.run()
     Path(out).write_text(json.dumps({"role": role, "pid": os.getpid(), "waits": list(waits)}))
 

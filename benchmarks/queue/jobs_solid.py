@@ -31,8 +31,8 @@ def main() -> None:
     storage = QueueStorage(SQLiteDatabase(path))
     worker = Worker(storage, WorkerConfig(threads=threads), preserve_finished_jobs=True)
     runner = Runner(worker, storage)
-    signal.signal(signal.SIGTERM, lambda _s, _f: runner.stop_from_signal())
-    signal.signal(signal.SIGINT, lambda _s, _f: runner.stop_from_signal())
+    signal.signal(signal.SIGTERM, lambda _s, _f: runner.stop())
+    signal.signal(signal.SIGINT, lambda _s, _f: runner.stop())
     runner.run()
     print(f"commits {storage.db.commits}", flush=True)
 

@@ -21,7 +21,7 @@ def main() -> None:
     path, polling_interval = sys.argv[1], float(sys.argv[2])
     storage = QueueStorage(SQLiteDatabase(path))
     runner = Runner(Worker(storage, WorkerConfig(polling_interval=polling_interval)), storage)
-    signal.signal(signal.SIGTERM, lambda _s, _f: runner.stop_from_signal())
+    signal.signal(signal.SIGTERM, lambda _s, _f: runner.stop())
     runner.run()
 
 

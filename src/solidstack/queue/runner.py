@@ -22,8 +22,8 @@ from .storage import QueueStorage
 
 log = logging.getLogger("solidstack.queue")
 
-#: How soon a runner that sleeps sees a stop asked for by a signal.
-SIGNAL_CHECK_INTERVAL = 0.2
+#: How soon a sleeping runner sees a stop (see Runner.stop).
+STOP_CHECK_INTERVAL = 0.2
 
 
 class Role(Protocol):
@@ -60,7 +60,7 @@ class Runner:
         self._stopping = threading.Event()
         self._socket: WakeupSocket | None = None
         self._sleeping = False
-        self._signalled = False
+        self._stop_requested = False
         self.started = threading.Event()
 
     def wake(self) -> None:
@@ -71,11 +71,11 @@ class Runner:
             sock.wake()
 
     def _wait(self, timeout: float) -> None:
-        # In slices, so that a stop asked for by a signal (a plain flag, see stop_from_signal) is seen soon.
+        # In slices, so that a stop (a plain flag, see stop()) is seen soon.
         deadline = time.monotonic() + timeout
-        while not self._signalled:
+        while not self._stop_requested:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or self._wait_once(min(remaining, SIGNAL_CHECK_INTERVAL)):
+            if remaining <= 0 or self._wait_once(min(remaining, STOP_CHECK_INTERVAL)):
                 return
 
     def _wait_once(self, timeout: float) -> bool:
@@ -90,22 +90,17 @@ class Runner:
             self._sleeping = False
 
     def stop(self) -> None:
-        """Ask the loop to stop after the current round (from another thread)."""
-        self._stopping.set()
-        self._wake.set()
+        """Ask the loop to stop after the current round: safe from any thread and from a signal handler.
 
-    def stop_from_signal(self) -> None:
-        """Ask the loop to stop, from a signal handler.
-
-        Only a plain flag: the code the signal interrupted may hold the lock inside ``Event`` that ``stop()``
-        needs, and a handler waiting for a lock its own thread holds never returns (seen as workers that ignored
-        TERM under honcho).
+        Only a plain flag, which the loop sees within ``STOP_CHECK_INTERVAL``: setting an ``Event`` takes the
+        lock inside it, which the code a signal interrupted may hold, and a handler waiting for a lock its own
+        thread holds never returns (seen as workers that ignored TERM under honcho).
         """
-        self._signalled = True
+        self._stop_requested = True
 
     @property
     def stopping(self) -> bool:
-        return self._stopping.is_set() or self._signalled
+        return self._stopping.is_set() or self._stop_requested
 
     def run(self) -> None:
         role = self.role

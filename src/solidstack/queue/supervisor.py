@@ -202,8 +202,8 @@ class ForkSupervisor(Supervisor):
             runner = Runner(role, self.storage, heartbeat_interval=self.config.process_heartbeat_interval,
                             shutdown_timeout=self.config.shutdown_timeout, supervisor_id=self.process_id,
                             supervisor_pid=supervisor_pid, clock=self.clock)
-            signal.signal(signal.SIGTERM, lambda _s, _f: runner.stop_from_signal())
-            signal.signal(signal.SIGINT, lambda _s, _f: runner.stop_from_signal())
+            signal.signal(signal.SIGTERM, lambda _s, _f: runner.stop())
+            signal.signal(signal.SIGINT, lambda _s, _f: runner.stop())
             signal.signal(signal.SIGQUIT, lambda _s, _f: os._exit(0))
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             _set_title(f"solidstack-{spec.kind}: {getattr(role, 'title', role.name)}")
