@@ -178,3 +178,11 @@ def test_the_checkpointer_moves_the_wal_into_the_database_off_the_writers_path(t
     while (tmp_path / "c.sqlite3").stat().st_size < 2_000_000 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert (tmp_path / "c.sqlite3").stat().st_size >= 2_000_000
+
+
+@pytest.mark.parametrize("package", ["solidstack.queue", "solidstack.cache", "solidstack.cable"])
+def test_replaying_the_migrations_gives_the_checked_in_schema(package: str) -> None:
+    from solidstack.db.schema import dump_schema, schema_file
+
+    assert dump_schema(package) == schema_file(package).read_text(), (
+        f"{schema_file(package)} is stale: run `python -m solidstack.db.schema {package}`")
