@@ -87,10 +87,6 @@ SELECT key FROM solidstack_recurring_tasks WHERE static = 1;
 -- name: recurring_task_delete
 DELETE FROM solidstack_recurring_tasks WHERE key = :key;
 
--- name: recurring_tasks
-SELECT key, schedule, command, class_name, arguments, queue_name, priority, static, description
-FROM solidstack_recurring_tasks ORDER BY key;
-
 -- name: finished_batch
 SELECT id FROM solidstack_jobs
 WHERE finished_at IS NOT NULL AND finished_at < :before AND (:class_name IS NULL OR class_name = :class_name)

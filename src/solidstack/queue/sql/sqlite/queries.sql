@@ -120,10 +120,6 @@ UPDATE solidstack_processes SET last_heartbeat_at = :now WHERE id = :id;
 -- name: delete_process
 DELETE FROM solidstack_processes WHERE id = :id;
 
--- name: process_by_id
-SELECT id, kind, name, last_heartbeat_at, supervisor_id, pid, hostname, metadata FROM solidstack_processes
-WHERE id = :id;
-
 -- name: all_processes
 SELECT id, kind, name, last_heartbeat_at, supervisor_id, pid, hostname, metadata, created_at
 FROM solidstack_processes ORDER BY id;
