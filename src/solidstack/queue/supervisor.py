@@ -124,10 +124,11 @@ class Supervisor:
 
     def _finish(self, previous_handlers: dict[int, Any]) -> None:
         """Deregister (handing back whatever the supervised processes still hold) and restore signal handlers."""
-        if self.process_id is not None:
-            self.storage.deregister_process(self.process_id, self.clock())
         for signum, handler in previous_handlers.items():
             signal.signal(signum, handler)
+        if self.process_id is None:
+            return  # it never started (the database could not be opened): nothing to hand back or announce
+        self.storage.deregister_process(self.process_id, self.clock())
         log.info("Supervisor %s stopped", self.name)
         events.process_stopped(self, process_id=self.process_id, pid=os.getpid())
 
