@@ -376,6 +376,8 @@ class SQLiteDatabase:
 
     def array(self, values: Sequence[Any]) -> str:
         """A list parameter for ``IN (SELECT value FROM json_each(:ids))`` in this dialect's ``.sql`` files."""
+        if all(type(value) is int for value in values):  # ids, the common case: a third of json.dumps' time
+            return f"[{','.join(map(str, values))}]"
         return json.dumps(list(values))
 
     def insert_many(self, conn: sqlite3.Connection, sql: str, rows: Sequence[dict[str, Any]]) -> list[int]:

@@ -132,7 +132,7 @@ class Gate:
                 continue
             held.add(row["id"])
             if row["concurrency_on_conflict"] == "discard":
-                conn.execute(self.base["mark_finished"], {"ids": self.db.array([row["id"]]), "now": now})
+                conn.execute(self.base["mark_finished"], {"ids": self.db.array([row["id"]]), "now": now}).fetchall()
                 events.instrument("discard", job_id=row["id"], reason="concurrency limit", key=key)
             else:
                 conn.execute(self.sql["insert_blocked"], {
@@ -147,9 +147,17 @@ class Gate:
         """
         if not job_ids:
             return []
-        limited = conn.execute(self.sql["limited_jobs"], {"ids": self.db.array(job_ids)}).fetchall()
+        return self.release_rows(conn, conn.execute(self.sql["limited_jobs"],
+                                                    {"ids": self.db.array(job_ids)}).fetchall(), now)
+
+    def release_rows(self, conn: Any, rows: Sequence[Any], now: float) -> list[int]:
+        """:meth:`release`, given the jobs' rows (``concurrency_key``, ``concurrency_limit``,
+        ``concurrency_duration``) as the statement that finished them returned them; rows without a key are
+        skipped."""
         unblocked: list[int] = []
-        for row in limited:
+        for row in rows:
+            if row["concurrency_key"] is None:
+                continue
             key = row["concurrency_key"]
             conn.execute(self.sql["semaphore_signal"], {"key": key, "limit": row["concurrency_limit"] or 1,
                                                         "expires_at": now + (row["concurrency_duration"] or 180.0),

@@ -179,10 +179,11 @@ class QueueStorage:
                 preserve: bool) -> list[int]:
         owned = self._take_claims(conn, job_ids, process_id)
         if owned:
-            if self.gate.release(conn, owned, now):
+            # The statement returns each job's concurrency columns: no second read to free their slots.
+            rows = conn.execute(self.sql["mark_finished" if preserve else "delete_finished"],
+                                {"ids": self.db.array(owned), "now": now}).fetchall()
+            if self.gate.release_rows(conn, rows, now):
                 self.announce_ready()
-            array = self.db.array(owned)
-            conn.execute(self.sql["mark_finished" if preserve else "delete_jobs"], {"ids": array, "now": now})
         return owned
 
     def fail(self, job_id: int, process_id: int | None, error: dict[str, Any], now: float) -> bool:

@@ -64,7 +64,12 @@ RETURNING job_id;
 SELECT id FROM solidstack_processes WHERE supervisor_id = :supervisor_id AND pid = :pid;
 
 -- name: mark_finished
-UPDATE solidstack_jobs SET finished_at = :now, updated_at = :now WHERE id IN (SELECT value FROM json_each(:ids));
+UPDATE solidstack_jobs SET finished_at = :now, updated_at = :now WHERE id IN (SELECT value FROM json_each(:ids))
+RETURNING concurrency_key, concurrency_limit, concurrency_duration;
+
+-- name: delete_finished
+DELETE FROM solidstack_jobs WHERE id IN (SELECT value FROM json_each(:ids))
+RETURNING concurrency_key, concurrency_limit, concurrency_duration;
 
 -- name: delete_jobs
 DELETE FROM solidstack_jobs WHERE id IN (SELECT value FROM json_each(:ids));
