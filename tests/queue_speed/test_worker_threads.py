@@ -1,0 +1,119 @@
+"""The worker's threads under a runner: a busy worker's threads claim for themselves, the claiming thread runs
+short jobs of its batch itself, and a long job hands the rest of its batch to the idle threads; never more jobs
+at once than threads; a stop waits for the running jobs and leaves the rest of the queue ready."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+from solidstack.queue import Job, QueueStorage, Runner, Worker, WorkerConfig
+from solidstack.queue.storage import NewJob
+
+running = 0
+most = 0
+ran: list[str] = []
+gate = threading.Event()
+lock = threading.Lock()
+
+
+class ThreadsSlowJob(Job):
+    def perform(self, name: str, seconds: float) -> None:
+        global running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        try:
+            if seconds < 0:
+                gate.wait(10)
+            else:
+                time.sleep(seconds)
+        finally:
+            with lock:
+                running -= 1
+                ran.append(name)
+
+
+def enqueue(storage: QueueStorage, jobs: list[tuple[str, float]]) -> None:
+    storage.enqueue([NewJob("default", "ThreadsSlowJob", f'{{"args":["{name}",{seconds}],"kwargs":{{}}}}', 0,
+                            str(uuid.uuid4())) for name, seconds in jobs], time.time())
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.005)
+    return predicate()
+
+
+def start(storage: QueueStorage, threads: int) -> tuple[Runner, threading.Thread]:
+    global running, most
+    running = most = 0
+    ran.clear()
+    gate.clear()
+    runner = Runner(Worker(storage, WorkerConfig(threads=threads, polling_interval=0.2)), storage,
+                    shutdown_timeout=2)
+    thread = threading.Thread(target=runner.run, daemon=True)
+    thread.start()
+    return runner, thread
+
+
+def test_a_long_job_hands_the_rest_of_its_batch_to_idle_threads(storage: QueueStorage) -> None:
+    # Short jobs first keep the worker busy (its threads claim for themselves, a batch at a time), then three
+    # jobs that wait for the gate: all three must be running at once, on three threads, however they were
+    # batched. Were the claiming thread to run its batch alone, the second would wait for the first forever.
+    enqueue(storage, [(f"short{i}", 0.0) for i in range(30)] + [(f"gated{i}", -1) for i in range(3)])
+    runner, thread = start(storage, threads=3)
+    try:
+        assert wait_for(lambda: running == 3, 10), f"{running} of 3 gated jobs running; ran {len(ran)}"
+        assert most == 3
+    finally:
+        gate.set()
+        runner.stop()
+        thread.join(10)
+    assert sorted(ran) == sorted([f"short{i}" for i in range(30)] + [f"gated{i}" for i in range(3)])
+    counts = storage.counts()
+    assert (counts["finished"], counts["claimed"], counts["ready"]) == (33, 0, 0)
+
+
+def test_never_more_jobs_at_once_than_threads(storage: QueueStorage) -> None:
+    enqueue(storage, [(f"j{i}", 0.002 * (i % 4)) for i in range(120)])
+    runner, thread = start(storage, threads=4)
+    try:
+        assert wait_for(lambda: len(ran) == 120, 30)
+    finally:
+        runner.stop()
+        thread.join(10)
+    assert 1 < most <= 4
+    assert storage.counts()["finished"] == 120
+
+
+def test_a_stop_waits_for_running_jobs_and_leaves_the_rest_ready(storage: QueueStorage) -> None:
+    # Two threads: both block on the gate; the jobs behind them are not claimed by a worker with no idle thread.
+    enqueue(storage, [(f"gated{i}", -1) for i in range(2)] + [(f"after{i}", 0.0) for i in range(4)])
+    runner, thread = start(storage, threads=2)
+    assert wait_for(lambda: running == 2, 10)
+    runner.stop()
+    time.sleep(0.3)  # the runner is waiting for the running jobs (shutdown_timeout 2 s)
+    gate.set()
+    thread.join(10)
+    assert not thread.is_alive()
+    counts = storage.counts()
+    assert (counts["finished"], counts["claimed"], counts["ready"]) == (2, 0, 4)
+    assert sorted(ran) == ["gated0", "gated1"]
+
+
+def test_jobs_claimed_before_a_stop_still_run(storage: QueueStorage) -> None:
+    # Claimed for idle threads, they start at once: a stop right after the claim waits for them.
+    enqueue(storage, [(f"j{i}", 0.01) for i in range(3)])
+    ran.clear()
+    worker = Worker(storage, WorkerConfig(threads=3))
+    worker.process_id = storage.register_process("Worker", "w", time.time())
+    worker.poll(time.time())
+    worker.shutdown(5)
+    assert sorted(ran) == ["j0", "j1", "j2"]
+    assert storage.counts()["finished"] == 3
