@@ -69,3 +69,16 @@ def test_unserializable_values_name_job_and_argument(args: tuple, kwargs: dict, 
 def test_unknown_tag_in_stored_data_is_an_error() -> None:
     with pytest.raises(ValueError, match="unknown argument type"):
         load_arguments('{"args": [{"_ss": "pickle", "v": "gASV"}], "kwargs": {}}')
+
+
+@pytest.mark.parametrize(("args", "kwargs"), [
+    ((), {}),
+    ((0, -1, 10**30, True, False, None), {}),
+    (("", 'quote " and \\ backslash', "tab\there\nnewline\x00nul", "é ü 日本 \U0001f600", "\u2028"), {}),
+    ((1, "a"), {"b": None, "naïve key": "v", 'k"q': False}),
+    ((1.5, "mixed"), {"x": 2}),  # a float takes the typed walk; the text is the same
+])
+def test_the_plain_fast_path_writes_what_the_encoder_writes(args: tuple, kwargs: dict) -> None:
+    text = dump_arguments(args, kwargs, job="J")
+    assert text == json.dumps({"args": list(args), "kwargs": kwargs}, separators=(",", ":"), ensure_ascii=False)
+    assert load_arguments(text) == (args, kwargs)

@@ -123,7 +123,7 @@ def test_a_worker_under_a_runner_finishes_every_job_it_ran(storage: QueueStorage
                 count += 1
 
     job = NewJob("default", "SpeedCountJob", '{"args":[],"kwargs":{}}', 0, "x")
-    storage.enqueue([NewJob(**{**job.__dict__, "active_job_id": str(uuid.uuid4())}) for _ in range(60)],
+    storage.enqueue([job._replace(active_job_id=str(uuid.uuid4())) for _ in range(60)],
                     time.time())
     runner = Runner(Worker(storage, WorkerConfig(threads=3, polling_interval=0.1)), storage)
     thread = threading.Thread(target=runner.run, daemon=True)

@@ -380,7 +380,8 @@ class SQLiteDatabase:
             return f"[{','.join(map(str, values))}]"
         return json.dumps(list(values))
 
-    def insert_many(self, conn: sqlite3.Connection, sql: str, rows: Sequence[dict[str, Any]]) -> list[int]:
+    def insert_many(self, conn: sqlite3.Connection, sql: str,
+                    rows: Sequence[Sequence[Any] | dict[str, Any]]) -> list[int]:
         """Insert ``rows`` with one statement, in the caller's transaction; returns their new ids in order.
 
         Under ``BEGIN IMMEDIATE`` this connection is the only writer, and SQLite gives a table without

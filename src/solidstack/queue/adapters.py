@@ -46,8 +46,10 @@ class SolidQueueAdapter:
         ids = self.storage.enqueue(rows, time.time())
         for job, job_id in zip(jobs, ids, strict=True):
             job.provider_job_id = job_id
-            events.instrument("enqueue", job_id=job_id, job_class=type(job).name(), queue=job.queue_name,
-                              scheduled_at=job.scheduled_at)
+        if events.wanted("enqueue"):
+            for job in jobs:
+                events.instrument("enqueue", job_id=job.provider_job_id, job_class=type(job).name(),
+                                  queue=job.queue_name, scheduled_at=job.scheduled_at)
         if ids:
             log.debug("enqueued %d job(s), ids %d..%d", len(ids), ids[0], ids[-1])
 

@@ -203,16 +203,10 @@ def to_new_job(job: Job) -> NewJob:
 
     Raises ``SerializationError`` or :class:`ConcurrencyKeyError`, naming the job, before anything is stored.
     """
-    limit = concurrency_of(job) or {}
-    return NewJob(
-        queue_name=job.queue_name,
-        class_name=type(job).name(),
-        arguments=job.serialize_arguments(),
-        priority=job.priority,
-        active_job_id=job.job_id,
-        scheduled_at=job.scheduled_at,
-        concurrency_key=limit.get("key"),
-        concurrency_limit=limit.get("limit"),
-        concurrency_duration=limit.get("duration"),
-        concurrency_on_conflict=limit.get("on_conflict"),
-    )
+    limit = concurrency_of(job)
+    row = NewJob(job.queue_name, type(job).name(), job.serialize_arguments(), job.priority, job.job_id,
+                 job.scheduled_at)
+    if limit is None:
+        return row
+    return row._replace(concurrency_key=limit["key"], concurrency_limit=limit["limit"],
+                        concurrency_duration=limit["duration"], concurrency_on_conflict=limit["on_conflict"])

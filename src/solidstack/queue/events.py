@@ -79,6 +79,11 @@ def subscribe(callback: Subscriber, names: str | Iterable[str] | None = None) ->
     return subscription
 
 
+def wanted(name: str) -> bool:
+    """Whether an event ``name`` would be logged or handed to a subscriber: a loop over many jobs asks once."""
+    return bool(_subscribers) or log.isEnabledFor(logging.INFO if name in LOUD_EVENTS else logging.DEBUG)
+
+
 def instrument(name: str, /, **payload: Any) -> Event | None:
     """Emit an event: log it and hand it to the subscribers (nothing is built when nobody listens)."""
     level = logging.INFO if name in LOUD_EVENTS else logging.DEBUG

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class NewJob:
-    """A job about to be enqueued."""
+class NewJob(NamedTuple):
+    """A job about to be enqueued.
+
+    A tuple, in the column order of the ``insert_job`` query: a bulk enqueue binds each one as it is (a frozen
+    dataclass and a dict per row cost ~2 µs a job of ~13).
+    """
 
     queue_name: str
     class_name: str

@@ -107,15 +107,33 @@ def _from_json(value: Any) -> Any:
     return value
 
 
-_PLAIN = frozenset({str, int, bool, type(None)})
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_string = json.encoder.encode_basestring  # what _encode writes for a str (ensure_ascii=False)
+
+
+def _plain(value: Any) -> str:
+    """The JSON of a str, int, bool or None, as ``_encode`` writes it; KeyError for anything else."""
+    kind = type(value)
+    if kind is str:
+        return _string(value)
+    if kind is int:
+        return int.__repr__(value)
+    return _LITERALS[value if kind is bool or value is None else _NOT_PLAIN]
+
+
+_NOT_PLAIN = object()
+_LITERALS = {True: "true", False: "false", None: "null"}
 
 
 def dump_arguments(args: tuple[Any, ...], kwargs: dict[str, Any], *, job: str) -> str:
     """The JSON text stored for a job's arguments; raises :class:`SerializationError` naming job and argument."""
-    # Most jobs take strings and numbers: those need no walk.
-    if all(type(v) in _PLAIN for v in args) and all(type(v) in _PLAIN for v in kwargs.values()):
-        return _encode({"args": list(args), "kwargs": kwargs})
+    # Most jobs take strings and numbers: those are written directly, with no walk and no encoder (a JSON
+    # encoder is built for every call: 3 µs of a bulk enqueue's ~10 a job).
+    try:
+        named = ",".join([_string(name) + ":" + _plain(value) for name, value in kwargs.items()]) if kwargs else ""
+        return '{"args":[' + ",".join(map(_plain, args)) + '],"kwargs":{' + named + "}}"
+    except KeyError:
+        pass
     try:
         data = {
             "args": [_to_json(value, f"argument {i}") for i, value in enumerate(args)],

@@ -90,7 +90,7 @@ class QueueStorage:
         """Store ``jobs`` in one transaction; each becomes ready, or scheduled when ``scheduled_at`` is ahead."""
         if not jobs:
             return []
-        rows = [{**job.__dict__, "now": now} for job in jobs]
+        rows = [(*job, now) for job in jobs]
         with self.db.transaction() as conn:
             ids = self.db.insert_many(conn, self.sql["insert_job"], rows)
             scheduled, limited = [], []

@@ -2,11 +2,11 @@
 -- json_each, so one statement handles any number of rows; the PostgreSQL set passes arrays (= ANY).
 
 -- name: insert_job
+-- Positional: the fields of a NewJob (solidstack.queue.rows) in order, then the time.
 INSERT INTO solidstack_jobs
     (queue_name, class_name, arguments, priority, active_job_id, scheduled_at, concurrency_key, concurrency_limit,
      concurrency_duration, concurrency_on_conflict, created_at, updated_at)
-VALUES (:queue_name, :class_name, :arguments, :priority, :active_job_id, :scheduled_at, :concurrency_key,
-        :concurrency_limit, :concurrency_duration, :concurrency_on_conflict, :now, :now);
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11);
 
 -- name: ready_from_new_jobs
 -- The jobs just inserted under this transaction's write lock have consecutive ids :first..:last (see
