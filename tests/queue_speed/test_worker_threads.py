@@ -117,3 +117,30 @@ def test_jobs_claimed_before_a_stop_still_run(storage: QueueStorage) -> None:
     worker.shutdown(5)
     assert sorted(ran) == ["j0", "j1", "j2"]
     assert storage.counts()["finished"] == 3
+
+
+def test_a_worker_busy_with_long_jobs_does_not_spin(storage: QueueStorage) -> None:
+    # The loop checks every millisecond only while threads claim batches of several short jobs; three long
+    # jobs (one claim, then nothing to hand off) leave it at its polling interval.
+    enqueue(storage, [(f"gated{i}", -1) for i in range(3)])
+    runner, thread = start(storage, threads=3)
+    worker = runner.role
+    polls = 0
+    poll = worker.poll
+
+    def counting_poll(now: float) -> float:
+        nonlocal polls
+        polls += 1
+        return poll(now)
+
+    worker.poll = counting_poll  # type: ignore[method-assign]
+    try:
+        assert wait_for(lambda: running == 3, 10)
+        polls = 0
+        time.sleep(0.6)
+        counted = polls
+    finally:
+        gate.set()
+        runner.stop()
+        thread.join(10)
+    assert counted <= 20, f"{counted} polls in 0.6 s with the polling interval at 0.2 s"

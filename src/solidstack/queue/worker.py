@@ -38,6 +38,9 @@ COALESCE_WAIT = 0.0005
 #: threads. Waking a peer for every batch costs more than the jobs (measured: 4,500 against 8,000 no-op
 #: jobs/s at 3 threads), and a wake-up that finds nothing to do still takes the GIL from the thread working.
 HAND_OFF_AFTER = 0.001
+#: The loop checks that often only while threads claim batches of several jobs, and this long after the last
+#: one: a worker busy with long jobs claims one at a time (one thread frees up at a time) and needs no check.
+HAND_OFF_WATCH = 0.1
 
 
 class Worker:
@@ -73,6 +76,8 @@ class Worker:
         self._claiming = False
         self._stopping = False
         self._queued_at = 0.0
+        self._watch_until = 0.0  # the loop checks for hand-offs every HAND_OFF_AFTER until then
+        self._watching = False  # ... and is doing so now
         self._threads: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
@@ -131,9 +136,8 @@ class Worker:
             self._cond.notify(len(self._ready))
 
     def _next_poll(self) -> float:
-        if self._ready or (self._busy and self._deferred):
-            return HAND_OFF_AFTER
-        return self.config.polling_interval
+        self._watching = bool(self._ready) or time.monotonic() < self._watch_until
+        return HAND_OFF_AFTER if self._watching else self.config.polling_interval
 
     def _claim(self, now: float, *, by_thread: bool) -> int:
         """Claim for the idle threads (the caller set ``_claiming``); returns how many rows it queued.
@@ -166,7 +170,14 @@ class Worker:
             self._queued_at = time.monotonic()
             # A thread runs its batch itself while the queue is busy (see HAND_OFF_AFTER); otherwise the idle
             # threads are woken for the jobs now.
-            self._cond.notify(0 if by_thread and self._busy else len(rows) - by_thread)
+            keeps = by_thread and self._busy
+            self._cond.notify(0 if keeps else len(rows) - by_thread)
+            wake_loop = False
+            if keeps and len(rows) > 1:
+                self._watch_until = self._queued_at + HAND_OFF_WATCH
+                wake_loop = not self._watching  # the loop sleeps its full interval: have it watch from now
+        if wake_loop:
+            self.on_wake()
         if rows:
             events.instrument("claim", worker=self.name, job_ids=[row.id for row in rows])
         return len(rows)
