@@ -90,11 +90,15 @@ class QueueStorage:
         """Store ``jobs`` in one transaction; each becomes ready, or scheduled when ``scheduled_at`` is ahead."""
         if not jobs:
             return []
-        rows = [(*job, now) for job in jobs]
+        # Most jobs have no schedule and no concurrency limit: their rows leave those columns out (Python's
+        # sqlite3 binds a None through its adapter lookup, ~0.5 µs each: 2.5 of a bulk enqueue's ~9 µs a job).
+        plain = all(job.scheduled_at is None and job.concurrency_key is None for job in jobs)
+        width = 5 if plain else len(NewJob._fields)
+        rows = [(*job[:width], now) for job in jobs]
         with self.db.transaction() as conn:
-            ids = self.db.insert_many(conn, self.sql["insert_job"], rows)
+            ids = self.db.insert_many(conn, self.sql["insert_plain_job" if plain else "insert_job"], rows)
             scheduled, limited = [], []
-            for job_id, job in zip(ids, jobs, strict=True):
+            for job_id, job in zip(ids, jobs, strict=True) if not plain else ():
                 if job.scheduled_at is not None and job.scheduled_at > now:
                     scheduled.append({"job_id": job_id, "queue_name": job.queue_name, "priority": job.priority,
                                       "scheduled_at": job.scheduled_at, "now": now})

@@ -8,6 +8,11 @@ INSERT INTO solidstack_jobs
      concurrency_duration, concurrency_on_conflict, created_at, updated_at)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11);
 
+-- name: insert_plain_job
+-- A job with no schedule and no concurrency limit: the first five fields of a NewJob, then the time.
+INSERT INTO solidstack_jobs (queue_name, class_name, arguments, priority, active_job_id, created_at, updated_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6);
+
 -- name: ready_from_new_jobs
 -- The jobs just inserted under this transaction's write lock have consecutive ids :first..:last (see
 -- SQLiteDatabase.insert_many); all of them but :excluded (scheduled, or waiting for a concurrency slot).
