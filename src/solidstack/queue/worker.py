@@ -166,15 +166,16 @@ class Worker:
         with self._cond:
             self._claiming = False
             self._busy = 0 < limit == len(rows)
+            if rows and not self._ready:
+                self._queued_at = time.monotonic()  # how long the oldest of them has waited (_hand_off)
             self._ready.extend(rows)
-            self._queued_at = time.monotonic()
             # A thread runs its batch itself while the queue is busy (see HAND_OFF_AFTER); otherwise the idle
             # threads are woken for the jobs now.
             keeps = by_thread and self._busy
             self._cond.notify(0 if keeps else len(rows) - by_thread)
             wake_loop = False
             if keeps and len(rows) > 1:
-                self._watch_until = self._queued_at + HAND_OFF_WATCH
+                self._watch_until = time.monotonic() + HAND_OFF_WATCH
                 wake_loop = not self._watching  # the loop sleeps its full interval: have it watch from now
         if wake_loop:
             self.on_wake()
