@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -16,6 +17,9 @@ from solidstack.db import SQLiteDatabase, migrate, package_migrations
 from solidstack.queue.storage import QueueStorage
 
 SEED_CONFIG = Path(str(resources.files("solidstack").joinpath("templates", "config")))
+
+# Shared helpers (waiting.py) are imported by name, also under --import-mode=importlib (which leaves sys.path alone).
+sys.path.append(str(Path(__file__).parent))
 
 
 @pytest.fixture(autouse=True)

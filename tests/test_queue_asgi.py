@@ -23,6 +23,7 @@ from starlette.testclient import TestClient
 from solidstack.config import App
 from solidstack.queue import AsyncSupervisor, Job, queue_storage
 from solidstack.queue.asgi import InProcessJobs, build_supervisor, in_process_enabled, jobs_lifespan
+from waiting import wait_for
 
 DONE: list[str] = []
 
@@ -30,15 +31,6 @@ DONE: list[str] = []
 class AsgiLifespanProbeJob(Job):
     def perform(self, value: str) -> None:
         DONE.append(value)
-
-
-def wait_for(predicate: Any, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return bool(predicate())
 
 
 def role_threads() -> list[threading.Thread]:

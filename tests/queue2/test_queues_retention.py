@@ -13,6 +13,7 @@ from solidstack.queue.retention import clear_finished_jobs
 from solidstack.queue.runner import Runner
 from solidstack.queue.storage import QueueStorage
 from solidstack.queue.worker import Worker
+from waiting import wait_for
 
 from .conftest import NOW, new_job, state
 
@@ -22,15 +23,6 @@ DONE: list[str] = []
 class Queue2PausableJob(Job):
     def perform(self, tag: str) -> None:
         DONE.append(tag)
-
-
-def wait_for(predicate, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 def test_pause_and_resume_with_a_live_worker(app: App) -> None:

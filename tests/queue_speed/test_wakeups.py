@@ -9,11 +9,11 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 from solidstack.queue import QueueStorage, Runner, Worker, WorkerConfig
 from solidstack.queue.storage import NewJob
+from waiting import wait_for
 
 HERE = Path(__file__).resolve().parent
 
@@ -25,15 +25,6 @@ def mark_job(out: Path, mark: str) -> NewJob:
 
 def marks(out: Path) -> list[str]:
     return out.read_text().split() if out.exists() else []
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 def test_an_enqueue_wakes_an_idle_worker_in_another_process(storage: QueueStorage, tmp_path: Path) -> None:

@@ -7,10 +7,10 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
 
 from solidstack.queue import Job, QueueStorage, Runner, Worker, WorkerConfig
 from solidstack.queue.storage import NewJob
+from waiting import wait_for
 
 running = 0
 most = 0
@@ -39,15 +39,6 @@ class ThreadsSlowJob(Job):
 def enqueue(storage: QueueStorage, jobs: list[tuple[str, float]]) -> None:
     storage.enqueue([NewJob("default", "ThreadsSlowJob", f'{{"args":["{name}",{seconds}],"kwargs":{{}}}}', 0,
                             str(uuid.uuid4())) for name, seconds in jobs], time.time())
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return predicate()
 
 
 def start(storage: QueueStorage, threads: int) -> tuple[Runner, threading.Thread]:
