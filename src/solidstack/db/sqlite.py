@@ -376,7 +376,7 @@ class SQLiteDatabase:
 
     def array(self, values: Sequence[Any]) -> str:
         """A list parameter for ``IN (SELECT value FROM json_each(:ids))`` in this dialect's ``.sql`` files."""
-        if all(type(value) is int for value in values):  # ids, the common case: a third of json.dumps' time
+        if all(type(value) is int for value in values):  # ids, the common case: half of json.dumps' time
             return f"[{','.join(map(str, values))}]"
         return json.dumps(list(values))
 

@@ -98,12 +98,13 @@ class QueueStorage:
         with self.db.transaction() as conn:
             ids = self.db.insert_many(conn, self.sql["insert_plain_job" if plain else "insert_job"], rows)
             scheduled, limited = [], []
-            for job_id, job in zip(ids, jobs, strict=True) if not plain else ():
-                if job.scheduled_at is not None and job.scheduled_at > now:
-                    scheduled.append({"job_id": job_id, "queue_name": job.queue_name, "priority": job.priority,
-                                      "scheduled_at": job.scheduled_at, "now": now})
-                elif job.concurrency_key is not None:
-                    limited.append(job_id)  # ready only with a free slot
+            if not plain:
+                for job_id, job in zip(ids, jobs, strict=True):
+                    if job.scheduled_at is not None and job.scheduled_at > now:
+                        scheduled.append({"job_id": job_id, "queue_name": job.queue_name,
+                                          "priority": job.priority, "scheduled_at": job.scheduled_at, "now": now})
+                    elif job.concurrency_key is not None:
+                        limited.append(job_id)  # ready only with a free slot
             held = [row["job_id"] for row in scheduled]
             if limited:
                 admitted = set(self.gate.admit(conn, limited, now))

@@ -172,7 +172,7 @@ class Worker:
             # A thread runs its batch itself while the queue is busy (see HAND_OFF_AFTER); otherwise the idle
             # threads are woken for the jobs now.
             keeps = by_thread and self._busy
-            self._cond.notify(0 if keeps else len(rows) - by_thread)
+            self._cond.notify(0 if keeps else max(0, len(rows) - by_thread))
             wake_loop = False
             if keeps and len(rows) > 1:
                 self._watch_until = time.monotonic() + HAND_OFF_WATCH
