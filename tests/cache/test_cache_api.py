@@ -264,3 +264,60 @@ def test_a_closed_store_reopens_on_use(store: DatabaseStore) -> None:
     store.close()
     assert store.read("k") == "v"
     assert store.write("k2", "v2") and store.read("k2") == "v2"
+
+
+def test_write_unless_exist(any_store: Store) -> None:
+    assert any_store.write("u", "first", unless_exist=True)
+    assert not any_store.write("u", "second", unless_exist=True)
+    assert any_store.read("u") == "first"
+    any_store.write("gone", "old", expires_at=time.time() - 1)  # expired: as if absent
+    assert any_store.write("gone", "new", unless_exist=True) and any_store.read("gone") == "new"
+    any_store.write("v", "one", version="1")  # another version: a miss for this one, so it is written
+    assert any_store.write("v", "two", version="2", unless_exist=True) and any_store.read("v", version="2") == "two"
+    any_store.delete("u")
+    assert any_store.write("u", "third", unless_exist=True) and any_store.read("u") == "third"
+
+
+def test_race_condition_ttl_serves_the_stale_value_while_one_caller_recomputes(any_store: Store) -> None:
+    any_store.write("r", "stale", expires_at=time.time() - 1)
+    meanwhile: list[str] = []
+
+    def recompute() -> str:
+        # Another caller while this one computes: it gets the stale value, it does not compute too.
+        meanwhile.append(any_store.fetch("r", lambda: "second computation", race_condition_ttl=10))
+        return "fresh"
+
+    assert any_store.fetch("r", recompute, race_condition_ttl=10) == "fresh"
+    assert meanwhile == ["stale"]
+    assert any_store.read("r") == "fresh"
+
+
+def test_race_condition_ttl_does_not_revive_an_entry_expired_longer_ago(any_store: Store) -> None:
+    any_store.write("r", "stale", expires_at=time.time() - 60)
+    meanwhile: list[str] = []
+
+    def recompute() -> str:
+        meanwhile.append(any_store.fetch("r", lambda: "second computation", race_condition_ttl=10))
+        return "fresh"
+
+    assert any_store.fetch("r", recompute, race_condition_ttl=10) == "fresh"
+    assert meanwhile == ["second computation"]
+    # Without the option an expired entry is a plain miss, as before.
+    any_store.write("p", "stale", expires_at=time.time() - 1)
+    assert any_store.fetch("p", lambda: "fresh") == "fresh"
+
+
+def test_afetch_race_condition_ttl(any_store: Store) -> None:
+    any_store.write("a", "stale", expires_at=time.time() - 1)
+
+    async def scenario() -> tuple[str, list[str], str]:
+        meanwhile: list[str] = []
+
+        async def recompute() -> str:
+            meanwhile.append(await any_store.afetch("a", lambda: "second", race_condition_ttl=10))
+            return "fresh"
+
+        got = await any_store.afetch("a", recompute, race_condition_ttl=10)
+        return got, meanwhile, await any_store.aread("a")
+
+    assert asyncio.run(scenario()) == ("fresh", ["stale"], "fresh")

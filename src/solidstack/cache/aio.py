@@ -27,6 +27,7 @@ class AsyncMethods:
     if TYPE_CHECKING:
         def read(self, key: Any, *, version: str | None = None) -> Any: ...
         def _read(self, key: Any, version: str | None) -> Any: ...
+        def _extend_stale(self, key: Any, version: str | None, ttl: float) -> Any: ...
         def exist(self, key: Any, *, version: str | None = None) -> bool: ...
         def write(self, key: Any, value: Any, **options: Any) -> bool: ...
         def delete(self, key: Any) -> bool: ...
@@ -79,7 +80,8 @@ class AsyncMethods:
         return await self._call(self.stats)
 
     async def afetch(self, key: Any, factory: Callable[[], Any] | None = None, *, expires_in: float | None = None,
-                     version: str | None = None, force: bool = False, skip_nil: bool = False) -> Any:
+                     version: str | None = None, force: bool = False, skip_nil: bool = False,
+                     race_condition_ttl: float | None = None) -> Any:
         """:meth:`fetch` for async code; ``factory`` may be a coroutine function."""
         from .store import _MISS as miss
 
@@ -89,6 +91,10 @@ class AsyncMethods:
                 return value
         if factory is None:
             return None
+        if race_condition_ttl and not force:
+            stale = await self._call(self._extend_stale, key, version, float(race_condition_ttl))
+            if stale is not miss:
+                return stale
         value = factory()
         if _awaitable(value):
             value = await value

@@ -142,15 +142,21 @@ class Store(AsyncMethods):
         seconds = float(getattr(seconds, "total_seconds", lambda: seconds)())
         return time.time() + seconds
 
+    @staticmethod
+    def _live(key: bytes, row: Row | None, version: str | None, now: float) -> bool:
+        """Whether ``row`` holds a live entry of ``key``: not another key's, not expired, not another version."""
+        if row is None or row[0] != key:
+            return False
+        expires_at = row[2]
+        if expires_at is not None and expires_at <= now:
+            return False
+        return version is None or row[3] is None or row[3] == version
+
     def _value(self, key: bytes, row: Row | None, version: str | None) -> Any:
         """The value of a fetched row, or ``_MISS`` (absent, another key's, expired, other version, corrupt)."""
-        if row is None or row[0] != key:
+        if not self._live(key, row, version, time.time()):
             return _MISS
-        expires_at = row[2]
-        if expires_at is not None and expires_at <= time.time():
-            return _MISS
-        if version is not None and row[3] is not None and row[3] != version:
-            return _MISS
+        assert row is not None
         try:
             return self.codec.load(row[1], key)
         except CorruptEntry as exc:
@@ -230,10 +236,14 @@ class Store(AsyncMethods):
         return found
 
     def fetch(self, key: Any, factory: Callable[[], Any] | None = None, *, expires_in: float | None = None,
-              version: str | None = None, force: bool = False, skip_nil: bool = False) -> Any:
+              version: str | None = None, force: bool = False, skip_nil: bool = False,
+              race_condition_ttl: float | None = None) -> Any:
         """The cached value; on a miss, ``factory()`` is computed, stored and returned.
 
         ``force`` recomputes even on a hit; ``skip_nil`` does not store a ``None`` result.
+        ``race_condition_ttl`` (seconds), as in Rails: when the entry expired less than that long ago, the first
+        caller to see it gives the stale value that much more life and recomputes; callers meanwhile get the
+        stale value instead of all recomputing at once (a cache stampede).
         """
         if not force:
             value = self._read(key, version)
@@ -241,10 +251,37 @@ class Store(AsyncMethods):
                 return value
         if factory is None:
             return None
+        if race_condition_ttl and not force:
+            stale = self._extend_stale(key, version, float(race_condition_ttl))
+            if stale is not _MISS:
+                return stale
         value = factory()
         if not (skip_nil and value is None):
             self.write(key, value, expires_in=expires_in, version=version)
         return value
+
+    def _extend_stale(self, key: Any, version: str | None, ttl: float) -> Any:
+        """For ``race_condition_ttl``: ``_MISS`` when this caller should recompute (after giving an entry that
+        expired less than ``ttl`` ago ``ttl`` more seconds), or the live value another caller left meanwhile."""
+        k = self.normalize_key(key)
+        found: list[Row] = []
+
+        def change(row: Row | None) -> Row | None:
+            now = time.time()
+            if self._live(k, row, version, now):
+                found.append(row)  # type: ignore[arg-type]  # live: another caller extended or rewrote it
+                return None
+            if (row is None or row[0] != k or row[2] is None or now - row[2] > ttl
+                    or (version is not None and row[3] is not None and row[3] != version)):
+                return None
+            return (row[0], row[1], now + ttl, row[3])
+
+        try:
+            self._update(k, change)
+        except FAILURES as exc:
+            self._fail("fetch", exc)
+            return _MISS
+        return self._value(k, found[0], version) if found else _MISS
 
     def fetch_multi(self, keys: Iterable[Any], factory: Callable[[Any], Any], *, expires_in: float | None = None,
                     version: str | None = None) -> dict[Any, Any]:
@@ -259,16 +296,29 @@ class Store(AsyncMethods):
     # -- writing --------------------------------------------------------------------------------------------
 
     def write(self, key: Any, value: Any, *, expires_in: float | None = None, expires_at: float | None = None,
-              version: str | None = None) -> bool:
-        """Store ``value``; ``False`` when the write was dropped (the failsafe logged why)."""
+              version: str | None = None, unless_exist: bool = False) -> bool:
+        """Store ``value``; ``False`` when the write was dropped (the failsafe logged why).
+
+        ``unless_exist``: only when ``key`` holds no live entry (checked and written in one transaction);
+        ``False`` when there was one.
+        """
         k = self.normalize_key(key)
         row = (k, self.codec.dump(value, k), self._expiry(expires_in, expires_at), version)
+        written = True
         try:
-            self._put(row)
+            if unless_exist:
+                def change(old: Row | None) -> Row | None:
+                    nonlocal written
+                    written = not self._live(k, old, version, time.time())
+                    return row if written else None
+
+                self._update(k, change)
+            else:
+                self._put(row)
         except FAILURES as exc:
             self._fail("write", exc)
             return False
-        return True
+        return written
 
     def write_multi(self, items: Mapping[Any, Any], *, expires_in: float | None = None,
                     version: str | None = None) -> bool:
