@@ -4,9 +4,12 @@ at once than threads; a stop waits for the running jobs and leaves the rest of t
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 import uuid
+
+import pytest
 
 from solidstack.queue import Job, QueueStorage, Runner, Worker, WorkerConfig
 from solidstack.queue.storage import NewJob
@@ -135,3 +138,29 @@ def test_a_worker_busy_with_long_jobs_does_not_spin(storage: QueueStorage) -> No
         runner.stop()
         thread.join(10)
     assert counted <= 20, f"{counted} polls in 0.6 s with the polling interval at 0.2 s"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_stops_at_random_moments_lose_and_repeat_nothing(storage: QueueStorage, seed: int) -> None:
+    # Jobs of mixed lengths, a stop at a random moment, then a second worker drains the rest: every job runs
+    # exactly once, never more than `threads` at once, and nothing is left claimed.
+    rng = random.Random(seed)
+    names = [f"m{i}" for i in range(240)]
+    enqueue(storage, [(name, rng.choice([0.0, 0.0001, 0.001, 0.004])) for name in names])
+    for stop_after in (rng.uniform(0.01, 0.15), None):
+        runner, thread = start(storage, threads=4)
+        if stop_after is None:
+            assert wait_for(lambda: storage.counts()["ready"] == 0 and storage.counts()["claimed"] == 0, 30)
+        else:
+            time.sleep(stop_after)
+        runner.stop()
+        thread.join(10)
+        assert not thread.is_alive()
+        counts = storage.counts()
+        assert counts["claimed"] == 0
+        assert counts["finished"] + counts["ready"] == len(names)
+        assert most <= 4
+        if stop_after is not None:
+            first = list(ran)
+    assert sorted(first + ran) == sorted(names)
+    assert storage.counts()["finished"] == len(names)
