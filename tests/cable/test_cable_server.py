@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import time
 from typing import Any
 
 import pytest
-from cable_helpers import SECRET, Server, broadcast_from_child
+from cable_helpers import SECRET, Server, broadcast_from_child, child_env
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
@@ -224,3 +226,26 @@ def test_plain_http_gets_upgrade_required(server: Server) -> None:
         urllib.request.urlopen(f"http://127.0.0.1:{server.port}/", timeout=5)
     assert info.value.code == 426
     info.value.close()
+
+
+def test_a_remote_disconnect_closes_that_users_sockets_only(server: Server) -> None:
+    # From another process, as a sign-out request or a job would: every socket of alice, none of bob's.
+    alice, alice_too, bob = welcome(server, "?user=alice"), welcome(server, "?user=alice"), welcome(server, "?user=bob")
+    code = ("from solidstack.cable import Connection, remote_connections\n"
+            "class UserConnection(Connection):\n    identified_by = ('current_user',)\n"
+            "remote_connections(UserConnection).where(current_user='alice').disconnect(reconnect=False)\n")
+    subprocess.run([sys.executable, "-c", code], env=child_env(server.root), check=True, timeout=30)
+    for client in (alice, alice_too):
+        assert client.recv() == {"type": "disconnect", "reason": "remote", "reconnect": False}
+        with pytest.raises(ConnectionClosed):
+            client.recv(timeout=5)
+    identifier, reply = bob.subscribe(channel="ChatChannel", room=7)
+    assert reply["type"] == "confirm_subscription"
+    bob.perform(identifier, "whoami")
+    assert bob.recv() == {"identifier": identifier, "message": {"user": "bob"}}
+    bob.close()
+    # An anonymous socket has no internal stream; a where() naming no identifier of the class is refused.
+    from solidstack.cable import Connection, remote_connections
+
+    with pytest.raises(ValueError, match="unknown identifier"):
+        remote_connections(Connection).where(current_user="alice")

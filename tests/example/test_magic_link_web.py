@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from solidstack.cable import broadcasts
 from solidstack.queue import Worker, queue_storage
 
 
@@ -81,6 +82,8 @@ def test_a_link_is_requested_sent_and_used(client: TestClient, example: Path) ->
     out = client.post("/sign_out", data={"authenticity_token": token_of(client.get("/").text)})
     assert out.status_code == 303
     assert "Signed out." in client.get("/").text and "Email me a sign-in link" in client.get("/").text
+    # The cable sockets of that session are told to go (and come back signed out).
+    assert broadcasts("action_cable/ann@example.com") == [{"type": "disconnect", "reconnect": True}]
 
 
 def test_the_authenticity_token_is_required(client: TestClient, example: Path) -> None:

@@ -27,7 +27,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from solidstack import current_app
-from solidstack.cable import CableApp
+from solidstack.cable import CableApp, remote_connections
 from solidstack.queue.asgi import jobs_lifespan
 
 from . import mailer, rate_limit
@@ -176,8 +176,14 @@ async def sign_out(request: Request) -> Response:
     if not csrf_ok(request, form):
         return problem(request, 403, "This form has expired",
                        "The page's security token was missing or did not match your session. Reload and try again.")
+    email = request.session.get("email")
     request.session.clear()
     request.session["flash"] = "Signed out."
+    if email:
+        # Sockets this browser opened while signed in close, and reconnect as signed out (Action Cable's
+        # remote_connections): from any process, on every server sharing the cable database.
+        where = remote_connections(AppConnection).where(session_email=email)
+        await run_in_threadpool(where.disconnect)
     return RedirectResponse("/", status_code=303)
 
 

@@ -14,6 +14,7 @@ from .channel import Channel, RejectedError
 from .config import CableConfig, database_config, load_cable_config
 from .connection import Connection, UnauthorizedError
 from .pubsub import MemoryPubSub, PubSub, SolidCablePubSub
+from .remote import RemoteConnection, RemoteConnections, remote_connections
 from .turbo import StreamsChannel, sign_stream_name, verify_stream_name
 
 if TYPE_CHECKING:
@@ -37,6 +38,8 @@ __all__ = [
     "MemoryPubSub",
     "PubSub",
     "RejectedError",
+    "RemoteConnection",
+    "RemoteConnections",
     "SolidCablePubSub",
     "StreamsChannel",
     "UnauthorizedError",
@@ -46,6 +49,7 @@ __all__ = [
     "database_config",
     "load_cable_config",
     "pubsub",
+    "remote_connections",
     "reset",
     "sign_stream_name",
     "subscribe",

@@ -33,6 +33,7 @@ from .adapter import pubsub as process_pubsub
 from .channel import Channel, RejectedError
 from .connection import Connection, UnauthorizedError
 from .pubsub import PubSub
+from .remote import RemoteConnections
 from .router import StreamRouter
 
 log = logging.getLogger("solidstack.cable")
@@ -128,6 +129,19 @@ class _Session:
         self.closing = True  # first: nothing queued after this, not even by a full outbox calling back here
         self.outbox.put_nowait(json.dumps({"type": "disconnect", "reason": reason, "reconnect": reconnect}))
         self.outbox.put_nowait(None)
+
+    def internal_message(self, payload: str) -> None:
+        """A command on the connection's internal stream (:mod:`.remote`); on the event loop."""
+        try:
+            message = json.loads(payload)
+        except ValueError:
+            message = None
+        if isinstance(message, dict) and message.get("type") == "disconnect":
+            log.info("cable: removing connection %s (remote disconnect)",
+                     self.app_connection.connection_identifier if self.app_connection else "?")
+            self.close("remote", message.get("reconnect", True) is not False)
+        else:
+            log.warning("cable: ignored an internal message it does not know: %.200s", payload)
 
     # -- streams ---------------------------------------------------------------------------------------------
 
@@ -371,10 +385,15 @@ class CableApp:
             return
         self.sessions.add(session)
         self._ensure_pinger()
+        internal = connection.internal_channel
+        if internal is not None:  # remote commands for this identity (see remote.py)
+            self.router.add(internal, (session, internal), session.internal_message)
         session.send({"type": "welcome"})
         try:
             await session.run()
         finally:
+            if internal is not None:
+                self.router.remove(internal, (session, internal))
             self.sessions.discard(session)
             if _overrides(connection.disconnect, Connection.disconnect):
                 try:
@@ -400,6 +419,11 @@ class CableApp:
             for session in list(self.sessions):
                 session.send_text(frame)
             await asyncio.sleep(self.ping_interval)
+
+    @property
+    def remote_connections(self) -> RemoteConnections:
+        """This app's connections on every server: ``cable.remote_connections.where(current_user=u).disconnect()``."""
+        return RemoteConnections(self.connection_class, self._pubsub)
 
     async def disconnect_all(self, reason: str = "server_restart", reconnect: bool = True) -> None:
         """Tell every client to go (``server_restart``: come back soon) and close their sockets."""

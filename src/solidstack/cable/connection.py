@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
@@ -25,6 +26,13 @@ class Runtime(Protocol):
     def remove_stream(self, channel: Channel, stream: str) -> None: ...
 
     def close(self, reason: str, reconnect: bool) -> None: ...
+
+
+def identifier_of(values: Iterable[Any]) -> str:
+    """A connection's identifier from its ``identified_by`` values in order: ``str()`` of each that is set,
+    joined by ``:`` (as Action Cable, which leaves out the nil ones). So an identified value's ``str()`` must
+    be the same in every process: an id, an email, not an object's default repr."""
+    return ":".join(str(value) for value in values if value is not None)
 
 
 class Connection:
@@ -58,7 +66,13 @@ class Connection:
     @property
     def connection_identifier(self) -> str:
         """The identified values joined, as Action Cable names a connection (empty when anonymous)."""
-        return ":".join(str(getattr(self, name, "")) for name in self.identified_by)
+        return identifier_of(getattr(self, name, None) for name in self.identified_by)
+
+    @property
+    def internal_channel(self) -> str | None:
+        """The stream this connection listens on for remote commands (``None`` when anonymous)."""
+        identifier = self.connection_identifier
+        return f"action_cable/{identifier}" if identifier else None
 
     def transmit(self, data: dict[str, Any]) -> None:
         """Send a raw frame to the client."""
