@@ -153,3 +153,18 @@ def test_database_yml_unknown_key_and_adapter(tmp_path: Path) -> None:
     write(tmp_path, "database.yml", "development:\n  queue:\n    adapter: sqlite3\n    databse: x.sqlite3\n")
     with pytest.raises(ConfigError, match=r"\[development\] queue.databse: unknown key"):
         _ = App(tmp_path, "development").databases
+
+
+def test_the_scheduler_section_of_queue_yml(app_root: Path) -> None:
+    from solidstack.queue.config import SchedulerConfig
+
+    assert load_queue_config(App(app_root, "development")).scheduler == SchedulerConfig(False, 5.0)
+    write(app_root, "queue.yml", "development:\n  scheduler:\n    dynamic_tasks_enabled: true\n"
+                                 "    polling_interval: 1.second\n")
+    assert load_queue_config(App(app_root, "development")).scheduler == SchedulerConfig(True, 1.0)
+    write(app_root, "queue.yml", "development:\n  scheduler:\n    dynamic_tasks: true\n")
+    with pytest.raises(ConfigError, match=r"scheduler\.dynamic_tasks"):
+        load_queue_config(App(app_root, "development"))
+    write(app_root, "queue.yml", "development:\n  scheduler: every hour\n")
+    with pytest.raises(ConfigError, match=r"scheduler.*expected a mapping"):
+        load_queue_config(App(app_root, "development"))

@@ -249,3 +249,28 @@ def test_check_validates_recurring_yml(jobs_app, recurring: str, reason: str) ->
                             env=jobs_app.env(), capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "recurring.yml" in result.stderr and reason in result.stderr
+
+
+def test_a_recurring_task_added_and_removed_at_run_time(jobs_app) -> None:
+    # No recurring.yml tasks: the scheduler runs because queue.yml enables tasks added at run time.
+    from app.jobs import CountJob
+
+    from solidstack.queue import schedule_recurring_task, unschedule_recurring_task
+
+    queue_yml = jobs_app.root / "config" / "queue.yml"
+    queue_yml.write_text(queue_yml.read_text() + "  scheduler:\n    dynamic_tasks_enabled: true\n"
+                                                  "    polling_interval: 0.2\n")
+    proc = jobs_app.start()
+    schedule_recurring_task("tick", CountJob, schedule="every second", args=[7])
+    jobs_app.wait_for(lambda: len(jobs_app.lines("count 7")) >= 2, timeout=20, what="two runs of the task")
+    listed = subprocess.run([sys.executable, "-m", "solidstack", "recurring", "list"], cwd=jobs_app.root,
+                            env=jobs_app.env(), capture_output=True, text=True, timeout=30)
+    assert "tick (added at run time)" in listed.stdout and "CountJob [7]" in listed.stdout, listed
+    assert unschedule_recurring_task("tick")
+    time.sleep(0.5)  # the scheduler drops it within its polling interval (0.2 s)
+    runs = len(jobs_app.lines("count 7"))
+    time.sleep(2.2)  # two more seconds would have made two more runs
+    assert len(jobs_app.lines("count 7")) == runs
+    code, output = jobs_app.stop(proc)
+    assert code == 0, output
+    assert "recurring task tick: CountJob every second (added at run time)" in output

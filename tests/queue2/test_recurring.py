@@ -171,3 +171,58 @@ def test_static_tasks_are_synced(storage: QueueStorage) -> None:
     Scheduler(storage, first[:1]).poll(ts(2024, 1, 1))
     rows = storage.db.query("SELECT key, schedule, class_name FROM solidstack_recurring_tasks")
     assert [tuple(row) for row in rows] == [("a", "every hour", "MagicLinkCleanupJob")]
+
+
+def test_tasks_added_at_run_time_are_followed_by_the_scheduler(storage: QueueStorage) -> None:
+    from solidstack.queue.config import SchedulerConfig
+    from solidstack.queue.recurring import dynamic_task
+    from solidstack.queue.scheduler import RecurringStore
+
+    store = RecurringStore(storage)
+    static = parse({"hourly": {"class": "MagicLinkCleanupJob", "schedule": "every hour"}})
+    scheduler = Scheduler(storage, static, config=SchedulerConfig(dynamic_tasks_enabled=True, polling_interval=5))
+    store.save_dynamic(dynamic_task("report", Queue2ReportJob, schedule="every minute", args=("daily",),
+                                    kwargs={"verbose": True}, queue="reports"))
+    start = ts(2024, 1, 1)
+    step([scheduler], start, start + 150, every=5)  # 00:00 .. 00:02:30: runs at 00:01 and 00:02
+    assert [(key, at) for key, at in runs(storage)] == [("report", start + 60), ("report", start + 120)]
+    job = storage.db.query_one("SELECT class_name, queue_name, arguments FROM solidstack_jobs ORDER BY id")
+    assert tuple(job) == ("Queue2ReportJob", "reports", '{"args":["daily"],"kwargs":{"verbose":true}}')
+    # Changed in place (scheduled again under the same key), then removed: followed within polling_interval.
+    store.save_dynamic(dynamic_task("report", Queue2ReportJob, schedule="every 5 minutes", args=("weekly",)))
+    step([scheduler], start + 155, start + 600, every=5)
+    assert [at for key, at in runs(storage) if key == "report"][2:] == [start + 300, start + 600]
+    assert store.delete_dynamic("report") and not store.delete_dynamic("report")
+    step([scheduler], start + 605, start + 3600, every=5)
+    assert [at for key, at in runs(storage) if key == "report"][4:] == []
+    assert [key for key, at in runs(storage) if at == start + 3600] == ["hourly"]
+    # The file owns its keys: a run-time task cannot replace one.
+    with pytest.raises(ValueError, match=r"recurring task hourly: config/recurring\.yml has a task of that key"):
+        store.save_dynamic(dynamic_task("hourly", Queue2ReportJob, schedule="every minute", args=("x",)))
+
+
+def test_a_bad_task_added_at_run_time_is_refused_with_its_key(storage: QueueStorage) -> None:
+    from solidstack.queue.recurring import dynamic_task
+
+    with pytest.raises(ValueError, match=r"recurring task r1: .*every fortnight"):
+        dynamic_task("r1", Queue2ReportJob, schedule="every fortnight", args=("x",))
+    with pytest.raises(ValueError, match=r"recurring task r2: .*NoSuchJob"):
+        dynamic_task("r2", "NoSuchJob", schedule="every hour")
+    with pytest.raises(ValueError, match="recurring task r3: args do not fit"):
+        dynamic_task("r3", Queue2ReportJob, schedule="every hour")  # `name` is missing
+    with pytest.raises(ValueError, match=r"recurring task r4: .*object"):
+        dynamic_task("r4", Queue2ReportJob, schedule="every hour", args=(object(),))
+
+
+def test_schedule_recurring_task_through_the_app(app) -> None:  # type: ignore[no-untyped-def]
+    from solidstack.queue import queue_storage, schedule_recurring_task, unschedule_recurring_task
+
+    task = schedule_recurring_task("nightly_report", Queue2ReportJob, schedule="every day at 3am",
+                                   args=["nightly"], description="the nightly report")
+    assert task.schedule.cron == "0 3 * * *"
+    rows = queue_storage().db.query("SELECT key, schedule, class_name, static, description "
+                                    "FROM solidstack_recurring_tasks")
+    assert [tuple(row) for row in rows] == [("nightly_report", "every day at 3am", "Queue2ReportJob", 0,
+                                             "the nightly report")]
+    assert unschedule_recurring_task("nightly_report") is True
+    assert unschedule_recurring_task("nightly_report") is False

@@ -34,7 +34,13 @@ from .job import (
     retry_on,
 )
 from .queues import Queue, QueueInfo, queues
-from .recurring import RecurringCommandJob, RecurringTask, load_recurring_tasks
+from .recurring import (
+    RecurringCommandJob,
+    RecurringTask,
+    load_recurring_tasks,
+    schedule_recurring_task,
+    unschedule_recurring_task,
+)
 from .retention import clear_finished_jobs
 from .runner import Runner
 from .schedule import Schedule, ScheduleError, parse_schedule
@@ -96,7 +102,9 @@ __all__ = [
     "queues",
     "registered_jobs",
     "retry_on",
+    "schedule_recurring_task",
     "storage_for",
     "subscribe",
+    "unschedule_recurring_task",
     "use_adapter",
 ]

@@ -57,7 +57,7 @@ def build_supervisor(app: App | None = None, *, skip_recurring: bool = False) ->
     app = app or current_app()
     config = load_queue_config(app)
     return AsyncSupervisor(storage_for(app, config), config,
-                           extra_roles=scheduler_roles(app, skip=skip_recurring))
+                           extra_roles=scheduler_roles(app, skip=skip_recurring, config=config))
 
 
 def _stop_this_process() -> None:

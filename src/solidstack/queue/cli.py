@@ -87,7 +87,7 @@ def jobs(ctx: click.Context, config_file: Path | None, mode: str, skip_recurring
     storage = storage_for(app, config)
     from .scheduler import scheduler_roles
 
-    extra_roles = scheduler_roles(app, skip=skip_recurring)  # invalid recurring.yml stops start-up here
+    extra_roles = scheduler_roles(app, skip=skip_recurring, config=config)  # invalid recurring.yml stops start-up
     supervisor_class = ForkSupervisor if mode == "fork" else AsyncSupervisor
     supervisor = supervisor_class(storage, config, extra_roles=extra_roles)
     ctx.exit(supervisor.run())

@@ -28,23 +28,32 @@ def recurring() -> None:
 @click.option("--require", help="Module or .py file to import instead of config/environment.py.")
 @click.pass_obj
 def recurring_list(app: App, require: str | None) -> None:
-    """Each task: its schedule in words, what it runs, its last and next run."""
+    """Each task: its schedule in words, what it runs, its last and next run (also tasks added at run time)."""
     from .adapters import storage_for
     from .recurring import load_recurring_tasks
-    from .scheduler import RecurringStore
+    from .scheduler import RecurringStore, task_from_row
 
     tasks = load_recurring_tasks(app)
+    load_app_code(app, require)
+    dynamic: set[str] = set()
+    try:
+        store = RecurringStore(storage_for(app, load_queue_config(app)))
+        last_runs = store.last_runs()
+        rows = store.dynamic_rows()
+    except Exception:  # not migrated yet: nothing has run, nothing was added
+        last_runs, rows = {}, []
+    for row in rows:
+        try:
+            tasks.append(task_from_row(row))
+            dynamic.add(row["key"])
+        except ValueError as exc:
+            click.echo(f"{row['key']} (added at run time): cannot be scheduled here: {exc}")
     if not tasks:
         click.echo(f"no recurring tasks for {app.env}")
         return
-    load_app_code(app, require)
-    try:
-        last_runs = RecurringStore(storage_for(app, load_queue_config(app))).last_runs()
-    except Exception:  # not migrated yet: nothing has run
-        last_runs = {}
     now = time.time()
     for task in tasks:
-        click.echo(f"{task.key}")
+        click.echo(f"{task.key}{' (added at run time)' if task.key in dynamic else ''}")
         click.echo(f"  schedule: {task.schedule.text} — {task.schedule.describe()}")
         click.echo(f"  runs:     {task.target}{' ' + repr(list(task.args)) if task.args else ''}"
                    f"{' ' + repr(task.kwargs) if task.kwargs else ''} on queue {task.queue or 'default'}")

@@ -60,6 +60,15 @@ class DispatcherConfig:
 
 
 @dataclass(frozen=True)
+class SchedulerConfig:
+    """``scheduler:`` of queue.yml: tasks added at run time (``schedule_recurring_task``) are read every
+    ``polling_interval`` when ``dynamic_tasks_enabled`` (Solid Queue's keys and defaults)."""
+
+    dynamic_tasks_enabled: bool = False
+    polling_interval: float = 5.0
+
+
+@dataclass(frozen=True)
 class QueueConfig:
     """Everything ``queue.yml`` says for one environment."""
 
@@ -74,6 +83,7 @@ class QueueConfig:
     clear_finished_jobs_after: float = 86400.0
     #: A job whose process died is run again at most this many times, then failed.
     max_process_deaths: int = 3
+    scheduler: SchedulerConfig = SchedulerConfig()
     file: str = field(default="(defaults)", compare=False)
 
 
@@ -95,6 +105,19 @@ def _workers(section: Section) -> tuple[WorkerConfig, ...]:
         sub.finish()
         workers.append(worker)
     return tuple(workers)
+
+
+def _scheduler(section: Section) -> SchedulerConfig:
+    raw = section.raw("scheduler")
+    if raw is None:
+        return SchedulerConfig()
+    if not isinstance(raw, dict):
+        raise section.error("scheduler", f"expected a mapping (dynamic_tasks_enabled, polling_interval), got {raw!r}")
+    sub = section.child("scheduler", raw)
+    config = SchedulerConfig(dynamic_tasks_enabled=sub.get("dynamic_tasks_enabled", boolean, False),
+                             polling_interval=sub.get("polling_interval", positive_duration, 5.0))
+    sub.finish()
+    return config
 
 
 def _dispatchers(section: Section) -> tuple[DispatcherConfig, ...]:
@@ -145,6 +168,7 @@ def parse_queue_config(data: dict[str, Any] | None, *, file: str | Path, env: st
         preserve_finished_jobs=section.get("preserve_finished_jobs", boolean, True),
         clear_finished_jobs_after=section.get("clear_finished_jobs_after", duration, 86400.0),
         max_process_deaths=section.get("max_process_deaths", positive_int, 3),
+        scheduler=_scheduler(section),
         file=str(file),
     )
     section.finish()

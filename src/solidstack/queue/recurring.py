@@ -183,6 +183,55 @@ def validate_tasks(tasks: Sequence[RecurringTask], *, file: str | Path | None = 
             raise ConfigError(str(exc).strip("'\""), file=file, env=env, key=task.key) from None
 
 
+def dynamic_task(key: str, job: type[Job] | str, *, schedule: str, args: Sequence[Any] = (),
+                 kwargs: dict[str, Any] | None = None, queue: str | None = None, priority: int | None = None,
+                 description: str | None = None) -> RecurringTask:
+    """A recurring task defined at run time, checked as a task of recurring.yml is (``ValueError`` naming it).
+
+    Only job classes: a ``command`` comes from recurring.yml alone, never from the database.
+    """
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"a recurring task needs a key (a non-empty string), got {key!r}")
+    if isinstance(job, type) and issubclass(job, Job):
+        class_name = job.name()
+    elif isinstance(job, str):
+        class_name = job
+    else:
+        raise ValueError(f"recurring task {key}: expected a job class or its name, got {job!r}")
+    try:
+        task = RecurringTask(key=key, schedule=parse_schedule(schedule), class_name=class_name, args=tuple(args),
+                             kwargs=dict(kwargs or {}), queue=queue, priority=priority, description=description)
+        task.validate()
+    except (ScheduleError, UnknownJobError, ValueError, SerializationError) as exc:
+        raise ValueError(f"recurring task {key}: {str(exc).strip(chr(39) + chr(34))}") from None
+    return task
+
+
+def schedule_recurring_task(key: str, job: type[Job] | str, *, schedule: str, args: Sequence[Any] = (),
+                            kwargs: dict[str, Any] | None = None, queue: str | None = None,
+                            priority: int | None = None, description: str | None = None) -> RecurringTask:
+    """Add (or replace) a recurring task at run time, as Solid Queue's ``schedule_recurring_task``.
+
+    Stored in the queue database; schedulers with ``scheduler: {dynamic_tasks_enabled: true}`` in queue.yml
+    pick it up within their ``polling_interval``. A key of recurring.yml is refused: the file owns its tasks.
+    """
+    from .adapters import queue_storage
+    from .scheduler import RecurringStore
+
+    task = dynamic_task(key, job, schedule=schedule, args=args, kwargs=kwargs, queue=queue, priority=priority,
+                        description=description)
+    RecurringStore(queue_storage()).save_dynamic(task)
+    return task
+
+
+def unschedule_recurring_task(key: str) -> bool:
+    """Remove a task added with :func:`schedule_recurring_task`; whether there was one."""
+    from .adapters import queue_storage
+    from .scheduler import RecurringStore
+
+    return RecurringStore(queue_storage()).delete_dynamic(key)
+
+
 _tasks: dict[str, RecurringTask] = {}
 
 

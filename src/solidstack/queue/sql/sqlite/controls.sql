@@ -81,6 +81,26 @@ ON CONFLICT (key) DO UPDATE SET
     arguments = excluded.arguments, queue_name = excluded.queue_name, priority = excluded.priority,
     static = 1, description = excluded.description, updated_at = excluded.updated_at;
 
+-- name: recurring_dynamic_upsert
+-- A task added at run time; never replaces a task of recurring.yml (no row returned then).
+INSERT INTO solidstack_recurring_tasks
+    (key, schedule, command, class_name, arguments, queue_name, priority, static, description, created_at,
+     updated_at)
+VALUES (:key, :schedule, NULL, :class_name, :arguments, :queue_name, :priority, 0, :description, :now, :now)
+ON CONFLICT (key) DO UPDATE SET
+    schedule = excluded.schedule, class_name = excluded.class_name, arguments = excluded.arguments,
+    queue_name = excluded.queue_name, priority = excluded.priority, description = excluded.description,
+    updated_at = excluded.updated_at
+WHERE static = 0
+RETURNING id;
+
+-- name: recurring_dynamic_tasks
+SELECT key, schedule, class_name, arguments, queue_name, priority, description, updated_at
+FROM solidstack_recurring_tasks WHERE static = 0 ORDER BY key;
+
+-- name: recurring_dynamic_delete
+DELETE FROM solidstack_recurring_tasks WHERE key = :key AND static = 0;
+
 -- name: recurring_static_keys
 SELECT key FROM solidstack_recurring_tasks WHERE static = 1;
 
