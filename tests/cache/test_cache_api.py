@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
+from decimal import Decimal
 
 import pytest
 
@@ -29,9 +33,23 @@ def test_values_round_trip(any_store: Store) -> None:
 
 
 def test_safe_serializer_refuses_objects(any_store: Store) -> None:
-    for value in [object(), (1, 2), {1: "int key"}, {"set": {1}}, [1, (2,)]]:
-        with pytest.raises(TypeError, match="serializer"):
+    for value in [object(), {1: "int key"}, [1, {"deep": object()}], (1, object())]:
+        with pytest.raises(TypeError, match="cannot cache it with the safe serializer"):
             any_store.write("k", value)
+    assert not any_store.exist("k")
+
+
+def test_typed_values_round_trip_with_the_safe_serializer(any_store: Store) -> None:
+    # The values job arguments may hold (solidstack.typed): what a cached query or computation returns.
+    values = [datetime(2026, 11, 28, 14, 30, tzinfo=UTC), date(2026, 11, 28), dt_time(9, 15),
+              timedelta(hours=36), Decimal("19.99"), uuid.UUID("12345678-1234-5678-1234-567812345678"), (1, "a"),
+              {1, 2}, frozenset({"x"}), {"when": datetime(2026, 1, 1), "tags": ("a", "b"), "_ss": "not a tag"},
+              [Decimal("1.5"), None, b"\x00raw"]]
+    for index, value in enumerate(values):
+        assert any_store.write(f"t{index}", value)
+    for index, value in enumerate(values):
+        got = any_store.read(f"t{index}")
+        assert got == value and type(got) is type(value), (value, got)
 
 
 def test_fetch_computes_once_and_stores(any_store: Store) -> None:

@@ -67,7 +67,7 @@ def test_unserializable_values_name_job_and_argument(args: tuple, kwargs: dict, 
 
 
 def test_unknown_tag_in_stored_data_is_an_error() -> None:
-    with pytest.raises(ValueError, match="unknown argument type"):
+    with pytest.raises(ValueError, match="unknown value type"):
         load_arguments('{"args": [{"_ss": "pickle", "v": "gASV"}], "kwargs": {}}')
 
 

@@ -2,7 +2,8 @@
 
 An encoded entry is one type byte followed by the payload. The low four bits of the type byte say what the
 payload is; ``0x10`` says it is zlib-compressed. The safe serializer knows strings, bytes, numbers, ``None``,
-booleans and JSON-shaped lists and dicts, and nothing else. Arbitrary objects are pickled only when the store
+booleans, JSON-shaped lists and dicts, and the typed values of :mod:`solidstack.typed` (datetime, date, time,
+timedelta, Decimal, UUID, tuple, set, also nested), and nothing else. Arbitrary objects are pickled only when the store
 was built with ``serializer="pickle"``, and then each pickled entry carries an HMAC over the key and the
 payload: an entry whose HMAC does not verify is a miss and is never unpickled, so whoever can write the cache
 file cannot make the app run code (diskcache's CVE-2025-69872 is exactly that bug). With encryption on, the
@@ -20,8 +21,10 @@ import pickle
 import zlib
 from typing import Any
 
+from ..typed import TypedValueError, from_json, to_json
+
 # Type bytes (low four bits).
-BYTES, STR, INT, FLOAT, NONE, TRUE, FALSE, JSON, PICKLE = range(9)
+BYTES, STR, INT, FLOAT, NONE, TRUE, FALSE, JSON, PICKLE, TYPED = range(10)
 COMPRESSED = 0x10
 ENCRYPTED = 0x80
 MAC_SIZE = 32
@@ -109,10 +112,12 @@ class Codec:
         elif isinstance(value, bytes | bytearray | memoryview):
             tag, payload = BYTES, bytes(value)
         else:
-            raise TypeError(
-                f"cannot cache a {kind.__name__} with the safe serializer (it stores str, bytes, int, float, "
-                "bool, None and JSON-shaped lists and dicts); convert it, or choose serializer: pickle"
-            )
+            try:
+                typed = to_json(value, "the value", what="cached")
+            except TypedValueError as exc:
+                raise TypeError(f"cannot cache it with the safe serializer: {exc}; convert it, or choose "
+                                "serializer: pickle") from None
+            tag, payload = TYPED, json.dumps(typed, ensure_ascii=False, separators=(",", ":")).encode()
         threshold = self.compress_threshold
         if threshold is not None and len(payload) >= threshold:
             packed = zlib.compress(payload, 6)
@@ -177,6 +182,8 @@ class Codec:
                 return float(payload)
             if kind == JSON:
                 return json.loads(payload)
+            if kind == TYPED:
+                return from_json(json.loads(payload))
             if kind == PICKLE:
                 return pickle.loads(payload)
         except CorruptEntry:
