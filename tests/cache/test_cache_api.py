@@ -296,30 +296,20 @@ def test_write_unless_exist(any_store: Store) -> None:
     assert any_store.write("u", "third", unless_exist=True) and any_store.read("u") == "third"
 
 
-def test_race_condition_ttl_serves_the_stale_value_while_one_caller_recomputes(any_store: Store) -> None:
-    any_store.write("r", "stale", expires_at=time.time() - 1)
+@pytest.mark.parametrize(("expired_ago", "meanwhile_gets"), [(1, "stale"), (60, "second computation")])
+def test_race_condition_ttl(any_store: Store, expired_ago: float, meanwhile_gets: str) -> None:
+    # Expired less than race_condition_ttl ago: the first caller gives the stale value more life and recomputes;
+    # another caller meanwhile gets the stale value. Expired longer ago: everyone recomputes.
+    any_store.write("r", "stale", expires_at=time.time() - expired_ago)
     meanwhile: list[str] = []
 
     def recompute() -> str:
-        # Another caller while this one computes: it gets the stale value, it does not compute too.
         meanwhile.append(any_store.fetch("r", lambda: "second computation", race_condition_ttl=10))
         return "fresh"
 
     assert any_store.fetch("r", recompute, race_condition_ttl=10) == "fresh"
-    assert meanwhile == ["stale"]
+    assert meanwhile == [meanwhile_gets]
     assert any_store.read("r") == "fresh"
-
-
-def test_race_condition_ttl_does_not_revive_an_entry_expired_longer_ago(any_store: Store) -> None:
-    any_store.write("r", "stale", expires_at=time.time() - 60)
-    meanwhile: list[str] = []
-
-    def recompute() -> str:
-        meanwhile.append(any_store.fetch("r", lambda: "second computation", race_condition_ttl=10))
-        return "fresh"
-
-    assert any_store.fetch("r", recompute, race_condition_ttl=10) == "fresh"
-    assert meanwhile == ["second computation"]
     # Without the option an expired entry is a plain miss, as before.
     any_store.write("p", "stale", expires_at=time.time() - 1)
     assert any_store.fetch("p", lambda: "fresh") == "fresh"
