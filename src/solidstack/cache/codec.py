@@ -3,8 +3,8 @@
 An encoded entry is one type byte followed by the payload. The low four bits of the type byte say what the
 payload is; ``0x10`` says it is zlib-compressed. The safe serializer knows strings, bytes, numbers, ``None``,
 booleans, JSON-shaped lists and dicts, and the typed values of :mod:`solidstack.typed` (datetime, date, time,
-timedelta, Decimal, UUID, tuple, set, also nested), and nothing else. Arbitrary objects are pickled only when the store
-was built with ``serializer="pickle"``, and then each pickled entry carries an HMAC over the key and the
+timedelta, Decimal, UUID, tuple, set, also nested), and nothing else. Arbitrary objects are pickled only when
+the store was built with ``serializer="pickle"``, and then each pickled entry carries an HMAC over the key and the
 payload: an entry whose HMAC does not verify is a miss and is never unpickled, so whoever can write the cache
 file cannot make the app run code (diskcache's CVE-2025-69872 is exactly that bug). With encryption on, the
 whole encoded entry is sealed with AES-GCM under the key of the entry as associated data, behind the marker
