@@ -56,22 +56,24 @@ def start(storage: QueueStorage, threads: int) -> tuple[Runner, threading.Thread
     return runner, thread
 
 
-def test_a_long_job_hands_the_rest_of_its_batch_to_idle_threads(storage: QueueStorage) -> None:
+@pytest.mark.parametrize("shorts", [30, 4, 5, 6, 7, 8])
+def test_a_long_job_hands_the_rest_of_its_batch_to_idle_threads(storage: QueueStorage, shorts: int) -> None:
     # Short jobs first keep the worker busy (its threads claim for themselves, a batch at a time), then three
     # jobs that wait for the gate: all three must be running at once, on three threads, however they were
-    # batched. Were the claiming thread to run its batch alone, the second would wait for the first forever.
-    enqueue(storage, [(f"short{i}", 0.0) for i in range(30)] + [(f"gated{i}", -1) for i in range(3)])
+    # batched. Were the claiming thread to run its batch alone, the second would wait for the first forever;
+    # were nobody to claim while it waits, a gated job left in the queue would wait for the gate.
+    enqueue(storage, [(f"short{i}", 0.0) for i in range(shorts)] + [(f"gated{i}", -1) for i in range(3)])
     runner, thread = start(storage, threads=3)
     try:
-        assert wait_for(lambda: running == 3, 10), f"{running} of 3 gated jobs running; ran {len(ran)}"
+        assert wait_for(lambda: running == 3, 5), f"{running} of 3 gated jobs running; ran {len(ran)}"
         assert most == 3
     finally:
         gate.set()
         runner.stop()
         thread.join(10)
-    assert sorted(ran) == sorted([f"short{i}" for i in range(30)] + [f"gated{i}" for i in range(3)])
+    assert sorted(ran) == sorted([f"short{i}" for i in range(shorts)] + [f"gated{i}" for i in range(3)])
     counts = storage.counts()
-    assert (counts["finished"], counts["claimed"], counts["ready"]) == (33, 0, 0)
+    assert (counts["finished"], counts["claimed"], counts["ready"]) == (shorts + 3, 0, 0)
 
 
 def test_never_more_jobs_at_once_than_threads(storage: QueueStorage) -> None:

@@ -35,12 +35,11 @@ log = logging.getLogger("solidstack.queue")
 COALESCE_WAIT = 0.0005
 #: A busy worker's threads claim for themselves and the claiming thread runs the batch's jobs one after the
 #: other, unless one takes long: the loop then checks this often and hands the jobs still waiting to the idle
-#: threads. Waking a peer for every batch costs more than the jobs (measured: 4,500 against 8,000 no-op
-#: jobs/s at 3 threads), and a wake-up that finds nothing to do still takes the GIL from the thread working.
+#: threads (or, when nobody has claimed for that long, wakes one idle thread to claim). Waking a peer for every
+#: batch costs more than the jobs (measured: 4,500 against 8,000 no-op jobs/s at 3 threads), and a wake-up
+#: that finds nothing to do still takes the GIL from the thread working. The loop checks only while the queue
+#: is busy and a thread is idle: a worker whose threads all run long jobs leaves it at its polling interval.
 HAND_OFF_AFTER = 0.001
-#: The loop checks that often only while threads claim batches of several jobs, and this long after the last
-#: one: a worker busy with long jobs claims one at a time (one thread frees up at a time) and needs no check.
-HAND_OFF_WATCH = 0.1
 
 
 class Worker:
@@ -75,9 +74,9 @@ class Worker:
         self._busy = False
         self._claiming = False
         self._stopping = False
-        self._queued_at = 0.0
-        self._watch_until = 0.0  # the loop checks for hand-offs every HAND_OFF_AFTER until then
-        self._watching = False  # ... and is doing so now
+        self._queued_at = 0.0  # when the rows now waiting in _ready were claimed
+        self._claimed_at = 0.0  # when the last claim ended
+        self._watching = False  # the loop checks for hand-offs every HAND_OFF_AFTER
         self._threads: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
@@ -131,12 +130,18 @@ class Worker:
             return self._next_poll()
 
     def _hand_off(self) -> None:
-        """Jobs claimed by a thread still busy with an earlier one of its batch: wake idle threads for them."""
-        if self._ready and time.monotonic() - self._queued_at >= HAND_OFF_AFTER:
-            self._cond.notify(len(self._ready))
+        """A thread busy with a long job while the queue is busy: wake idle threads for the jobs claimed with it,
+        or, when nothing waits and nobody has claimed for a while, one idle thread to claim for the idle ones."""
+        now = time.monotonic()
+        if self._ready:
+            if now - self._queued_at >= HAND_OFF_AFTER:
+                self._cond.notify(len(self._ready))
+        elif (self._busy and self._deferred and not self._claiming and self._idle() > 0
+              and now - self._claimed_at >= HAND_OFF_AFTER):
+            self._cond.notify(1)
 
     def _next_poll(self) -> float:
-        self._watching = bool(self._ready) or time.monotonic() < self._watch_until
+        self._watching = bool(self._ready) or (self._busy and self._deferred and self._idle() > 0)
         return HAND_OFF_AFTER if self._watching else self.config.polling_interval
 
     def _claim(self, now: float, *, by_thread: bool) -> int:
@@ -173,10 +178,9 @@ class Worker:
             # threads are woken for the jobs now.
             keeps = by_thread and self._busy
             self._cond.notify(0 if keeps else max(0, len(rows) - by_thread))
-            wake_loop = False
-            if keeps and len(rows) > 1:
-                self._watch_until = time.monotonic() + HAND_OFF_WATCH
-                wake_loop = not self._watching  # the loop sleeps its full interval: have it watch from now
+            self._claimed_at = time.monotonic()
+            # The loop sleeps its full interval: have it watch from now (the other rows wait for a thread).
+            wake_loop = keeps and len(rows) > 1 and not self._watching
         if wake_loop:
             self.on_wake()
         if rows:
