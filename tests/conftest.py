@@ -58,3 +58,13 @@ def storage(tmp_path: Path) -> QueueStorage:
     db = SQLiteDatabase(tmp_path / "queue.sqlite3")
     migrate(db, package_migrations("solidstack.queue", "sqlite"))
     return QueueStorage(db)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Kill child processes a failed test left behind: at exit, ``multiprocessing`` waits for each of them, so
+    one hung child would keep the run from ever ending (CI once timed out so, after its summary line)."""
+    import multiprocessing
+
+    for child in multiprocessing.active_children():
+        child.kill()
+        child.join(5)

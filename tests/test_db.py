@@ -64,10 +64,87 @@ def test_connection_is_reopened_after_fork(tmp_path: Path) -> None:
     child = ctx.Process(target=_child_uses_db, args=(str(db.path), results))
     child.start()
     child.join(10)
+    if child.exitcode is None:
+        child.kill()  # never leave a hung child behind: pytest would wait for it at exit
+        child.join(5)
     assert child.exitcode == 0
     assert results.get(timeout=5) != id(parent_conn)
     assert db.query_one("SELECT COUNT(*) FROM t")[0] == 1
     assert db.connection() is parent_conn  # the parent's own connection is untouched
+
+
+# In a fresh interpreter, so that no thread left by another test is inside SQLite at a fork.
+FORK_WHILE_CHECKPOINTING = """
+import os, sys, time
+from pathlib import Path
+import solidstack.db.sqlite as sqlite
+sqlite.CHECKPOINT_INTERVAL = 0.0005  # the checkpointer opens and closes connections all the time
+root = Path(sys.argv[1])
+dbs = [sqlite.SQLiteDatabase(root / f"{i}.sqlite3") for i in range(20)]
+for db in dbs:
+    db.execute("CREATE TABLE t (x INTEGER)")
+hung = 0
+for _ in range(int(sys.argv[2])):
+    for db in dbs:  # each commit leaves the checkpointer work to do
+        db.execute("INSERT INTO t VALUES (1)")
+    pid = os.fork()
+    if pid == 0:
+        dbs[0].execute("INSERT INTO t VALUES (2)")
+        os._exit(0)
+    deadline = time.monotonic() + 2.0
+    while not os.waitpid(pid, os.WNOHANG)[0]:
+        if time.monotonic() > deadline:
+            hung += 1
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            break
+        time.sleep(0.001)
+print(hung, dbs[0].query_one("SELECT COUNT(*) FROM t WHERE x = 2")[0])
+"""
+
+
+def test_fork_never_copies_a_background_thread_inside_sqlite(tmp_path: Path) -> None:
+    # A fork taken while the checkpointer held one of SQLite's process-wide mutexes left the child blocked for
+    # good in its first connect (16 of 300 forks hung before the fork guard).
+    forks = 200
+    done = subprocess.run([sys.executable, "-c", FORK_WHILE_CHECKPOINTING, str(tmp_path), str(forks)],
+                          capture_output=True, text=True, timeout=100)
+    assert done.returncode == 0, done.stderr
+    hung, written = map(int, done.stdout.split())
+    assert (hung, written) == (0, forks)
+
+
+def test_a_fork_waits_for_a_background_section_and_holds_new_ones_back() -> None:
+    from solidstack.db.forkguard import ForkGuard
+
+    guard = ForkGuard()
+    inside, leave, order = threading.Event(), threading.Event(), []
+
+    def background() -> None:
+        with guard.section():
+            inside.set()
+            leave.wait(5)
+            order.append("section ended")
+
+    thread = threading.Thread(target=background)
+    thread.start()
+    assert inside.wait(5)
+    threading.Timer(0.2, leave.set).start()
+    guard.before_fork()  # returns only once the section has ended
+    order.append("forked")
+
+    def late_section() -> None:
+        with guard.section():
+            order.append("late section")
+
+    late = threading.Thread(target=late_section)
+    late.start()
+    late.join(0.2)
+    assert late.is_alive()  # held back while the fork is under way
+    guard.after_fork_in_parent()
+    late.join(5)
+    thread.join(5)
+    assert order == ["section ended", "forked", "late section"]
 
 
 def test_missing_directory_is_a_clear_error(tmp_path: Path) -> None:

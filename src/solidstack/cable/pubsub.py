@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..db import DatabaseError
+from ..db import DatabaseError, background_section
 from .storage import CableStorage
 from .wakeup import WakeupSocket, notify, wakeup_dir
 
@@ -174,7 +174,8 @@ class SolidCablePubSub:
         if not snapshot:
             return True
         since = min(channel.cursor for channel in snapshot.values())
-        result = self.storage.poll(since, list(snapshot))
+        with background_section():
+            result = self.storage.poll(since, list(snapshot))
         deliveries: list[tuple[list[_Subscriber], str, str]] = []
         with self._lock:
             for message in result.messages:
@@ -215,7 +216,8 @@ class SolidCablePubSub:
 
     def trim(self) -> int:
         """Delete up to ``trim_batch_size`` messages older than ``message_retention``; returns how many."""
-        return self.storage.trim(self.message_retention, self.trim_batch_size)
+        with background_section():
+            return self.storage.trim(self.message_retention, self.trim_batch_size)
 
     def close(self) -> None:
         """Stop the listener and trimmer threads and remove the wake-up socket."""

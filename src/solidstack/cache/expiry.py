@@ -20,6 +20,8 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from ..db import background_section
+
 if TYPE_CHECKING:
     import sqlite3
 
@@ -141,7 +143,8 @@ class Expiry:
                 event.clear()
                 if self._stopping:
                     return
-                self.run_safely()
+                with background_section():
+                    self.run_safely()
         finally:
             self.store.db.close()
 

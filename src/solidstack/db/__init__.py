@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .connect import Database, close_all, connect
 from .errors import DatabaseError
+from .forkguard import background_section
 from .migrate import Migration, applied_versions, migrate, package_migrations
 from .queries import load_queries
 from .sqlite import SQLiteDatabase
@@ -14,6 +15,7 @@ __all__ = [
     "Migration",
     "SQLiteDatabase",
     "applied_versions",
+    "background_section",
     "close_all",
     "connect",
     "load_queries",

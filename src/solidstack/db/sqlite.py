@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DatabaseError
+from .forkguard import background_section
 
 log = logging.getLogger("solidstack.db")
 
@@ -85,7 +86,9 @@ _writer_locks = _WriterLocks()
 
 
 def _after_fork_in_child() -> None:
-    global _writer_locks
+    global _writer_locks, _registry_lock
+    # Another thread of the parent may have held it at the fork; nobody in the child ever will.
+    _registry_lock = threading.Lock()
     for db in list(_all_databases):
         db._forget_connections()
     # A lock file descriptor inherited from the parent shares its lock: the child opens its own.
@@ -93,6 +96,7 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
 
 #: How often the checkpointer copies the WAL of databases written since its last round back into them.
 CHECKPOINT_INTERVAL = 1.0
@@ -117,7 +121,8 @@ def _checkpoint_loop() -> None:
         for db in list(_all_databases):
             if db._written:
                 db._written = False
-                db.checkpoint()
+                with background_section():
+                    db.checkpoint()
 
 
 def _is_busy(exc: BaseException) -> bool:
