@@ -8,6 +8,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
+# A backstop: the suite takes under 2 minutes; a run that hangs (say, at exit, on a process a failed test left
+# behind) fails after this many seconds instead of using CI's whole 90 minutes.
+TEST_TIMEOUT ?= 1200
 REDIS_START := redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
 
 .PHONY: demo test lint clean bench
@@ -23,7 +26,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	timeout --kill-after=30 $(TEST_TIMEOUT) $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,web,postgres,bench]'
