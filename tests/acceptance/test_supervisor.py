@@ -234,6 +234,47 @@ def test_ctrl_c_to_the_whole_process_group_stops_everything(jobs_app) -> None:
     assert storage.counts()["claimed"] == 0
 
 
+# `solidstack jobs` whose children take a second to build their roles: a stop signal sent in that time reaches
+# a child before it would have had its own handlers.
+SLOW_CHILD_START = """
+import sys, time
+from solidstack.queue import supervisor
+
+build = supervisor.RoleSpec.build
+
+
+def slow_build(self, storage, config):
+    time.sleep(1.0)
+    return build(self, storage, config)
+
+
+supervisor.RoleSpec.build = slow_build
+sys.argv = ["solidstack", "jobs"]
+from solidstack.cli import main
+
+main()
+"""
+
+
+def test_a_stop_in_a_childs_first_moments_is_not_lost(jobs_app) -> None:
+    storage = queue_storage()
+    proc = jobs_app.start(command=[sys.executable, "-c", SLOW_CHILD_START])
+    jobs_app.wait_for(lambda: any(p["kind"] == "Supervisor" for p in storage.processes()), what="the supervisor")
+    time.sleep(0.3)  # its children are forked and building their roles
+    asked = time.monotonic()
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        code = proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"supervisor did not stop:\n{jobs_app.output(proc)}") from None
+    output = jobs_app.output(proc)
+    assert code == 0, output
+    # Lost, the signal left each child running until the supervisor killed it after shutdown_timeout + 2 s.
+    assert "did not stop in time" not in output, output
+    assert time.monotonic() - asked < 5, output
+    jobs_app.wait_for(lambda: storage.processes() == [], timeout=10, what="every process to deregister")
+
+
 @pytest.mark.parametrize(
     ("recurring", "reason"),
     [

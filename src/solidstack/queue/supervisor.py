@@ -32,6 +32,10 @@ from .worker import Worker
 log = logging.getLogger("solidstack.queue")
 
 
+#: The signals that stop a process; blocked around each fork (see ``ForkSupervisor._fork``).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+
+
 @dataclass(frozen=True)
 class RoleSpec:
     """One process the supervisor keeps running."""
@@ -190,23 +194,45 @@ class ForkSupervisor(Supervisor):
 
     def _fork(self, spec: RoleSpec) -> None:
         supervisor_pid = os.getpid()
-        pid = os.fork()
+        # Stop signals wait (blocked) until the child has its own handlers: one arriving in between would run
+        # the supervisor's handler, inherited, on the child's copy of the supervisor, and be lost (a group-wide
+        # Ctrl-C at a child's first milliseconds left it running until the supervisor killed it).
+        previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            pid = os.fork()
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+            raise
         if pid:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
             self.children[pid] = spec
             return
         code = 1
         try:
+            runner: Runner | None = None
+            stop_before_start = False
+
+            def stop(_signum: int, _frame: Any) -> None:
+                nonlocal stop_before_start
+                if runner is None:
+                    stop_before_start = True
+                else:
+                    runner.stop()
+
             signal.set_wakeup_fd(-1)
             self._wakeup_r.close()
             self._wakeup_w.close()
+            signal.signal(signal.SIGTERM, stop)
+            signal.signal(signal.SIGINT, stop)
+            signal.signal(signal.SIGQUIT, lambda _s, _f: os._exit(0))
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
             role = spec.build(self.storage, self.config)
             runner = Runner(role, self.storage, heartbeat_interval=self.config.process_heartbeat_interval,
                             shutdown_timeout=self.config.shutdown_timeout, supervisor_id=self.process_id,
                             supervisor_pid=supervisor_pid, clock=self.clock)
-            signal.signal(signal.SIGTERM, lambda _s, _f: runner.stop())
-            signal.signal(signal.SIGINT, lambda _s, _f: runner.stop())
-            signal.signal(signal.SIGQUIT, lambda _s, _f: os._exit(0))
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            if stop_before_start:
+                runner.stop()  # it still registers and deregisters, so the supervisor sees a clean exit
             _set_title(f"solidstack-{spec.kind}: {getattr(role, 'title', role.name)}")
             runner.run()
             code = 0
