@@ -94,7 +94,7 @@ class QueueStorage:
         # sqlite3 binds a None through its adapter lookup, ~0.5 µs each: 2.5 of a bulk enqueue's ~9 µs a job).
         plain = all(job.scheduled_at is None and job.concurrency_key is None for job in jobs)
         width = 5 if plain else len(NewJob._fields)
-        rows = [(*job[:width], now) for job in jobs]
+        rows = [(*job[:width], now, now) for job in jobs]
         with self.db.transaction() as conn:
             ids = self.db.insert_many(conn, self.sql["insert_plain_job" if plain else "insert_job"], rows)
             scheduled, limited = [], []

@@ -2,16 +2,17 @@
 -- json_each, so one statement handles any number of rows; the PostgreSQL set passes arrays (= ANY).
 
 -- name: insert_job
--- Positional: the fields of a NewJob (solidstack.queue.rows) in order, then the time.
+-- Positional: the fields of a NewJob (solidstack.queue.rows) in order, then the time twice. Plain `?`: Python
+-- 3.12 deprecates numbered placeholders (`?1`) bound from a sequence, and 3.14 refuses them.
 INSERT INTO solidstack_jobs
     (queue_name, class_name, arguments, priority, active_job_id, scheduled_at, concurrency_key, concurrency_limit,
      concurrency_duration, concurrency_on_conflict, created_at, updated_at)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11);
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: insert_plain_job
--- A job with no schedule and no concurrency limit: the first five fields of a NewJob, then the time.
+-- A job with no schedule and no concurrency limit: the first five fields of a NewJob, then the time twice.
 INSERT INTO solidstack_jobs (queue_name, class_name, arguments, priority, active_job_id, created_at, updated_at)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6);
+VALUES (?, ?, ?, ?, ?, ?, ?);
 
 -- name: ready_from_new_jobs
 -- The jobs just inserted under this transaction's write lock have consecutive ids :first..:last (see
