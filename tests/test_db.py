@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -11,11 +13,13 @@ from pathlib import Path
 
 import pytest
 
+import solidstack
 from solidstack.config import App
 from solidstack.db import DatabaseError, SQLiteDatabase, applied_versions, migrate, package_migrations
 from solidstack.db.migrate import Migration
 from solidstack.db.sqlite import split_statements
 from solidstack.tasks import install, migrate_all
+from waiting import wait_for
 
 
 def test_pragmas_and_one_connection_per_thread(tmp_path: Path) -> None:
@@ -30,6 +34,33 @@ def test_pragmas_and_one_connection_per_thread(tmp_path: Path) -> None:
     thread.start()
     thread.join()
     assert other[0] is not conn
+
+
+def _closed(conn: sqlite3.Connection) -> bool:
+    try:
+        conn.execute("SELECT 1")
+    except sqlite3.ProgrammingError:
+        return True
+    return False
+
+
+def test_a_threads_connection_is_closed_when_the_thread_ends(tmp_path: Path) -> None:
+    db = SQLiteDatabase(tmp_path / "a.sqlite3")
+    seen: list[sqlite3.Connection] = []
+    thread = threading.Thread(target=lambda: seen.append(db.connection()))
+    thread.start()
+    thread.join()
+    assert wait_for(lambda: _closed(seen[0]), timeout=5)
+    assert not _closed(db.connection())  # this thread's own is untouched
+
+
+def test_no_query_file_uses_numbered_placeholders() -> None:
+    # Python 3.12 deprecates `?1` bound from a sequence and 3.14 refuses it; named (:name) and plain `?` stay.
+    root = Path(solidstack.__file__).parent
+    offenders = [f"{path.relative_to(root)}:{number}" for path in root.rglob("*.sql")
+                 for number, line in enumerate(path.read_text().splitlines(), 1)
+                 if re.search(r"\?\d", line.split("--")[0])]
+    assert offenders == []
 
 
 def test_transaction_commits_rolls_back_and_nests(tmp_path: Path) -> None:

@@ -73,6 +73,27 @@ class _LockFiles(dict[str, int]):
                 os.close(fd)
 
 
+class _Closer:
+    """Closes a thread's connection when the thread ends or its database object is dropped.
+
+    Stored beside the connection in the thread's local storage. Never in a forked child: there the connection
+    is the parent's, and closing it could checkpoint or unlink the parent's WAL, so it is kept, untouched.
+    """
+
+    __slots__ = ("conn", "pid")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.pid = os.getpid()
+
+    def __del__(self) -> None:
+        if self.pid != os.getpid():
+            _abandoned.append(self.conn)
+            return
+        with contextlib.suppress(Exception):
+            self.conn.close()
+
+
 class _WriterLocks(threading.local):
     """This thread's writer-lock files, one per database path, with how deeply the thread holds each."""
 
@@ -185,6 +206,7 @@ class SQLiteDatabase:
             return conn
         conn = self._open()
         local.conn = conn
+        local.closer = _Closer(conn)
         local.generation = self._generation
         local.depth = 0
         return conn
@@ -211,6 +233,7 @@ class SQLiteDatabase:
                 self._with_busy_retry(lambda k=key, v=value: conn.execute(f"PRAGMA {k}={v}"))
         except sqlite3.OperationalError as exc:
             if "readonly" not in str(exc):
+                conn.close()
                 raise DatabaseError(f"cannot open the {self.label}: {exc}") from exc
             # A read-only file can still be read; writes will report it clearly.
         return conn
@@ -241,7 +264,7 @@ class SQLiteDatabase:
         """Close this thread's connection and writer-lock file (other threads' close when the thread ends)."""
         conn = getattr(self._local, "conn", None)
         if conn is not None:
-            self._local.conn = None
+            self._local.conn = self._local.closer = None
             conn.close()
         if self.lock_path is not None:
             key = str(self.lock_path)

@@ -10,6 +10,7 @@ the message, as it would without this module.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import logging
@@ -119,9 +120,15 @@ def notify(folder: Path) -> None:
             _send(folder / name)
 
 
-def _reset_sender_after_fork() -> None:
-    global _sender
-    _sender = None
+def _close_sender() -> None:
+    """Close this process's sending socket: after a fork (the child's copy; the parent's stays open, and the
+    child's lock may have been copied held) and at exit."""
+    global _sender, _sender_lock
+    sender, _sender = _sender, None
+    _sender_lock = threading.Lock()
+    if sender is not None:
+        sender.close()
 
 
-os.register_at_fork(after_in_child=_reset_sender_after_fork)
+os.register_at_fork(after_in_child=_close_sender)
+atexit.register(_close_sender)
