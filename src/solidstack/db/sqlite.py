@@ -87,11 +87,13 @@ class _Closer:
         self.pid = os.getpid()
 
     def __del__(self) -> None:
-        if self.pid != os.getpid():
-            _abandoned.append(self.conn)
-            return
-        with contextlib.suppress(Exception):
-            self.conn.close()
+        try:  # also runs at interpreter exit, when module globals may already be gone
+            if self.pid != os.getpid():
+                _abandoned.append(self.conn)
+            else:
+                self.conn.close()
+        except Exception:
+            pass
 
 
 class _WriterLocks(threading.local):
