@@ -275,6 +275,54 @@ def test_a_stop_in_a_childs_first_moments_is_not_lost(jobs_app) -> None:
     jobs_app.wait_for(lambda: storage.processes() == [], timeout=10, what="every process to deregister")
 
 
+# `solidstack jobs` whose first child hangs before it can register (as one blocked for good on a lock the fork
+# copied locked would); the children after it start normally.
+FIRST_CHILD_HANGS = """
+import os, sys, time
+from solidstack.queue import supervisor
+
+build = supervisor.RoleSpec.build
+
+
+def hanging_build(self, storage, config):
+    try:
+        os.close(os.open("first-child", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return build(self, storage, config)
+    time.sleep(600)
+
+
+supervisor.RoleSpec.build = hanging_build
+sys.argv = ["solidstack", "jobs", "--skip-recurring"]
+from solidstack.cli import main
+
+main()
+"""
+
+ONE_WORKER_YML = """
+test:
+  process_heartbeat_interval: 1
+  process_alive_threshold: 2
+  workers:
+    - queues: "*"
+      threads: 3
+      processes: 1
+      polling_interval: 0.02
+"""
+
+
+def test_a_child_that_never_starts_is_killed_and_replaced(jobs_app) -> None:
+    (jobs_app.root / "config" / "queue.yml").write_text(ONE_WORKER_YML)
+    enqueue_counts(20)
+    proc = jobs_app.start(command=[sys.executable, "-c", FIRST_CHILD_HANGS])
+    # With one worker configured, nothing would ever run the jobs if the hung child were left alone.
+    jobs_app.wait_for(lambda: len(jobs_app.lines("count")) == 20, timeout=30, what="the 20 jobs")
+    code, output = jobs_app.stop(proc)
+    assert code == 0, output
+    assert "did not start within 2 s (process_alive_threshold); killing it" in output, output
+    assert "killed by signal 9; starting a new one" in output, output
+
+
 @pytest.mark.parametrize(
     ("recurring", "reason"),
     [

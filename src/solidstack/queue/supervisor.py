@@ -150,6 +150,8 @@ class ForkSupervisor(Supervisor):
     def __init__(self, storage: QueueStorage, config: QueueConfig, **kwargs: Any) -> None:
         super().__init__(storage, config, **kwargs)
         self.children: dict[int, RoleSpec] = {}
+        #: Children not yet registered, with when each was forked (``time.monotonic()``).
+        self._starting: dict[int, float] = {}
         self._wakeup_r, self._wakeup_w = socket.socketpair()
         self._wakeup_r.setblocking(False)
         self._wakeup_w.setblocking(False)
@@ -168,6 +170,7 @@ class ForkSupervisor(Supervisor):
                 selector.select(timeout=1.0)
                 self._drain_wakeups()
                 self._reap(replace=self._stop_mode is None)
+                self._watch_starts()
                 self._tick()
             selector.close()
             if self._stop_mode == "immediate":
@@ -206,6 +209,7 @@ class ForkSupervisor(Supervisor):
         if pid:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
             self.children[pid] = spec
+            self._starting[pid] = time.monotonic()
             return
         code = 1
         try:
@@ -259,7 +263,37 @@ class ForkSupervisor(Supervisor):
             self._after_exit(pid, spec, status, replace)
         return reaped
 
+    def _watch_starts(self) -> None:
+        """Kill a child that has not registered within ``process_alive_threshold``; it is then replaced.
+
+        Such a child is as dead as one whose heartbeat stopped, but nothing else would notice it: it has no
+        row to prune and ``waitpid`` sees it alive (one blocked for good on a lock copied locked by the fork
+        would, with a single worker configured, have left every job waiting).
+        """
+        if not self._starting:
+            return
+        now = time.monotonic()
+        for pid, forked_at in list(self._starting.items()):
+            spec = self.children.get(pid)
+            if spec is None:
+                del self._starting[pid]
+                continue
+            try:
+                row = self.storage.db.query_one(self.storage.sql["process_by_pid"],
+                                                {"supervisor_id": self.process_id, "pid": pid})
+            except Exception:
+                log.exception("cannot check whether %s process %d has started", spec.kind, pid)
+                return
+            if row is not None:
+                del self._starting[pid]
+            elif now - forked_at >= self.config.process_alive_threshold:
+                del self._starting[pid]
+                log.error("%s process %d did not start within %.0f s (process_alive_threshold); killing it",
+                          spec.kind, pid, self.config.process_alive_threshold)
+                _signal(pid, signal.SIGKILL)
+
     def _after_exit(self, pid: int, spec: RoleSpec, status: int, replace: bool) -> None:
+        self._starting.pop(pid, None)
         clean = os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
         if os.WIFSIGNALED(status):
             how = f"was killed by signal {os.WTERMSIG(status)}"
