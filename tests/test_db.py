@@ -122,7 +122,7 @@ for _ in range(int(sys.argv[2])):
     if pid == 0:
         dbs[0].execute("INSERT INTO t VALUES (2)")
         os._exit(0)
-    deadline = time.monotonic() + 2.0
+    deadline = time.monotonic() + 5.0  # a child that writes one row; a hung one never ends
     while not os.waitpid(pid, os.WNOHANG)[0]:
         if time.monotonic() > deadline:
             hung += 1
