@@ -60,8 +60,9 @@ def test_the_lifespan_runs_jobs_and_stops_the_supervisor(app: App) -> None:
     with TestClient(_web(enabled=True)) as client:
         assert client.get("/enqueue", params={"v": "a"}).json() == {"jobs": True}
         assert wait_for(lambda: DONE == ["a"])
-        kinds = {row["kind"] for row in queue_storage().processes()}
-        assert {"Supervisor", "Worker", "Dispatcher"} <= kinds
+        # The roles start as threads, each registering when it starts: the worker may run the job first.
+        assert wait_for(lambda: {"Supervisor", "Worker", "Dispatcher"}
+                        <= {row["kind"] for row in queue_storage().processes()}), queue_storage().processes()
     # Stopping the server stopped the supervisor and its threads, and deregistered them.
     assert queue_storage().processes() == []
     assert wait_for(lambda: not role_threads(), 5)
