@@ -35,6 +35,11 @@ def identifier_of(values: Iterable[Any]) -> str:
     return ":".join(str(value) for value in values if value is not None)
 
 
+def internal_channel_of(identifier: str) -> str:
+    """The stream a connection of that identifier listens on for remote commands (:mod:`.remote`)."""
+    return f"action_cable/{identifier}"
+
+
 class Connection:
     """Base class of connections. Override :meth:`connect` to identify the user, or refuse the socket.
 
@@ -72,7 +77,7 @@ class Connection:
     def internal_channel(self) -> str | None:
         """The stream this connection listens on for remote commands (``None`` when anonymous)."""
         identifier = self.connection_identifier
-        return f"action_cable/{identifier}" if identifier else None
+        return internal_channel_of(identifier) if identifier else None
 
     def transmit(self, data: dict[str, Any]) -> None:
         """Send a raw frame to the client."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import adapter
-from .connection import Connection, identifier_of
+from .connection import Connection, identifier_of, internal_channel_of
 from .pubsub import PubSub
 
 
@@ -31,7 +31,7 @@ class RemoteConnection:
 
     @property
     def internal_channel(self) -> str:
-        return f"action_cable/{self.identifier}"
+        return internal_channel_of(self.identifier)
 
     def disconnect(self, *, reconnect: bool = True) -> None:
         """Close those sockets; each client is told ``disconnect`` with reason ``remote`` (and whether to come

@@ -150,6 +150,10 @@ class Store(AsyncMethods):
         expires_at = row[2]
         if expires_at is not None and expires_at <= now:
             return False
+        return Store._same_version(row, version)
+
+    @staticmethod
+    def _same_version(row: Row, version: str | None) -> bool:
         return version is None or row[3] is None or row[3] == version
 
     def _value(self, key: bytes, row: Row | None, version: str | None) -> Any:
@@ -271,10 +275,10 @@ class Store(AsyncMethods):
             if self._live(k, row, version, now):
                 found.append(row)  # type: ignore[arg-type]  # live: another caller extended or rewrote it
                 return None
-            if (row is None or row[0] != k or row[2] is None or now - row[2] > ttl
-                    or (version is not None and row[3] is not None and row[3] != version)):
+            # Not live: extend it only if it is this key's and version's, and expired less than ttl ago.
+            if row is None or row[0] != k or row[2] is None or now - row[2] > ttl:
                 return None
-            return (row[0], row[1], now + ttl, row[3])
+            return (row[0], row[1], now + ttl, row[3]) if self._same_version(row, version) else None
 
         try:
             self._update(k, change)

@@ -171,19 +171,20 @@ class Worker:
         with self._cond:
             self._claiming = False
             self._busy = 0 < limit == len(rows)
+            claimed_at = time.monotonic()
             if rows and not self._ready:
-                self._queued_at = time.monotonic()  # how long the oldest of them has waited (_hand_off)
+                self._queued_at = claimed_at  # how long the oldest of them has waited (_hand_off)
             self._ready.extend(rows)
             # A thread runs its batch itself while the queue is busy (see HAND_OFF_AFTER); otherwise the idle
             # threads are woken for the jobs now.
             keeps = by_thread and self._busy
             self._cond.notify(0 if keeps else max(0, len(rows) - by_thread))
-            self._claimed_at = time.monotonic()
+            self._claimed_at = claimed_at
             # The loop sleeps its full interval: have it watch from now (the other rows wait for a thread).
             wake_loop = keeps and len(rows) > 1 and not self._watching
         if wake_loop:
             self.on_wake()
-        if rows:
+        if rows and events.wanted("claim"):
             events.instrument("claim", worker=self.name, job_ids=[row.id for row in rows])
         return len(rows)
 
