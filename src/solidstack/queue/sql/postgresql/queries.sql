@@ -38,9 +38,13 @@ ORDER BY r.priority, r.job_id LIMIT :limit
 FOR UPDATE OF r SKIP LOCKED;
 
 -- name: ready_in_queue
+-- The pause test names the queue, not the row: a one-time check, so that the planner, without statistics (an
+-- empty pauses table is assumed to hold rows), still walks index_solidstack_poll_by_queue in order and stops
+-- after :limit rows, instead of reading and sorting the whole queue (measured: 11 ms against 0.7 ms per claim
+-- at 100,000 ready jobs; decision 0020).
 SELECT r.job_id FROM solidstack_ready_executions r
 WHERE r.queue_name = :queue
-  AND NOT EXISTS (SELECT 1 FROM solidstack_pauses p WHERE p.queue_name = r.queue_name)
+  AND NOT EXISTS (SELECT 1 FROM solidstack_pauses p WHERE p.queue_name = :queue)
 ORDER BY r.priority, r.job_id LIMIT :limit
 FOR UPDATE OF r SKIP LOCKED;
 
@@ -218,7 +222,7 @@ ORDER BY j.priority, j.id;
 WITH picked AS (
     SELECT r.job_id FROM solidstack_ready_executions r
     WHERE r.queue_name = :queue
-      AND NOT EXISTS (SELECT 1 FROM solidstack_pauses p WHERE p.queue_name = r.queue_name)
+      AND NOT EXISTS (SELECT 1 FROM solidstack_pauses p WHERE p.queue_name = :queue)
     ORDER BY r.priority, r.job_id LIMIT :limit
     FOR UPDATE OF r SKIP LOCKED
 ), gone AS (
