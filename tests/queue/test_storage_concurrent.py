@@ -153,3 +153,19 @@ def test_listen_false_means_polling_only(storage: QueueStorage) -> None:
     assert quiet.wakeups.listener() is None
     quiet.enqueue([new()], NOW)  # no NOTIFY sent, nothing fails
     assert quiet.claim(1, ["*"], 1, NOW)
+
+
+def test_claims_walk_an_index_in_order_without_statistics(storage: QueueStorage) -> None:
+    """autovacuum off, never analyzed: the claim must not read and sort a whole queue (decision 0020)."""
+    pg_only(storage)
+    storage.enqueue([new(f"q{i % 4}") for i in range(20_000)], NOW)
+    analyzed = storage.db.query("SELECT last_analyze, last_autoanalyze FROM pg_stat_user_tables "
+                                "WHERE relname = 'solidstack_ready_executions'")
+    assert list(analyzed[0]) == [None, None]
+    params = {"limit": 3, "queue": "q2", "prefix": "q2", "prefix_end": "q3", "process_id": 1, "now": NOW}
+    for name in ("ready_all", "ready_in_queue", "ready_in_prefix", "claim_all", "claim_in_queue",
+                 "claim_in_prefix"):
+        plan = "\n".join(row[0] for row in storage.db.query("EXPLAIN " + storage.sql[name], params))
+        # (The claim's final sort of its :limit returned rows is fine; a sort of the ready rows is not.)
+        assert "Sort Key: r." not in plan and "Bitmap" not in plan and "Seq Scan on solidstack_ready" not in plan, \
+            f"{name}:\n{plan}"
