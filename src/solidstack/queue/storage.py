@@ -78,6 +78,7 @@ class QueueStorage:
         self._look_first = db.dialect == "sqlite"
         self._claim_in_one = "claim_all" in self.sql
         self._enqueue_in_one = "enqueue_ready" in self.sql
+        self._finish_in_one = "finish_own_claims" in self.sql
 
     def announce_ready(self) -> None:
         """Wake the idle workers once the current transaction commits: jobs became ready.
@@ -223,6 +224,13 @@ class QueueStorage:
 
     def _finish(self, conn: Any, job_ids: Sequence[int], process_id: int | None, now: float,
                 preserve: bool) -> list[int]:
+        if self._finish_in_one:
+            # PostgreSQL: the claims this process holds deleted and their jobs finished in one statement.
+            rows = conn.execute(self.sql["finish_own_claims" if preserve else "finish_own_claims_deleting"],
+                                {"ids": self.db.array(job_ids), "process_id": process_id, "now": now}).fetchall()
+            if rows and self.gate.release_rows(conn, rows, now):
+                self.announce_ready()
+            return [row["id"] for row in rows]
         owned = self._take_claims(conn, job_ids, process_id)
         if owned:
             # The statement returns each job's concurrency columns: no second read to free their slots.

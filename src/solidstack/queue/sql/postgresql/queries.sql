@@ -272,3 +272,23 @@ WITH new AS (
     SELECT pg_notify(channel, '') FROM (SELECT CAST(:channel AS TEXT) AS channel) c WHERE channel IS NOT NULL
 )
 SELECT id FROM new WHERE (SELECT count(*) FROM notified) >= 0 ORDER BY id;
+
+-- name: finish_own_claims
+-- delete_own_claims and mark_finished in one statement: only claims this process still holds.
+WITH owned AS (
+    DELETE FROM solidstack_claimed_executions
+    WHERE process_id IS NOT DISTINCT FROM CAST(:process_id AS BIGINT) AND job_id = ANY(CAST(:ids AS BIGINT[]))
+    RETURNING job_id
+)
+UPDATE solidstack_jobs j SET finished_at = :now, updated_at = :now FROM owned WHERE j.id = owned.job_id
+RETURNING j.id, j.concurrency_key, j.concurrency_limit, j.concurrency_duration;
+
+-- name: finish_own_claims_deleting
+-- delete_own_claims and delete_finished in one statement.
+WITH owned AS (
+    DELETE FROM solidstack_claimed_executions
+    WHERE process_id IS NOT DISTINCT FROM CAST(:process_id AS BIGINT) AND job_id = ANY(CAST(:ids AS BIGINT[]))
+    RETURNING job_id
+)
+DELETE FROM solidstack_jobs j USING owned WHERE j.id = owned.job_id
+RETURNING j.id, j.concurrency_key, j.concurrency_limit, j.concurrency_duration;
