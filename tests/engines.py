@@ -169,3 +169,58 @@ def postgres_database_yml(url: str, **extra: object) -> str:
     lines = "".join(f"    {key}: {str(value).lower() if isinstance(value, bool) else value}\n"
                     for key, value in extra.items())
     return POSTGRES_DATABASE_YML.format(**pg_url_parts(url), extra=lines.rstrip("\n"))
+
+
+class ThrowawayCluster:
+    """A PostgreSQL server of its own (initdb + pg_ctl in a temp dir, on a free loopback port), for tests that
+    restart the server: the shared one is never restarted. Trust auth; the superuser is ``postgres``."""
+
+    BIN = Path("/usr/lib/postgresql")
+
+    def __init__(self) -> None:
+        import shutil
+        import socket
+        import tempfile
+
+        versions = sorted((p for p in self.BIN.glob("*/bin/initdb")), key=lambda p: int(p.parts[-3]))
+        if not versions:
+            pytest.skip("no PostgreSQL server binaries (/usr/lib/postgresql/*/bin/initdb) to start a cluster")
+        self.bin = versions[-1].parent
+        self.dir = Path(tempfile.mkdtemp(prefix="solidstack-pg-"))
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self._as_postgres = os.geteuid() == 0  # initdb refuses to run as root
+        if self._as_postgres:
+            shutil.chown(self.dir, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.dir / "data"), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}"
+
+    def _run(self, tool: str, *args: str) -> None:
+        import subprocess
+
+        cmd = [str(self.bin / tool), *args]
+        if self._as_postgres:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+
+    def _pg_ctl(self, action: str) -> None:
+        self._run("pg_ctl", "-D", str(self.dir / "data"), "-l", str(self.dir / "server.log"), "-w", "-t", "60",
+                  "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1", "-m", "fast", action)
+
+    def start(self) -> None:
+        self._pg_ctl("start")
+
+    def restart(self) -> None:
+        self._pg_ctl("restart")
+
+    def stop(self) -> None:
+        import shutil
+
+        with contextlib.suppress(Exception):
+            self._pg_ctl("stop")
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -193,3 +193,33 @@ def test_wrong_database_name_and_unmigrated_database(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stdout + result.stderr
         assert "0001_create_queue_tables" in result.stdout
         assert run_cli(root, "jobs", "status").returncode == 0
+
+
+def test_a_server_restart_mid_run_loses_nothing(make_jobs_app: Any) -> None:
+    """The server restarted under a running `solidstack jobs` (its own throwaway cluster: the shared server is
+    never restarted): every job runs, none twice, nothing is left claimed, the log says so in plain lines."""
+    from engines import ThrowawayCluster, postgres_database_yml, require_postgres
+
+    require_postgres()
+    cluster = ThrowawayCluster()
+    try:
+        app = make_jobs_app(postgres_database_yml(f"{cluster.url}/restart_test"))
+        enqueue_counts(300)
+        proc = app.start()
+        app.wait_for(lambda: len(app.lines("count")) >= 50, timeout=60, what="the first jobs")
+        cluster.restart()
+        enqueue_counts(200, start=300)
+        app.wait_for(lambda: len({int(p[1]) for p in app.lines("count")}) >= 500, timeout=90,
+                     what="every job after the restart")
+        code, output = app.stop(proc)
+        counts = Counter(int(p[1]) for p in app.lines("count"))
+        assert set(counts) == set(range(500))
+        assert code == 0, output
+        assert queue_storage().counts()["claimed"] == 0
+        assert "Traceback" not in output, output
+        assert "lost the connection" in output or "LISTEN connection failed" in output, output
+    finally:
+        import solidstack
+
+        solidstack._reset_parts()
+        cluster.stop()
