@@ -9,6 +9,9 @@ Reuse from any test folder (``tests/conftest.py`` adds this folder to ``sys.path
     from engines import ENGINES, fresh_database      # or the fixtures of tests/conftest.py:
     def test_x(engine_db): ...                        # a Database, parametrized over both engines
     def test_y(engine_config): ...                    # a DatabaseConfig entry, for connect() and the CLI
+    def test_z(engine_storage): ...                   # the queue's storage, migrated, on both engines
+    with postgres_database() as url: ...              # a fresh database of its own, dropped after
+    cluster = ThrowawayCluster()                      # a server of its own, to restart (never the shared one)
 """
 
 from __future__ import annotations

@@ -223,3 +223,37 @@ def test_a_server_restart_mid_run_loses_nothing(make_jobs_app: Any) -> None:
 
         solidstack._reset_parts()
         cluster.stop()
+
+
+ENQUEUER = """
+import sys
+sys.path.insert(0, {root!r})
+import solidstack
+solidstack.configure({root!r}, "test")
+from app.jobs import CountJob
+for i in range({start}, {start} + {count}):
+    CountJob.perform_later(i)
+"""
+
+
+def test_three_supervisors_and_three_enqueuers_run_every_job_once(pg_jobs_app: Any) -> None:
+    """Three supervisors of two workers each on one database while three other processes enqueue one job at a
+    time: SKIP LOCKED claims give every job to exactly one worker."""
+    procs = [pg_jobs_app.start() for _ in range(3)]
+    enqueuers = [subprocess.Popen([sys.executable, "-c", ENQUEUER.format(root=str(pg_jobs_app.root), start=k * 700,
+                                                                        count=700)],
+                                  env=pg_jobs_app.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for k in range(3)]
+    for enqueuer in enqueuers:
+        _out, err = enqueuer.communicate(timeout=120)
+        assert enqueuer.returncode == 0, err
+    pg_jobs_app.wait_for(lambda: len(pg_jobs_app.lines("count")) >= 2100, timeout=120, what="2100 jobs")
+    time.sleep(0.3)  # would catch a late duplicate
+    outputs = [pg_jobs_app.stop(proc) for proc in procs]
+    counts = Counter(int(parts[1]) for parts in pg_jobs_app.lines("count"))
+    assert set(counts) == set(range(2100))
+    assert max(counts.values()) == 1, "a job ran twice"
+    assert len({parts[2] for parts in pg_jobs_app.lines("count")}) >= 4, "the work was not shared"
+    for code, output in outputs:
+        assert code == 0 and "Traceback" not in output, output
+    assert queue_storage().counts()["claimed"] == 0 and queue_storage().processes() == []
