@@ -257,3 +257,27 @@ def test_three_supervisors_and_three_enqueuers_run_every_job_once(pg_jobs_app: A
     for code, output in outputs:
         assert code == 0 and "Traceback" not in output, output
     assert queue_storage().counts()["claimed"] == 0 and queue_storage().processes() == []
+
+
+def test_listen_false_runs_jobs_by_polling_without_a_listening_connection(make_jobs_app: Any) -> None:
+    """For poolers in transaction mode (pgbouncer drops LISTEN): no LISTEN anywhere, the workers poll."""
+    from engines import admin_execute, postgres_database
+
+    with postgres_database(create=False) as url:
+        app = make_jobs_app(postgres_database_yml(url, listen=False))
+        proc = app.start()
+        enqueue_counts(50)
+        app.wait_for(lambda: len(app.lines("count")) >= 50, timeout=60, what="50 jobs by polling")
+        dbname = url.rsplit("/", 1)[1]
+        import psycopg
+
+        with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+            listening = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND query LIKE "
+                                     "'LISTEN%%'", (dbname,)).fetchone()[0]
+        assert listening == 0
+        code, output = app.stop(proc)
+        assert code == 0, output
+        import solidstack
+
+        solidstack._reset_parts()
+        admin_execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
