@@ -3,6 +3,11 @@
 # PostgreSQL tests are mandatory in CI (tests/engines.py fails them, instead of skipping, when CI is set).
 # Starts the Debian cluster when it is down; installs Debian's postgresql first when it is missing.
 set -euo pipefail
+# The pgbouncer test (transaction pooling, listen: false) needs Debian's pgbouncer; it starts its own.
+if ! command -v pgbouncer >/dev/null 2>&1 && [ ! -x /usr/sbin/pgbouncer ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null
+fi
 if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   exit 0
 fi

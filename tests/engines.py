@@ -227,3 +227,61 @@ class ThrowawayCluster:
         with contextlib.suppress(Exception):
             self._pg_ctl("stop")
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Pgbouncer:
+    """Debian's pgbouncer in transaction mode on a free loopback port, in front of the test server (skipped
+    where it is not installed). Run as ``postgres`` when the tests run as root: it refuses root."""
+
+    def __init__(self, server_port: int = 5432) -> None:
+        import shutil
+        import socket
+        import subprocess
+        import tempfile
+        import time
+
+        binary = shutil.which("pgbouncer") or ("/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").exists() else None)
+        if binary is None:
+            if postgres_required():
+                pytest.fail("pgbouncer is required here (CI): apt-get install pgbouncer")
+            pytest.skip("pgbouncer is not installed (apt-get install pgbouncer)")
+        self.dir = Path(tempfile.mkdtemp(prefix="solidstack-pgbouncer-"))
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        (self.dir / "userlist.txt").write_text('"postgres" ""\n')
+        (self.dir / "pgbouncer.ini").write_text(
+            f"[databases]\n* = host=127.0.0.1 port={server_port}\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\n"
+            f"listen_port = {self.port}\nauth_type = trust\nauth_file = {self.dir}/userlist.txt\n"
+            f"pool_mode = transaction\nunix_socket_dir =\nlogfile = {self.dir}/pgbouncer.log\n"
+            f"pidfile = {self.dir}/pgbouncer.pid\nmax_client_conn = 500\ndefault_pool_size = 10\n"
+            "ignore_startup_parameters = extra_float_digits,options\n")
+        cmd = [binary, str(self.dir / "pgbouncer.ini")]
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+            for name in ("userlist.txt", "pgbouncer.ini"):
+                shutil.chown(self.dir / name, "postgres", "postgres")
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"pgbouncer did not start; see {self.dir}/pgbouncer.log")
+
+    def url(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def stop(self) -> None:
+        import shutil
+
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except Exception:
+                self.proc.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)

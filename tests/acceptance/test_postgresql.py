@@ -281,3 +281,29 @@ def test_listen_false_runs_jobs_by_polling_without_a_listening_connection(make_j
 
         solidstack._reset_parts()
         admin_execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+
+
+def test_behind_pgbouncer_in_transaction_mode_with_listen_false(make_jobs_app: Any) -> None:
+    """pgbouncer (transaction pooling) drops LISTEN and, before 1.21, named prepared statements: with
+    `listen: false` and `prepared_statements: false` the queue migrates and runs every job, by polling."""
+    from engines import Pgbouncer, postgres_database
+
+    with postgres_database() as url:
+        bouncer = Pgbouncer()
+        try:
+            app = make_jobs_app(postgres_database_yml(bouncer.url(url.rsplit("/", 1)[1]), listen=False,
+                                                      prepared_statements=False))
+            proc = app.start()
+            enqueue_counts(400)
+            app.wait_for(lambda: len(app.lines("count")) >= 400, timeout=90, what="400 jobs through pgbouncer")
+            time.sleep(0.3)
+            code, output = app.stop(proc)
+            counts = Counter(int(p[1]) for p in app.lines("count"))
+            assert set(counts) == set(range(400)) and max(counts.values()) == 1
+            assert code == 0 and "Traceback" not in output, output
+            assert queue_storage().counts()["claimed"] == 0
+        finally:
+            import solidstack
+
+            solidstack._reset_parts()
+            bouncer.stop()
