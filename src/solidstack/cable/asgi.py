@@ -9,8 +9,11 @@ Serve it in any Starlette/FastAPI app (``WebSocketRoute("/cable", CableApp(...))
 - client → server: ``{"command": "subscribe" | "unsubscribe", "identifier": id}`` and
   ``{"command": "message", "identifier": id, "data": "<json>"}``, where ``id`` is a JSON string.
 
-Bad input (malformed JSON, an identifier that is not JSON, unknown commands, oversized frames, unknown
-channels) is logged and answered where the protocol has an answer; the connection stays open.
+Bad input (malformed JSON, JSON nested too deeply to parse, an identifier that is not JSON, unknown commands,
+oversized frames, unknown channels) is logged and answered where the protocol has an answer; the connection
+stays open. Abuse is bounded per socket (:mod:`.limits`): a subscription beyond
+``max_subscriptions_per_connection`` gets ``reject_subscription``; a socket sending frames faster than its
+command budget gets ``disconnect`` (``too_many_commands``, no reconnect) and is closed. Both are logged.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from .adapter import pubsub as process_pubsub
 from .channel import Channel, RejectedError
 from .connection import Connection, UnauthorizedError
+from .limits import TOO_MANY_COMMANDS, CommandBudget, ConnectionLimits
 from .pubsub import PubSub
 from .remote import RemoteConnections
 from .router import StreamRouter
@@ -93,6 +97,8 @@ class _Session:
         self.pending: dict[str, list[str]] = {}
         self.closing = False
         self.app_connection: Connection | None = None
+        self.limits = app.limits
+        self.budget = CommandBudget(self.limits.commands_per_second, self.limits.burst, time.monotonic())
 
     # -- Runtime ---------------------------------------------------------------------------------------------
 
@@ -168,14 +174,30 @@ class _Session:
 
     # -- commands --------------------------------------------------------------------------------------------
 
+    @property
+    def who(self) -> str:
+        """The connection's identifier for log lines (``anonymous`` when it has none)."""
+        return (self.app_connection.connection_identifier if self.app_connection else "") or "anonymous"
+
+    def over_budget(self) -> bool:
+        """Spend one frame of the command budget; past it, tell the client why and close the socket."""
+        if self.budget.spend(time.monotonic()):
+            return False
+        log.warning("cable: closing the socket of %s: more than %d commands at once or %g per second "
+                    "(%d subscriptions held)", self.who, self.limits.burst, self.limits.commands_per_second,
+                    len(self.subscriptions))
+        self.close(TOO_MANY_COMMANDS, False)
+        return True
+
     async def handle(self, text: str) -> None:
+        if self.over_budget():
+            return
         if len(text) > self.app.max_message_size:
             log.warning("cable: dropped a %d-character frame (limit %d)", len(text), self.app.max_message_size)
             return
-        try:
-            data = json.loads(text)
-        except ValueError:
-            log.warning("cable: dropped a frame that is not JSON: %.200r", text)
+        data, problem = _loads(text)
+        if problem:
+            log.warning("cable: dropped a frame that %s: %.200r", problem, text)
             return
         if not isinstance(data, dict):
             log.warning("cable: dropped a frame that is not a JSON object: %.200r", text)
@@ -197,10 +219,12 @@ class _Session:
         if identifier in self.subscriptions:
             log.info("cable: already subscribed to %s", identifier)
             return
-        try:
-            params = json.loads(identifier)
-        except ValueError:
-            params = None
+        if len(self.subscriptions) >= self.limits.max_subscriptions:
+            log.warning("cable: rejected a subscription of %s: it holds %d, the most a connection may "
+                        "(max_subscriptions_per_connection): %.200r", self.who, len(self.subscriptions), identifier)
+            self.send({"identifier": identifier, "type": "reject_subscription"})
+            return
+        params, _ = _loads(identifier)
         if not isinstance(params, dict):
             log.warning("cable: rejected a subscription whose identifier is not a JSON object: %.200r", identifier)
             self.send({"identifier": identifier, "type": "reject_subscription"})
@@ -252,10 +276,7 @@ class _Session:
         if channel is None:
             log.warning("cable: unable to find subscription with identifier %.200r", identifier)
             return
-        try:
-            data = json.loads(raw) if isinstance(raw, str) else None
-        except ValueError:
-            data = None
+        data, _ = _loads(raw) if isinstance(raw, str) else (None, None)
         if not isinstance(data, dict):
             log.warning("cable: dropped a message whose data is not a JSON object: %.200r", raw)
             return
@@ -279,9 +300,13 @@ class _Session:
                     break
                 text = message.get("text")
                 if text is None:
-                    log.warning("cable: dropped a binary frame (%s uses text frames)", PROTOCOL)
+                    if not self.over_budget():
+                        log.warning("cable: dropped a binary frame (%s uses text frames)", PROTOCOL)
                     continue
-                await self.handle(text)
+                try:
+                    await self.handle(text)
+                except Exception:  # a bug or a hook's surprise must not close the socket silently
+                    log.exception("cable: dropped a frame that could not be handled: %.200r", text)
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
@@ -304,22 +329,39 @@ class _Session:
             pass
 
 
+def _loads(text: str) -> tuple[Any, str | None]:
+    """``json.loads`` and ``None``, or ``None`` and what is wrong: not JSON, or nested too deeply to parse.
+
+    Python's parser raises ``RecursionError`` past about 1,000 levels ("[[[[..." of 200,000 levels, 400 KB, is
+    under the frame size limit); it is a :class:`RuntimeError`, which the read loop took for a closed socket.
+    """
+    try:
+        return json.loads(text), None
+    except ValueError:
+        return None, "is not JSON"
+    except RecursionError:
+        return None, f"is nested too deeply to parse ({len(text)} characters)"
+
+
 class CableApp:
     """An ASGI app speaking Action Cable's protocol.
 
     ``channels``: the channel classes clients may subscribe to (by ``identifier_name`` or class name).
     ``connection_class``: identifies the user of each socket (:class:`Connection`). ``pubsub``: where
     broadcasts come from (default: this process's, from ``config/cable.yml``). ``allowed_request_origins``:
-    origins besides the page's own host (default: ``cable.yml``'s).
+    origins besides the page's own host (default: ``cable.yml``'s). ``limits``: per-socket bounds on
+    subscriptions and command rate (default: ``cable.yml``'s, see :mod:`.limits`).
     """
 
     def __init__(self, channels: Iterable[type[Channel]] = (), *, connection_class: type[Connection] = Connection,
                  pubsub: PubSub | None = None, allowed_request_origins: Iterable[str] | None = None,
-                 max_message_size: int = MAX_MESSAGE_SIZE, ping_interval: float = PING_INTERVAL) -> None:
+                 max_message_size: int = MAX_MESSAGE_SIZE, ping_interval: float = PING_INTERVAL,
+                 limits: ConnectionLimits | None = None) -> None:
         self.channels: dict[str, type[Channel]] = {cls.channel_identifier(): cls for cls in channels}
         self.connection_class = connection_class
         self._pubsub = pubsub
         self._origins = tuple(allowed_request_origins) if allowed_request_origins is not None else None
+        self._limits = limits
         self.max_message_size = max_message_size
         self.ping_interval = ping_interval
         self.sessions: set[_Session] = set()
@@ -347,6 +389,15 @@ class CableApp:
 
             self._origins = load_cable_config(current_app()).allowed_request_origins or ()
         return self._origins
+
+    @property
+    def limits(self) -> ConnectionLimits:
+        if self._limits is None:
+            from ..config import current_app
+            from .config import load_cable_config
+
+            self._limits = load_cable_config(current_app()).limits
+        return self._limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
