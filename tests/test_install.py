@@ -35,7 +35,12 @@ def test_install_skips_bytecode_beside_the_templates(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_install_from_a_built_wheel_writes_only_template_files(tmp_path: Path) -> None:
     """Build the wheel, install it as pip does (which compiles ``templates/config/environment.py``), run install."""
-    source = Path(__file__).resolve().parents[1]
+    # Built from a clean copy: building in the worktree would leave build/ there, whose stale files the next
+    # build would put in the wheel.
+    repo, source = Path(__file__).resolve().parents[1], tmp_path / "source"
+    shutil.copytree(repo / "src", source / "src", ignore=shutil.ignore_patterns("*.egg-info"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(repo / name, source / name)
     wheels, site, app = tmp_path / "wheels", tmp_path / "site", tmp_path / "app"
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "wheel", str(source), "--no-deps", "-w", str(wheels)], check=True, timeout=300,
