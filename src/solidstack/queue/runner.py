@@ -149,5 +149,12 @@ class Runner:
                 if self.process_id is not None and not self.storage.heartbeat(self.process_id, self.clock()):
                     log.error("%s %s: its process row was pruned as dead; stopping", self.role.kind, self.role.name)
                     self.stop()
+                elif self.supervisor_id is not None and not self.storage.process_exists(self.supervisor_id):
+                    # Its supervisor was found dead (or hung) elsewhere and pruned: nobody would replace this
+                    # process if it died, nor see it hang. It hands back what it holds and stops; a live
+                    # supervisor, registered again, reaps it and starts another.
+                    log.warning("%s %s: its supervisor's process row is gone; stopping", self.role.kind,
+                                self.role.name)
+                    self.stop()
             except Exception:
                 log.exception("%s %s: heartbeat failed", self.role.kind, self.role.name)
