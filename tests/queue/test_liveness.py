@@ -1,0 +1,76 @@
+"""Which process rows pruning removes (``liveness.py``, decision 0006), on a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from solidstack.queue.liveness import IDENTITY_KEY, identity, row_identity
+from solidstack.queue.storage import NewJob, QueueStorage
+
+NOW = 1_800_000_000.0
+GONE_PID = 2**22 + 12345  # above pid_max: never a live process
+
+
+def new() -> NewJob:
+    return NewJob("default", "J", '{"args":[],"kwargs":{}}', 0, str(uuid.uuid4()))
+
+
+def set_identity(storage: QueueStorage, process_id: int, value: str | None) -> None:
+    row = next(p for p in storage.processes() if p["id"] == process_id)
+    metadata = json.loads(row["metadata"])
+    metadata.pop(IDENTITY_KEY)
+    if value is not None:
+        metadata[IDENTITY_KEY] = value
+    storage.db.execute("UPDATE solidstack_processes SET metadata = :m WHERE id = :id",
+                       {"m": json.dumps(metadata), "id": process_id})
+
+
+def test_each_row_records_this_process_identity(storage: QueueStorage) -> None:
+    process_id = storage.register_process("Worker", "w", NOW, metadata={"queues": "*"})
+    (row,) = storage.processes()
+    assert row["id"] == process_id and row_identity(row) == identity() != ""
+    assert json.loads(row["metadata"])["queues"] == "*"
+
+
+def test_a_dead_supervisor_is_pruned_without_its_live_processes(storage: QueueStorage) -> None:
+    supervisor = storage.register_process("Supervisor", "s", NOW, pid=GONE_PID)
+    worker = storage.register_process("Worker", "w", NOW, supervisor_id=supervisor)
+    (job,) = storage.enqueue([new()], NOW)
+    storage.claim(worker, ["*"], 1, NOW)
+    pruned = storage.prune_dead_processes(NOW, alive_threshold=300, max_deaths=3)
+    assert [p["id"] for p in pruned] == [supervisor] and pruned[0]["why"] == "its pid is gone"
+    assert [p["id"] for p in storage.processes()] == [worker]
+    assert storage.counts()["claimed"] == 1 and storage.job_state(job)["state"] == "claimed"
+    assert not storage.process_exists(supervisor) and storage.process_exists(worker)
+
+
+def test_a_pid_from_another_namespace_or_boot_is_judged_by_heartbeat_only(storage: QueueStorage) -> None:
+    foreign = storage.register_process("Worker", "foreign", NOW, pid=GONE_PID)
+    set_identity(storage, foreign, "another-boot/4026531836")
+    unknown = storage.register_process("Worker", "old", NOW, pid=GONE_PID)
+    set_identity(storage, unknown, None)  # registered before identities were recorded
+    assert storage.prune_dead_processes(NOW, alive_threshold=300, max_deaths=3) == []
+    pruned = storage.prune_dead_processes(NOW + 301, alive_threshold=300, max_deaths=3)
+    assert {p["id"] for p in pruned} == {foreign, unknown}
+    assert all(p["why"] == "no heartbeat for 301 s" for p in pruned)
+
+
+def test_a_stale_process_is_left_to_its_live_supervisor(storage: QueueStorage) -> None:
+    supervisor = storage.register_process("Supervisor", "s", NOW)
+    hung = storage.register_process("Worker", "hung", NOW - 1000, supervisor_id=supervisor)
+    assert storage.prune_dead_processes(NOW, alive_threshold=300, max_deaths=3) == []
+    # Once its supervisor is stale too, both go.
+    storage.db.execute("UPDATE solidstack_processes SET last_heartbeat_at = :t WHERE id = :id",
+                       {"t": NOW - 1000, "id": supervisor})
+    pruned = storage.prune_dead_processes(NOW, alive_threshold=300, max_deaths=3)
+    assert {p["id"] for p in pruned} == {supervisor, hung}
+
+
+def test_a_graceful_deregister_of_a_supervisor_still_takes_its_processes(storage: QueueStorage) -> None:
+    supervisor = storage.register_process("Supervisor", "s", NOW)
+    worker = storage.register_process("Worker", "w", NOW, supervisor_id=supervisor)
+    (job,) = storage.enqueue([new()], NOW)
+    storage.claim(worker, ["*"], 1, NOW)
+    assert storage.deregister_process(supervisor, NOW) == ([job], [])
+    assert storage.processes() == []
