@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import uuid
 
 from solidstack.queue.liveness import IDENTITY_KEY, identity, row_identity
@@ -39,7 +41,7 @@ def test_a_dead_supervisor_is_pruned_without_its_live_processes(storage: QueueSt
     (job,) = storage.enqueue([new()], NOW)
     storage.claim(worker, ["*"], 1, NOW)
     pruned = storage.prune_dead_processes(NOW, alive_threshold=300, max_deaths=3)
-    assert [p["id"] for p in pruned] == [supervisor] and pruned[0]["why"] == "its pid is gone"
+    assert [p["id"] for p in pruned] == [supervisor] and pruned[0]["why"] == "its process is gone"
     assert [p["id"] for p in storage.processes()] == [worker]
     assert storage.counts()["claimed"] == 1 and storage.job_state(job)["state"] == "claimed"
     assert not storage.process_exists(supervisor) and storage.process_exists(worker)
@@ -74,3 +76,31 @@ def test_a_graceful_deregister_of_a_supervisor_still_takes_its_processes(storage
     storage.claim(worker, ["*"], 1, NOW)
     assert storage.deregister_process(supervisor, NOW) == ([job], [])
     assert storage.processes() == []
+
+
+def test_a_hung_process_without_a_live_supervisor_is_killed_before_its_jobs_go(storage: QueueStorage) -> None:
+    # Stopped: alive, and able to resume its job. Its jobs may run elsewhere only once it is gone.
+    hung = subprocess.Popen(["sleep", "60"])
+    try:
+        hung.send_signal(signal.SIGSTOP)
+        process_id = storage.register_process("Worker", "hung", NOW - 1000, pid=hung.pid)
+        (job,) = storage.enqueue([new()], NOW)
+        storage.claim(process_id, ["*"], 1, NOW)
+        (pruned,) = storage.prune_dead_processes(NOW, alive_threshold=300, max_deaths=3)
+        assert pruned["why"] == "no heartbeat for 1000 s; hung, killed"
+        assert hung.wait(5) == -signal.SIGKILL
+        assert storage.job_state(job)["state"] == "ready"
+    finally:
+        hung.kill()
+        hung.wait()
+
+
+def test_a_reused_pid_is_a_dead_process(storage: QueueStorage) -> None:
+    process_id = storage.register_process("Worker", "w", NOW)  # this test process: alive
+    row = next(p for p in storage.processes() if p["id"] == process_id)
+    metadata = json.loads(row["metadata"])
+    metadata["pid_start"] -= 1  # as if this pid had been another process's, started earlier
+    storage.db.execute("UPDATE solidstack_processes SET metadata = :m WHERE id = :id",
+                       {"m": json.dumps(metadata), "id": process_id})
+    (pruned,) = storage.prune_dead_processes(NOW, alive_threshold=300, max_deaths=3)
+    assert pruned["id"] == process_id and pruned["why"] == "its process is gone"

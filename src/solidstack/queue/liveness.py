@@ -7,23 +7,37 @@ means a dead process. Two containers that share a hostname (host networking, or 
 database have different PID namespaces, and a pid of one means nothing in the other; a process from before
 identities were recorded has none. Any of those is judged by its heartbeat alone.
 
+The row also records when its process started (``/proc/<pid>/stat``, clock ticks since boot): a pid that now
+names another process (reused) is a dead process, and a zombie is dead too.
+
 A process whose heartbeat is stale but whose supervisor is alive (its own row fresh) is left to that supervisor,
-which can see and kill it (``ForkSupervisor`` does: TERM, then KILL, then its claims go back); only the
-supervisor knows for certain when it is gone. Pruning never cascades from a supervisor to its supervised
-processes: each row is judged on its own, as Solid Queue does (``deregister(pruned: true)``).
+which can see and kill it (``ForkSupervisor`` does: TERM, then KILL, then its claims go back). A stale process
+with no live supervisor whose pid speaks for it and still lives (stopped, or hung in a C call) is killed before
+it is pruned: its jobs must not run elsewhere while it could still resume them. Pruning never cascades from a
+supervisor to its supervised processes: each row is judged on its own, as Solid Queue does
+(``deregister(pruned: true)``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import signal
 import socket
+import time
 from collections.abc import Iterable
 from functools import cache
 from typing import Any
 
+log = logging.getLogger("solidstack.queue")
+
 #: The metadata key that holds a process's liveness identity.
 IDENTITY_KEY = "liveness"
+#: The metadata key that holds when the process started (clock ticks since boot; None where /proc cannot tell).
+START_KEY = "pid_start"
+#: How long a pruner waits for a hung process it killed to be gone.
+KILL_WAIT = 2.0
 
 
 @cache
@@ -52,13 +66,33 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def row_identity(row: dict[str, Any]) -> str | None:
-    """The liveness identity a process row recorded (None: none recorded, or unreadable metadata)."""
+def _stat(pid: int) -> tuple[str, int] | None:
+    """(state letter, start time in clock ticks since boot) of ``pid``; None if it is gone or /proc cannot say."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            fields = file.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields[0].decode(), int(fields[19])
+
+
+def start_time(pid: int) -> int | None:
+    """When ``pid`` started, for the process row (None where /proc cannot tell)."""
+    stat = _stat(pid)
+    return stat[1] if stat else None
+
+
+def _metadata(row: dict[str, Any]) -> dict[str, Any]:
     try:
         metadata = json.loads(row.get("metadata") or "{}")
     except ValueError:
-        return None
-    value = metadata.get(IDENTITY_KEY) if isinstance(metadata, dict) else None
+        return {}
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def row_identity(row: dict[str, Any]) -> str | None:
+    """The liveness identity a process row recorded (None: none recorded, or unreadable metadata)."""
+    value = _metadata(row).get(IDENTITY_KEY)
     return value if isinstance(value, str) else None
 
 
@@ -67,12 +101,45 @@ def pid_speaks_for(row: dict[str, Any]) -> bool:
     return row.get("hostname") == socket.gethostname() and row_identity(row) == identity()
 
 
+def alive_here(row: dict[str, Any]) -> bool:
+    """Whether the process of ``row`` (whose pid speaks for it) is alive: its pid, not reused, not a zombie."""
+    if not pid_alive(row["pid"]):
+        return False
+    recorded = _metadata(row).get(START_KEY)
+    if not isinstance(recorded, int):
+        return True  # no start time to tell a reused pid by
+    stat = _stat(row["pid"])
+    if stat is None:
+        return not os.path.isdir("/proc/self")  # gone meanwhile (or no /proc: trust the pid)
+    state, started = stat
+    return started == recorded and state != "Z"
+
+
+def _kill(row: dict[str, Any]) -> bool:
+    """Kill the hung process of ``row`` and wait for it to be gone; False if it could not be killed."""
+    try:
+        os.kill(row["pid"], signal.SIGKILL)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        log.warning("process %s (pid %s) is hung but not ours to kill; pruning it by its heartbeat",
+                    row["name"], row["pid"])
+        return True
+    deadline = time.monotonic() + KILL_WAIT
+    while alive_here(row):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def dead_processes(rows: Iterable[dict[str, Any]], now: float, alive_threshold: float,
                    exclude: Iterable[int] = ()) -> list[tuple[dict[str, Any], str]]:
     """The rows of ``rows`` (all registered processes) whose process is dead, each with why.
 
-    Dead: its pid is gone where the pid speaks for it (see :func:`pid_speaks_for`), or its heartbeat is older
-    than ``alive_threshold`` and no live supervisor answers for it. ``exclude``: ids never judged (the caller's
+    Dead: its pid speaks for it (see :func:`pid_speaks_for`) and its process is gone, or its heartbeat is older
+    than ``alive_threshold`` and no live supervisor answers for it; such a process that is still alive here is
+    killed first (and left for the next round if it does not die). ``exclude``: ids never judged (the caller's
     own and its children, which it watches itself).
     """
     rows = list(rows)
@@ -83,8 +150,15 @@ def dead_processes(rows: Iterable[dict[str, Any]], now: float, alive_threshold: 
     for row in rows:
         if row["id"] in excluded:
             continue
-        if pid_speaks_for(row) and not pid_alive(row["pid"]):
-            dead.append((row, "its pid is gone"))
+        local = pid_speaks_for(row)
+        if local and not alive_here(row):
+            dead.append((row, "its process is gone"))
         elif row["last_heartbeat_at"] < cutoff and row.get("supervisor_id") not in fresh:
-            dead.append((row, f"no heartbeat for {now - row['last_heartbeat_at']:.0f} s"))
+            silent = f"no heartbeat for {now - row['last_heartbeat_at']:.0f} s"
+            if not local or row["pid"] == os.getpid():  # (a thread of this process, in async mode: never kill it)
+                dead.append((row, silent))
+            elif _kill(row):
+                log.warning("process %s (pid %s) is hung (%s) and has no live supervisor: killed it", row["name"],
+                            row["pid"], silent)
+                dead.append((row, f"{silent}; hung, killed"))
     return dead

@@ -18,7 +18,7 @@ from typing import Any
 from ..db import Database, load_queries
 from ..db.wakeup import notify, wakeup_dir
 from .concurrency import Gate
-from .liveness import IDENTITY_KEY, dead_processes, identity
+from .liveness import IDENTITY_KEY, START_KEY, dead_processes, identity, start_time
 from .rows import NewJob
 
 #: The wake-up topic of the queue: workers listen, whoever makes a job ready announces it (see ``db/wakeup.py``).
@@ -279,11 +279,12 @@ class QueueStorage:
     def register_process(self, kind: str, name: str, now: float, *, supervisor_id: int | None = None,
                          metadata: dict[str, Any] | None = None, pid: int | None = None) -> int:
         """Add a process row; its metadata records the liveness identity (see ``liveness.py``)."""
-        metadata = {**(metadata or {}), IDENTITY_KEY: identity()}
+        own_pid = pid if pid is not None else os.getpid()
+        metadata = {**(metadata or {}), IDENTITY_KEY: identity(), START_KEY: start_time(own_pid)}
         with self.db.transaction() as conn:
             cursor = conn.execute(self.sql["insert_process"], {
                 "kind": kind, "name": name, "now": now, "supervisor_id": supervisor_id,
-                "pid": pid if pid is not None else os.getpid(), "hostname": socket.gethostname(),
+                "pid": own_pid, "hostname": socket.gethostname(),
                 "metadata": json.dumps(metadata),
             })
             return int(cursor.lastrowid or 0)
