@@ -237,3 +237,26 @@ def test_a_crash_loop_forks_a_handful_of_times_not_hundreds(app) -> None:  # typ
     assert code == 0, output
     # Forks at 0, 0.25, 0.75, 1.75 s after the first failure; the next waits until 3.75 s.
     assert 3 <= output.count("this worker cannot start") <= 5, output
+
+
+def test_an_orphan_stopping_with_a_job_still_running_keeps_it_until_it_has_exited(app) -> None:  # type: ignore[no-untyped-def]
+    # The orphaned worker stops gracefully, but its job outlives shutdown_timeout. Handing it back while its
+    # thread still ran it let the next supervisor's idle worker start it at once, in the last milliseconds of
+    # the orphan's life; it must stay claimed until the orphan is gone, then run again (a death counted: its run
+    # was cut short).
+    configure(app, processes=1, shutdown_timeout=3)
+    (job_id,) = enqueue_guarded(1, 6.0)
+    first = app.start()
+    app.wait_for(lambda: app.lines("start"), what="the job to start")
+    orphan = int(app.lines("start")[0][2])
+    first.kill()
+    first.wait(10)
+    second = app.start()
+    app.wait_for(lambda: app.lines("done"), timeout=30, what="the job to run again and finish")
+    code, output = app.stop(second)
+    assert code == 0, output
+    assert app.lines("overlap") == [], f"the job ran twice at once: {app.lines()}"
+    starts = [int(parts[2]) for parts in app.lines("start")]
+    assert len(starts) == 2 and starts[0] == orphan != starts[1], app.lines()
+    assert queue_storage().job_state(job_id)["state"] == "finished"
+    assert process_deaths([job_id]) == [1]

@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from ..db.wakeup import WakeupSocket
@@ -37,8 +37,12 @@ class Role(Protocol):
 
     def metadata(self) -> dict[str, Any]: ...
 
-    def shutdown(self, timeout: float) -> None:
-        """Stop taking work; finish or hand back what is in hand within ``timeout`` seconds."""
+    def shutdown(self, timeout: float) -> Sequence[int] | None:
+        """Stop taking work; finish or hand back what is in hand within ``timeout`` seconds.
+
+        Returns the jobs still running, which it could neither finish nor hand back (their process must end
+        first), or None.
+        """
         ...
 
 
@@ -133,14 +137,21 @@ class Runner:
                     self._wait(wait)
         finally:
             self._stopping.set()
+            still_running: Sequence[int] | None = None
             try:
-                role.shutdown(self.shutdown_timeout)
+                still_running = role.shutdown(self.shutdown_timeout)
             finally:
                 sock, self._socket = self._socket, None
                 if sock is not None:
                     sock.close()
-                self.storage.deregister_process(self.process_id, self.clock())
-                log.info("%s %s stopped", role.kind, role.name)
+                if still_running:
+                    # The row and those claims stay: whoever sees this process gone (its supervisor reaping it,
+                    # or a pruner) hands them back; before that they would run twice at once.
+                    log.warning("%s %s stopped with %d job(s) still running; they go back once this process "
+                                "has exited", role.kind, role.name, len(still_running))
+                else:
+                    self.storage.deregister_process(self.process_id, self.clock())
+                    log.info("%s %s stopped", role.kind, role.name)
                 events.process_stopped(role, process_id=self.process_id, pid=os.getpid())
 
     def _heartbeat_loop(self) -> None:
