@@ -287,6 +287,7 @@ class ForkSupervisor(Supervisor):
         deadline = time.monotonic() + grace
         while self.children and time.monotonic() < deadline:
             self._reap(replace=False)
+            self._heartbeat()  # waiting up to shutdown_timeout for its children must not look like a hang
             time.sleep(0.02)
         for pid in list(self.children):
             log.warning("process %d did not stop in time; killing it", pid)

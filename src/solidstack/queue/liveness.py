@@ -25,7 +25,6 @@ import logging
 import os
 import signal
 import socket
-import time
 from collections.abc import Iterable
 from functools import cache
 from typing import Any
@@ -36,8 +35,6 @@ log = logging.getLogger("solidstack.queue")
 IDENTITY_KEY = "liveness"
 #: The metadata key that holds when the process started (clock ticks since boot; None where /proc cannot tell).
 START_KEY = "pid_start"
-#: How long a pruner waits for a hung process it killed to be gone.
-KILL_WAIT = 2.0
 
 
 @cache
@@ -116,20 +113,17 @@ def alive_here(row: dict[str, Any]) -> bool:
 
 
 def _kill(row: dict[str, Any]) -> bool:
-    """Kill the hung process of ``row`` and wait for it to be gone; False if it could not be killed."""
+    """Send SIGKILL to the hung process of ``row``; False if it is not ours to kill.
+
+    No waiting here (a pruner that waited for each would itself stop heartbeating): the next round finds it
+    gone and prunes it then.
+    """
     try:
         os.kill(row["pid"], signal.SIGKILL)
     except ProcessLookupError:
-        return True
+        pass
     except PermissionError:
-        log.warning("process %s (pid %s) is hung but not ours to kill; pruning it by its heartbeat",
-                    row["name"], row["pid"])
-        return True
-    deadline = time.monotonic() + KILL_WAIT
-    while alive_here(row):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
+        return False
     return True
 
 
@@ -138,8 +132,8 @@ def dead_processes(rows: Iterable[dict[str, Any]], now: float, alive_threshold: 
     """The rows of ``rows`` (all registered processes) whose process is dead, each with why.
 
     Dead: its pid speaks for it (see :func:`pid_speaks_for`) and its process is gone, or its heartbeat is older
-    than ``alive_threshold`` and no live supervisor answers for it; such a process that is still alive here is
-    killed first (and left for the next round if it does not die). ``exclude``: ids never judged (the caller's
+    than ``alive_threshold`` and no live supervisor answers for it. Such a process that is still alive here is
+    killed instead, and pruned by the round that finds it gone. ``exclude``: ids never judged (the caller's
     own and its children, which it watches itself).
     """
     rows = list(rows)
@@ -158,7 +152,10 @@ def dead_processes(rows: Iterable[dict[str, Any]], now: float, alive_threshold: 
             if not local or row["pid"] == os.getpid():  # (a thread of this process, in async mode: never kill it)
                 dead.append((row, silent))
             elif _kill(row):
-                log.warning("process %s (pid %s) is hung (%s) and has no live supervisor: killed it", row["name"],
-                            row["pid"], silent)
-                dead.append((row, f"{silent}; hung, killed"))
+                log.warning("process %s (pid %s) is hung (%s) and has no live supervisor: killed it; its jobs go "
+                            "back once it is gone", row["name"], row["pid"], silent)
+            else:
+                log.warning("process %s (pid %s) is hung (%s) but not ours to kill; pruning it by its heartbeat",
+                            row["name"], row["pid"], silent)
+                dead.append((row, silent))
     return dead

@@ -62,6 +62,9 @@ class Runner:
         self.process_id: int | None = None
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        #: Set once the role has shut down: the heartbeat goes on until then (a stop that waits
+        #: ``shutdown_timeout`` for running jobs must not look like a hung process).
+        self._shut_down = threading.Event()
         self._socket: WakeupSocket | None = None
         self._sleeping = False
         self._stop_requested = False
@@ -141,6 +144,7 @@ class Runner:
             try:
                 still_running = role.shutdown(self.shutdown_timeout)
             finally:
+                self._shut_down.set()
                 sock, self._socket = self._socket, None
                 if sock is not None:
                     sock.close()
@@ -155,7 +159,7 @@ class Runner:
                 events.process_stopped(role, process_id=self.process_id, pid=os.getpid())
 
     def _heartbeat_loop(self) -> None:
-        while not self._stopping.wait(self.heartbeat_interval):
+        while not self._shut_down.wait(self.heartbeat_interval):
             try:
                 if self.process_id is not None and not self.storage.heartbeat(self.process_id, self.clock()):
                     log.error("%s %s: its process row was pruned as dead; stopping", self.role.kind, self.role.name)

@@ -139,15 +139,24 @@ class Supervisor:
         """Its own row and its processes' rows: it watches those itself and never prunes them."""
         return set(self._ids) | {row["id"] for row in self.storage.processes() if row["supervisor_id"] in self._ids}
 
-    def _tick(self) -> None:
+    def _heartbeat(self) -> None:
+        """Heartbeat when one is due (each round of the loop, and while stopping)."""
         now = self.clock()
-        if now - self._last_heartbeat >= self.config.process_heartbeat_interval:
-            self._last_heartbeat = now
+        if now - self._last_heartbeat < self.config.process_heartbeat_interval:
+            return
+        self._last_heartbeat = now
+        try:
             if self.process_id is not None and not self.storage.heartbeat(self.process_id, now):
                 # Found dead while alive (hung, stopped, or its host's clock far ahead). Its processes see the
                 # row gone and stop on their own (see Runner); their replacements use the new row.
                 log.error("supervisor row was pruned as dead; registering again")
                 self._register(now, self._mode)
+        except Exception:
+            log.exception("supervisor heartbeat failed")
+
+    def _tick(self) -> None:
+        self._heartbeat()
+        now = self.clock()
         if now - self._last_maintenance >= min(self.config.process_heartbeat_interval,
                                                self.config.process_alive_threshold):
             self._last_maintenance = now
