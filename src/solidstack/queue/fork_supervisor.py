@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from .config import QueueConfig
+from .liveness import stopped
 from .runner import Runner
 from .storage import QueueStorage
 from .supervision import STOP_SIGNALS, RoleSpec, Supervisor, _set_title, _signal
@@ -34,11 +35,20 @@ class ForkSupervisor(Supervisor):
 
     def __init__(self, storage: QueueStorage, config: QueueConfig, **kwargs: Any) -> None:
         super().__init__(storage, config, **kwargs)
+        #: The children's storage; the supervisor's own writes never wait in the kernel's writer queue, so that
+        #: it can still find and kill a child stopped while holding it (see ``QueueStorage.unqueued``).
+        self.child_storage = storage
+        self.storage = storage.unqueued()
         self.children: dict[int, RoleSpec] = {}
+        #: Rows of children that exited whose jobs could not be handed back yet (the database was held):
+        #: (row id, died, reason), tried again each round.
+        self._unreleased: list[tuple[int, bool, str]] = []
         #: Children not yet registered, with when each was forked (``time.monotonic()``).
         self._starting: dict[int, float] = {}
         #: Children killed for not starting in time (their exit counts as a failed start, logged once).
         self._start_killed: set[int] = set()
+        #: Children found stopped (SIGSTOP, a debugger), with since when (``time.monotonic()``).
+        self._stopped_since: dict[int, float] = {}
         #: Hung children sent TERM, with when they get KILL (``time.monotonic()``).
         self._killing: dict[int, float] = {}
         #: Restarts waiting for their backoff: (when, spec), ``time.monotonic()``.
@@ -62,6 +72,7 @@ class ForkSupervisor(Supervisor):
                 self._drain_wakeups()
                 self._reap(replace=self._stop_mode is None)
                 self._watch_starts()
+                self._watch_stopped()
                 self._kill_hung()
                 self._fork_due()
                 self._tick()
@@ -130,8 +141,8 @@ class ForkSupervisor(Supervisor):
             signal.signal(signal.SIGQUIT, lambda _s, _f: os._exit(0))
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
-            role = spec.build(self.storage, self.config)
-            runner = Runner(role, self.storage, heartbeat_interval=self.config.process_heartbeat_interval,
+            role = spec.build(self.child_storage, self.config)
+            runner = Runner(role, self.child_storage, heartbeat_interval=self.config.process_heartbeat_interval,
                             shutdown_timeout=self.config.shutdown_timeout, supervisor_id=self.process_id,
                             supervisor_pid=supervisor_pid, clock=self.clock)
             if stop_before_start:
@@ -209,11 +220,15 @@ class ForkSupervisor(Supervisor):
                 _signal(pid, signal.SIGKILL)
 
     def _maintain(self, now: float) -> None:
-        super()._maintain(now)
+        # First, with reads only: a hung child may be what keeps the writes below from going through.
         try:
             self._watch_heartbeats(now)
         except Exception:
             log.exception("cannot check the heartbeats of the supervised processes")
+        super()._maintain(now)
+        for row_id, died, reason in list(self._unreleased):
+            self._unreleased.remove((row_id, died, reason))
+            self._hand_back(row_id, died, reason)
 
     def _watch_heartbeats(self, now: float) -> None:
         """Stop a child whose heartbeat is older than ``process_alive_threshold``: it is hung, and as dead.
@@ -226,13 +241,37 @@ class ForkSupervisor(Supervisor):
         for row in self.storage.processes():
             pid = row["pid"]
             # An unreaped child keeps its pid: a row of ours with that pid is that child.
-            if (row["supervisor_id"] in self._ids and pid in self.children and pid not in self._killing
-                    and row["last_heartbeat_at"] < cutoff):
+            # When its own heartbeat failed too, the database was held and a stale heartbeat proves nothing: the
+            # other children were waiting for the holder (a stopped child is handled by _watch_stopped).
+            if (self._trust_heartbeats(now) and row["supervisor_id"] in self._ids and pid in self.children
+                    and pid not in self._killing and row["last_heartbeat_at"] < cutoff):
                 log.error("%s process %d has not sent a heartbeat for %.0f s (process_alive_threshold %g s): it is "
                           "hung; stopping it (TERM, then KILL after %g s)", self.children[pid].kind, pid,
                           now - row["last_heartbeat_at"], self.config.process_alive_threshold, HUNG_KILL_GRACE)
                 _signal(pid, signal.SIGTERM)
                 self._killing[pid] = time.monotonic() + HUNG_KILL_GRACE
+
+    def _watch_stopped(self) -> None:
+        """Kill a child stopped for ``process_alive_threshold``, without asking the database.
+
+        A child stopped inside a write transaction holds the database: nobody's heartbeat gets written, so
+        heartbeats cannot tell who is hung. The process state can.
+        """
+        now = time.monotonic()
+        for pid in list(self._stopped_since):
+            if pid not in self.children:
+                del self._stopped_since[pid]
+        for pid, spec in self.children.items():
+            if not stopped(pid):
+                self._stopped_since.pop(pid, None)
+            elif pid in self._killing:
+                continue  # found hung by its heartbeat already: KILL follows TERM
+            elif now - self._stopped_since.setdefault(pid, now) >= self.config.process_alive_threshold:
+                del self._stopped_since[pid]
+                log.error("%s process %d has been stopped for %.0f s (process_alive_threshold): killing it",
+                          spec.kind, pid, self.config.process_alive_threshold)
+                _signal(pid, signal.SIGKILL)
+                self._killing[pid] = float("inf")  # (until reaped: no TERM for a stale heartbeat meanwhile)
 
     def _kill_hung(self) -> None:
         now = time.monotonic()
@@ -240,7 +279,7 @@ class ForkSupervisor(Supervisor):
             if pid not in self.children:
                 del self._killing[pid]
             elif now >= deadline:
-                del self._killing[pid]
+                self._killing[pid] = float("inf")  # (until reaped: no second TERM meanwhile)
                 log.error("%s process %d did not stop after TERM; killing it", self.children[pid].kind, pid)
                 _signal(pid, signal.SIGKILL)
 
@@ -258,12 +297,7 @@ class ForkSupervisor(Supervisor):
         failed_start = unregistered and row is None  # (a row: it started; the last check had not seen it yet)
         if row is not None:
             # A clean exit deregisters itself; a row left behind means the child died with work in hand.
-            again, failed = self.storage.deregister_process(
-                row["id"], self.clock(), died=not clean and self._stop_mode is None,
-                reason=f"{spec.kind} process {pid} {how}", max_deaths=self.config.max_process_deaths)
-            if again or failed:
-                log.warning("%s process %d %s: %d job(s) back to their queues, %d failed", spec.kind, pid, how,
-                            len(again), len(failed))
+            self._hand_back(row["id"], not clean and self._stop_mode is None, f"{spec.kind} process {pid} {how}")
         if not replace:
             return
         if failed_start and not clean:
@@ -279,6 +313,18 @@ class ForkSupervisor(Supervisor):
         if not clean:
             log.error("%s process %d %s; starting a new one", spec.kind, pid, how)
         self._fork(spec)
+
+    def _hand_back(self, row_id: int, died: bool, reason: str) -> None:
+        """Deregister the row of a child that exited, handing back its jobs (later, if the database is held)."""
+        try:
+            again, failed = self.storage.deregister_process(row_id, self.clock(), died=died, reason=reason,
+                                                            max_deaths=self.config.max_process_deaths)
+        except Exception as exc:
+            log.error("%s: cannot hand back its jobs yet (%s); trying again", reason, exc)
+            self._unreleased.append((row_id, died, reason))
+            return
+        if again or failed:
+            log.warning("%s: %d job(s) back to their queues, %d failed", reason, len(again), len(failed))
 
     def _stop_children(self, signum: int, grace: float) -> None:
         self._pending.clear()

@@ -127,14 +127,22 @@ def _kill(row: dict[str, Any]) -> bool:
     return True
 
 
+def stopped(pid: int) -> bool:
+    """Whether ``pid`` is stopped (SIGSTOP, a debugger): hung, whatever its heartbeat says."""
+    stat = _stat(pid)
+    return stat is not None and stat[0] in ("T", "t")
+
+
 def dead_processes(rows: Iterable[dict[str, Any]], now: float, alive_threshold: float,
-                   exclude: Iterable[int] = ()) -> list[tuple[dict[str, Any], str]]:
+                   exclude: Iterable[int] = (), *, trust_heartbeats: bool = True) -> list[tuple[dict[str, Any], str]]:
     """The rows of ``rows`` (all registered processes) whose process is dead, each with why.
 
     Dead: its pid speaks for it (see :func:`pid_speaks_for`) and its process is gone, or its heartbeat is older
     than ``alive_threshold`` and no live supervisor answers for it. Such a process that is still alive here is
     killed instead, and pruned by the round that finds it gone. ``exclude``: ids never judged (the caller's
-    own and its children, which it watches itself).
+    own and its children, which it watches itself). ``trust_heartbeats=False``: the caller could not write its
+    own heartbeat, so a stale heartbeat may only mean a database held by someone else; then only pids and
+    stopped processes (the likely holder) count.
     """
     rows = list(rows)
     excluded = set(exclude)
@@ -149,6 +157,8 @@ def dead_processes(rows: Iterable[dict[str, Any]], now: float, alive_threshold: 
             dead.append((row, "its process is gone"))
         elif row["last_heartbeat_at"] < cutoff and row.get("supervisor_id") not in fresh:
             silent = f"no heartbeat for {now - row['last_heartbeat_at']:.0f} s"
+            if not trust_heartbeats and not (local and stopped(row["pid"])):
+                continue
             if not local or row["pid"] == os.getpid():  # (a thread of this process, in async mode: never kill it)
                 dead.append((row, silent))
             elif _kill(row):

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..db import Database, load_queries
+from ..db import Database, SQLiteDatabase, load_queries
 from ..db.wakeup import notify, wakeup_dir
 from .concurrency import Gate
 from .liveness import IDENTITY_KEY, START_KEY, dead_processes, identity, start_time
@@ -72,6 +72,7 @@ class QueueStorage:
         self.gate = Gate(self)
         #: Where idle workers of this database wait to be woken (None: no wake-ups, polling only).
         self.wakeup_dir = wakeup_dir(db.path, WAKEUP_TOPIC) if db.dialect == "sqlite" else None
+        self._unqueued: QueueStorage | None = None
 
     def announce_ready(self) -> None:
         """Wake the idle workers once the current transaction commits: jobs became ready.
@@ -289,9 +290,28 @@ class QueueStorage:
             })
             return int(cursor.lastrowid or 0)
 
+    def unqueued(self) -> QueueStorage:
+        """This storage, for writes that must never wait in SQLite's kernel writer queue (``db/sqlite.py``).
+
+        That queue has no timeout: a process stopped (SIGSTOP, a frozen container) while it holds it stops every
+        writer for good, the supervisors too, and then nobody can see or kill it (seen in the soak). Heartbeats
+        and a fork supervisor's own writes use a connection without it, where SQLite's busy handler bounds each
+        wait by ``busy_timeout``: a heartbeat then stops only while the database itself is held. Other engines:
+        this storage itself.
+        """
+        db = self.db
+        if not isinstance(db, SQLiteDatabase) or db.lock_path is None:
+            return self
+        if self._unqueued is None:
+            # A short busy timeout: a write that waits on a held database must not stall a supervisor's loop
+            # for long (SQLite retries it BUSY_RETRIES times).
+            self._unqueued = QueueStorage(SQLiteDatabase(db.path, busy_timeout=min(db.busy_timeout, 1.0),
+                                                         name=db.name, writer_lock=False))
+        return self._unqueued
+
     def heartbeat(self, process_id: int, now: float) -> bool:
         """Record that the process is alive; ``False`` when its row is gone (it was pruned as dead)."""
-        return self.db.execute(self.sql["heartbeat"], {"id": process_id, "now": now}) > 0
+        return self.unqueued().db.execute(self.sql["heartbeat"], {"id": process_id, "now": now}) > 0
 
     def deregister_process(self, process_id: int, now: float, *, died: bool = False, reason: str = "",
                            max_deaths: int = 3, cascade: bool = True) -> tuple[list[int], list[int]]:
@@ -332,14 +352,16 @@ class QueueStorage:
         return [dict(row) for row in self.db.query(self.sql["all_processes"])]
 
     def prune_dead_processes(self, now: float, alive_threshold: float, max_deaths: int,
-                             *, exclude: Iterable[int] = ()) -> list[dict[str, Any]]:
+                             *, exclude: Iterable[int] = (), trust_heartbeats: bool = True) -> list[dict[str, Any]]:
         """Remove processes found dead (see :func:`liveness.dead_processes`); their claimed jobs run again.
 
         Each row is judged and removed on its own: a dead supervisor's processes keep their rows and jobs
-        while they live.
+        while they live. ``trust_heartbeats=False`` (the caller's own heartbeat failed: nobody can write) judges
+        by pids and stopped processes only.
         """
         pruned = []
-        for process, why in dead_processes(self.processes(), now, alive_threshold, exclude):
+        for process, why in dead_processes(self.processes(), now, alive_threshold, exclude,
+                                           trust_heartbeats=trust_heartbeats):
             reason = f"process {process['name']} (pid {process['pid']} on {process['hostname']}) died ({why})"
             self.deregister_process(process["id"], now, died=True, reason=reason, max_deaths=max_deaths,
                                     cascade=False)

@@ -101,6 +101,11 @@ class Supervisor:
         self._stop_mode: str | None = None  # "graceful" or "immediate"
         self._last_heartbeat = 0.0
         self._last_maintenance = 0.0
+        #: Whether its last heartbeat was written: if not, nobody can write, and a stale heartbeat elsewhere
+        #: proves nothing (see ``liveness.dead_processes``) — nor does it until the others have had
+        #: ``process_alive_threshold`` to write theirs again (``_trust_from``, clock time).
+        self._writable = True
+        self._trust_from = float("-inf")
         self.restarts = RestartBackoff(config.max_restart_failures)
         #: Why the supervisor gave up (too many failed starts): it then exits non-zero.
         self.failure: str | None = None
@@ -125,10 +130,13 @@ class Supervisor:
         try:
             for process in self.storage.prune_dead_processes(now, self.config.process_alive_threshold,
                                                              self.config.max_process_deaths,
-                                                             exclude=self._own_process_ids()):
+                                                             exclude=self._own_process_ids(),
+                                                             trust_heartbeats=self._trust_heartbeats(now)):
                 log.warning("pruned dead process %s (pid %s on %s): %s", process["name"], process["pid"],
                             process["hostname"], process["why"])
                 events.instrument("prune", name=process["name"], pid=process["pid"], hostname=process["hostname"])
+            if not self._writable:
+                return  # the database is held: a write would only wait for it
             again, failed = self.storage.release_orphaned_claims(now, self.config.max_process_deaths)
             if again or failed:
                 log.warning("released orphaned claims: %d to run again, %d failed", len(again), len(failed))
@@ -151,8 +159,18 @@ class Supervisor:
                 # row gone and stop on their own (see Runner); their replacements use the new row.
                 log.error("supervisor row was pruned as dead; registering again")
                 self._register(now, self._mode)
-        except Exception:
-            log.exception("supervisor heartbeat failed")
+            if not self._writable:
+                self._writable = True
+                self._trust_from = now + self.config.process_alive_threshold
+        except Exception as exc:
+            if not _held(exc):
+                raise  # a database that cannot work (gone, not migrated) stops the supervisor, loudly
+            self._writable = False
+            log.error("supervisor heartbeat failed: the database is held by another writer (%s)", exc)
+
+    def _trust_heartbeats(self, now: float) -> bool:
+        """Whether a stale heartbeat means a hung process: the database took writes long enough for all."""
+        return self._writable and now >= self._trust_from
 
     def _tick(self) -> None:
         self._heartbeat()
@@ -195,6 +213,12 @@ class Supervisor:
             self._stop_mode = "immediate"
         elif self._stop_mode is None:
             self._stop_mode = "graceful"
+
+
+def _held(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database is held by another writer (it waited its ``busy_timeout``)."""
+    message = str(exc).lower()
+    return "locked" in message or "busy" in message
 
 
 def _signal(pid: int, signum: int) -> None:
