@@ -106,3 +106,18 @@ def test_a_reused_pid_is_a_dead_process(storage: QueueStorage) -> None:
                        {"m": json.dumps(metadata), "id": process_id})
     (pruned,) = storage.prune_dead_processes(NOW, alive_threshold=300, max_deaths=3)
     assert pruned["id"] == process_id and pruned["why"] == "its process is gone"
+
+
+def test_a_stale_thread_of_a_working_process_is_pruned_not_killed(storage: QueueStorage) -> None:
+    # Async mode: roles are threads, each with a row and the process's pid. One stale row does not make the
+    # process hung while another row of it heartbeats.
+    process = subprocess.Popen(["sleep", "60"])
+    try:
+        working = storage.register_process("Supervisor", "async", NOW, pid=process.pid)
+        stale = storage.register_process("Worker", "thread", NOW - 1000, pid=process.pid)
+        (pruned,) = storage.prune_dead_processes(NOW, alive_threshold=300, max_deaths=3)
+        assert pruned["id"] == stale and pruned["why"] == "no heartbeat for 1000 s"
+        assert process.poll() is None and [p["id"] for p in storage.processes()] == [working]
+    finally:
+        process.kill()
+        process.wait()

@@ -13,8 +13,9 @@ names another process (reused) is a dead process, and a zombie is dead too.
 A process whose heartbeat is stale but whose supervisor is alive (its own row fresh) is left to that supervisor,
 which can see and kill it (``ForkSupervisor`` does: TERM, then KILL, then its claims go back). A stale process
 with no live supervisor whose pid speaks for it and still lives (stopped, or hung in a C call) is killed before
-it is pruned: its jobs must not run elsewhere while it could still resume them. Pruning never cascades from a
-supervisor to its supervised processes: each row is judged on its own, as Solid Queue does
+it is pruned: its jobs must not run elsewhere while it could still resume them (unless a fresh row shares its
+pid: in async mode roles are threads of one process, and a stale one is pruned as before). Pruning never
+cascades from a supervisor to its supervised processes: each row is judged on its own, as Solid Queue does
 (``deregister(pruned: true)``).
 """
 
@@ -148,6 +149,9 @@ def dead_processes(rows: Iterable[dict[str, Any]], now: float, alive_threshold: 
     excluded = set(exclude)
     cutoff = now - alive_threshold
     fresh = {row["id"] for row in rows if row["last_heartbeat_at"] >= cutoff}
+    # Pids that another, fresh row of this machine speaks for: an async-mode process, whose roles are threads
+    # with a row each. One stale row there is a thread, not a hung process: never kill that pid.
+    working = {row["pid"] for row in rows if row["id"] in fresh and pid_speaks_for(row)}
     dead = []
     for row in rows:
         if row["id"] in excluded:
@@ -159,7 +163,7 @@ def dead_processes(rows: Iterable[dict[str, Any]], now: float, alive_threshold: 
             silent = f"no heartbeat for {now - row['last_heartbeat_at']:.0f} s"
             if not trust_heartbeats and not (local and stopped(row["pid"])):
                 continue
-            if not local or row["pid"] == os.getpid():  # (a thread of this process, in async mode: never kill it)
+            if not local or row["pid"] == os.getpid() or row["pid"] in working:
                 dead.append((row, silent))
             elif _kill(row):
                 log.warning("process %s (pid %s) is hung (%s) and has no live supervisor: killed it; its jobs go "
