@@ -306,3 +306,40 @@ def test_a_worker_stopped_while_it_holds_the_database_is_killed_and_the_rest_go_
     killed = [line for line in output.splitlines() if "killing it" in line or "stopping it" in line]
     assert len(killed) == 1, f"only the stopped worker may be stopped or killed: {killed}"
     assert storage.job_state(count_id)["state"] == "finished"
+
+
+# `solidstack jobs --mode async` whose worker threads end before they register.
+ASYNC_WORKERS_CANNOT_START = """
+import sys
+from solidstack.queue import runner
+
+run = runner.Runner.run
+
+
+def failing_run(self):
+    if self.role.kind == "Worker":
+        raise RuntimeError("this worker cannot start")
+    return run(self)
+
+
+runner.Runner.run = failing_run
+sys.argv = ["solidstack", "jobs", "--skip-recurring", "--mode", "async"]
+from solidstack.cli import main
+
+main()
+"""
+
+
+def test_async_mode_backs_off_and_gives_up_too(app) -> None:  # type: ignore[no-untyped-def]
+    configure(app, processes=1, extra="  supervisor:\n    max_restart_failures: 3\n")
+    proc = app.start(command=[sys.executable, "-c", ASYNC_WORKERS_CANNOT_START])
+    try:
+        code = proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"the supervisor did not give up:\n{app.output(proc)}") from None
+    output = app.output(proc)
+    assert code == 1, output
+    assert output.count("RuntimeError: this worker cannot start") == 3, output
+    for wait in ("0.25", "0.5"):
+        assert output.count(f"failed start(s) in a row); starting another in {wait} s") == 1, output
+    assert "worker process failed to start 3 times in a row (last: its thread ended); giving up" in output, output
