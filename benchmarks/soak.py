@@ -36,11 +36,13 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+#: The soak's job module, at the app's root (a name of its own: the host process may have imported an ``app``).
+JOBS_MODULE = "solidstack_soak_jobs"
 JOBS_PY = '''
 import fcntl, os, time
 from solidstack.queue import Job
 
-ROOT = os.path.join(os.path.dirname(__file__), "..")
+ROOT = os.path.dirname(os.path.abspath(__file__))
 
 
 def record(line):
@@ -127,11 +129,9 @@ class Soak:
         from solidstack.tasks import install, migrate_all
 
         install(self.root)
-        (self.root / "app").mkdir(exist_ok=True)
-        (self.root / "app" / "__init__.py").write_text("")
-        (self.root / "app" / "soakjobs.py").write_text(JOBS_PY)
+        (self.root / f"{JOBS_MODULE}.py").write_text(JOBS_PY)
         (self.root / "locks").mkdir(exist_ok=True)
-        (self.root / "config" / "environment.py").write_text("import app.soakjobs  # noqa: F401\n")
+        (self.root / "config" / "environment.py").write_text(f"import {JOBS_MODULE}  # noqa: F401\n")
         (self.root / "config" / "queue.yml").write_text(QUEUE_YML.format(
             shutdown_timeout=shutdown_timeout, heartbeat=0.5, threshold=threshold, max_deaths=10,
             processes=processes))
@@ -208,9 +208,11 @@ class Soak:
         self.actions[action] += 1
 
     def enqueue_wave(self) -> None:
-        from app.soakjobs import SoakJob
+        import importlib
 
         from solidstack.queue import Job
+
+        SoakJob = importlib.import_module(JOBS_MODULE).SoakJob
 
         jobs = []
         for _ in range(self.rng.randint(5, 30)):

@@ -32,7 +32,7 @@ def test_a_short_soak_loses_nothing_and_runs_nothing_twice_at_once(tmp_path: Pat
         report = load_soak().soak(15.0, supervisors=2, seed=7, drain_timeout=30.0, folder=tmp_path / "app")
     finally:
         for name in set(sys.modules) - before:
-            if name == "app" or name.startswith("app."):
+            if name.startswith("solidstack_soak"):
                 del sys.modules[name]
     summary = {k: getattr(report, k) for k in ("jobs", "finished", "failed", "lost", "runs", "overlaps",
                                                "claimed_left", "processes_left", "stopped_left", "actions")}
