@@ -83,6 +83,9 @@ class QueueConfig:
     clear_finished_jobs_after: float = 86400.0
     #: A job whose process died is run again at most this many times, then failed.
     max_process_deaths: int = 3
+    #: ``supervisor: {max_restart_failures: N}``: after N failed starts in a row of one process (it ended
+    #: before it registered), the supervisor stops and exits with status 1.
+    max_restart_failures: int = 10
     scheduler: SchedulerConfig = SchedulerConfig()
     file: str = field(default="(defaults)", compare=False)
 
@@ -118,6 +121,18 @@ def _scheduler(section: Section) -> SchedulerConfig:
                              polling_interval=sub.get("polling_interval", positive_duration, 5.0))
     sub.finish()
     return config
+
+
+def _max_restart_failures(section: Section) -> int:
+    raw = section.raw("supervisor")
+    if raw is None:
+        return QueueConfig.max_restart_failures
+    if not isinstance(raw, dict):
+        raise section.error("supervisor", f"expected a mapping (max_restart_failures), got {raw!r}")
+    sub = section.child("supervisor", raw)
+    value = sub.get("max_restart_failures", positive_int, QueueConfig.max_restart_failures)
+    sub.finish()
+    return value
 
 
 def _dispatchers(section: Section) -> tuple[DispatcherConfig, ...]:
@@ -168,6 +183,7 @@ def parse_queue_config(data: dict[str, Any] | None, *, file: str | Path, env: st
         preserve_finished_jobs=section.get("preserve_finished_jobs", boolean, True),
         clear_finished_jobs_after=section.get("clear_finished_jobs_after", duration, 86400.0),
         max_process_deaths=section.get("max_process_deaths", positive_int, 3),
+        max_restart_failures=_max_restart_failures(section),
         scheduler=_scheduler(section),
         file=str(file),
     )
