@@ -13,12 +13,14 @@ from typing import Any
 
 from ..config import App, DatabaseConfig, Section
 from ..config.database import connects_to_name
-from ..config.loader import boolean, duration, env_override, part_section, positive_duration, positive_int, string
+from ..config.loader import boolean, count, duration, env_override, part_section, positive_wait, string
 
 #: ``solid_cable`` is the database adapter; ``test`` and ``async`` deliver in memory within one process
 #: (``test`` also records every broadcast for assertions).
 ADAPTERS = ("solid_cable", "test", "async")
 ADAPTER_VAR = "SOLIDSTACK_CABLE_ADAPTER"
+#: Rows deleted per trim pass at most (docs/decisions/0010).
+MAX_TRIM_BATCH_SIZE = 100_000
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ def parse_cable_config(data: dict[str, Any] | None, *, file: str | Path, env: st
         # The seed's quirk: settings beside `database:` inside `connects_to:`.
         inner = section.child("connects_to", connects_to)
         inner.raw("database")
-        nested["polling_interval"] = inner.get("polling_interval", positive_duration, None)
+        nested["polling_interval"] = inner.get("polling_interval", positive_wait, None)
         nested["message_retention"] = inner.get("message_retention", duration, None)
         inner.finish()
     database = connects_to_name(connects_to, file=Path(file), env=env) or "cable"
@@ -85,10 +87,10 @@ def parse_cable_config(data: dict[str, Any] | None, *, file: str | Path, env: st
     config = CableConfig(
         adapter=adapter,
         database=database,
-        polling_interval=pick("polling_interval", positive_duration, 0.1),
+        polling_interval=pick("polling_interval", positive_wait, 0.1),
         message_retention=pick("message_retention", duration, 86400.0),
         autotrim=section.get("autotrim", boolean, True),
-        trim_batch_size=section.get("trim_batch_size", positive_int, 100),
+        trim_batch_size=section.get("trim_batch_size", count(MAX_TRIM_BATCH_SIZE), 100),
         silence_polling=section.get("silence_polling", boolean, True),
         allowed_request_origins=section.get("allowed_request_origins", _origins, None),
         file=str(file),
