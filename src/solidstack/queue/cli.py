@@ -96,8 +96,13 @@ def jobs(ctx: click.Context, config_file: Path | None, mode: str, skip_recurring
 @jobs.command()
 @click.pass_context
 def check(ctx: click.Context) -> None:
-    """Validate the configuration and import the app; non-zero exit with the reason on any problem."""
-    from ..parts import PARTS
+    """Check what `solidstack jobs` checks before it starts, and that every database opens and is migrated.
+
+    The configuration files, the app's code, recurring.yml, and each part's database (adapter supported, file
+    present and a SQLite database, every migration applied); nothing is created. Exit 1 with the reasons.
+    """
+    from ..tasks import check_databases
+    from .config import database_entry
     from .job import registered_jobs
     from .recurring import load_recurring_tasks, validate_tasks
 
@@ -105,15 +110,21 @@ def check(ctx: click.Context) -> None:
     config = load_queue_config(app, ctx.meta.get("queue_config_file"))
     click.echo(f"queue.yml ({app.env}): {len(config.workers)} worker(s), {len(config.dispatchers)} dispatcher(s), "
                f"adapter {config.adapter}")
-    for part in PARTS:
-        entry = part.database_config(app)
-        click.echo(f"{part.name} database: {entry.database if entry else '(none)'}")
     loaded = load_app_code(app, ctx.meta.get("require"))
     names = sorted(registered_jobs())
     click.echo(f"app code: {loaded or '(no config/environment.py)'}; job classes: {', '.join(names) or '(none)'}")
     tasks = load_recurring_tasks(app)
     validate_tasks(tasks, file=app.config_file("recurring.yml"), env=app.env)
     click.echo(f"recurring.yml ({app.env}): {len(tasks)} task(s)")
+    statuses = check_databases(app, {"queue": database_entry(app, config)})
+    for status in statuses:
+        state = "problem" if status.problem else f"migrated ({status.applied} migrations)"
+        click.echo(f"{status.entry} database: {status.location}: {state}")
+    problems = [status.problem for status in statuses if status.problem]
+    if problems:
+        for problem in problems:
+            click.secho(f"error: {problem}", fg="red", err=True)
+        ctx.exit(1)
     click.echo("ok")
 
 
