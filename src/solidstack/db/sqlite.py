@@ -18,9 +18,6 @@ or replaced under running processes would otherwise take their writes into a fil
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import fcntl
 import json
 import logging
 import os
@@ -34,9 +31,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from . import sqlite_checkpoint as checkpointer
+from . import sqlite_lock
 from .errors import DatabaseError
-from .forkguard import background_section
 from .sqlite_errors import file_identity, locked_error, moved_error, translate
+from .sqlite_lock import lock_path_for
 
 log = logging.getLogger("solidstack.db")
 
@@ -57,11 +56,6 @@ PRAGMAS: dict[str, str | int] = {
     "journal_size_limit": 64 * 2**20,
 }
 
-#: The checkpointer truncates a WAL above this size, off the writers' path (decision 0012).
-WAL_SIZE_LIMIT = 64 * 2**20
-#: ... and, once this process stopped writing to a database, a WAL above this size.
-WAL_IDLE_LIMIT = 1 * 2**20
-
 _UNKNOWN = object()
 
 # Connections opened before a fork belong to the parent. Closing them in the child could checkpoint or
@@ -70,19 +64,6 @@ _abandoned: list[sqlite3.Connection] = []
 # Every database object of this process, for the fork hook; weak, so a database nobody uses is closed.
 _all_databases: weakref.WeakSet[SQLiteDatabase] = weakref.WeakSet()
 _registry_lock = threading.Lock()
-
-
-#: ``SOLIDSTACK_SQLITE_WRITE_LOCK=off`` leaves writers to SQLite's busy handler alone (to measure the difference).
-WRITE_LOCK_VAR = "SOLIDSTACK_SQLITE_WRITE_LOCK"
-
-
-class _LockFiles(dict[str, int]):
-    """Open writer-lock files by path; closed when the thread that opened them ends."""
-
-    def __del__(self) -> None:
-        for fd in self.values():
-            with contextlib.suppress(OSError):
-                os.close(fd)
 
 
 class _Closer:
@@ -108,69 +89,15 @@ class _Closer:
             pass
 
 
-class _WriterLocks(threading.local):
-    """This thread's writer-lock files, one per database path, with how deeply the thread holds each."""
-
-    def __init__(self) -> None:
-        self.pid = os.getpid()
-        self.fds = _LockFiles()
-        self.depth: dict[str, int] = {}
-
-
-_writer_locks = _WriterLocks()
-
-
 def _after_fork_in_child() -> None:
-    global _writer_locks, _registry_lock
+    global _registry_lock
     # Another thread of the parent may have held it at the fork; nobody in the child ever will.
     _registry_lock = threading.Lock()
     for db in list(_all_databases):
         db._forget_connections()
-    # A lock file descriptor inherited from the parent shares its lock: the child opens its own.
-    _writer_locks = _WriterLocks()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-#: How often the checkpointer copies the WAL of databases written since its last round back into them.
-CHECKPOINT_INTERVAL = 1.0
-_checkpointer_pid: int | None = None
-
-
-def _ensure_checkpointer() -> None:
-    """Start this process's checkpointer thread (once per process: a thread does not survive a fork)."""
-    global _checkpointer_pid
-    if _checkpointer_pid == os.getpid():
-        return
-    with _registry_lock:
-        if _checkpointer_pid == os.getpid():
-            return
-        _checkpointer_pid = os.getpid()
-    threading.Thread(target=_checkpoint_loop, name="solidstack-checkpointer", daemon=True).start()
-
-
-def _checkpoint_loop() -> None:
-    while True:
-        time.sleep(CHECKPOINT_INTERVAL)
-        for db in list(_all_databases):
-            if db._written:  # written since the last round: copy the WAL back, truncate it only if huge
-                db._written = False
-                db._wal_to_trim = True
-                with background_section():
-                    db.checkpoint()
-                    db.truncate_wal(WAL_SIZE_LIMIT)
-            elif db._wal_to_trim:  # a burst of writes ended: give the disk back the WAL it left
-                db._wal_to_trim = False
-                with background_section():
-                    db.truncate_wal(WAL_IDLE_LIMIT)
-
-
-def _wal_size(path: Path) -> int:
-    try:
-        return os.stat(f"{path}-wal").st_size
-    except OSError:
-        return 0
 
 
 def _is_busy(exc: BaseException) -> bool:
@@ -211,9 +138,8 @@ class SQLiteDatabase:
         self._wal_to_trim = False
         #: When a list, each write transaction appends how long it waited for the write lock, in seconds.
         self.write_waits: list[float] | None = None
-        self.lock_path: Path | None = None
-        if writer_lock and os.environ.get(WRITE_LOCK_VAR, "on").lower() not in ("off", "0", "false", "no"):
-            self.lock_path = self.path.with_name(self.path.name + "-writer.lock")
+        #: The kernel queue of this file's writers (``sqlite_lock``); None: SQLite's busy handler alone.
+        self.lock_path: Path | None = lock_path_for(self.path) if writer_lock else None
         with _registry_lock:
             _all_databases.add(self)
 
@@ -293,44 +219,8 @@ class SQLiteDatabase:
         self._generation += 1
 
     def checkpoint(self) -> None:
-        """Copy the WAL back into the database without blocking readers or writers (``PASSIVE``).
-
-        Runs on a short-lived connection of its own, so the checkpointer thread holds no file open between
-        rounds. Best effort: a failure only leaves the WAL longer until the next round.
-        """
-        try:
-            conn = sqlite3.connect(self.path, timeout=0.1, isolation_level=None)
-            try:
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            finally:
-                conn.close()
-        except sqlite3.Error as exc:
-            log.debug("%s: checkpoint skipped (%s)", self.label, exc)
-
-    def truncate_wal(self, limit: int) -> None:
-        """Checkpoint the whole WAL and cut its file to zero bytes, when it is larger than ``limit`` bytes.
-
-        A passive checkpoint copies the WAL back but leaves the file as large as it ever grew (41 MB after a
-        burst of jobs). ``TRUNCATE`` needs the write lock for a moment: it takes the writer lock first, so
-        writers queue behind it in the kernel, and gives up at once when readers hold old snapshots (the
-        next round tries again). Called by the checkpointer thread only, never on a writer's path.
-        """
-        if _wal_size(self.path) <= limit:
-            return
-        key = None
-        try:
-            key = self._lock_writers()
-            conn = sqlite3.connect(self.path, timeout=0.02, isolation_level=None)
-            try:
-                busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-            finally:
-                conn.close()
-            if busy:
-                self._wal_to_trim = True  # readers were behind: try again next round
-        except (sqlite3.Error, OSError) as exc:
-            log.debug("%s: WAL truncation skipped (%s)", self.label, exc)
-        finally:
-            self._unlock_writers(key)
+        """Copy the WAL back into the database without blocking readers or writers (``PASSIVE``)."""
+        checkpointer.checkpoint(self)
 
     def close(self) -> None:
         """Close this thread's connection and writer-lock file (other threads' close when the thread ends)."""
@@ -339,14 +229,7 @@ class SQLiteDatabase:
             self._local.conn = self._local.closer = None
             conn.close()
         if self.lock_path is not None:
-            key = str(self.lock_path)
-            locks = _writer_locks
-            if not locks.depth.get(key):
-                fd = locks.fds.pop(key, None)
-                if fd is not None:
-                    os.close(fd)
-
-    # -- transactions and queries ----------------------------------------------------------------------------
+            sqlite_lock.close(self.lock_path)
 
     # -- the writer lock -------------------------------------------------------------------------------------
 
@@ -354,38 +237,16 @@ class SQLiteDatabase:
         """Wait in the kernel for the writer lock of this file; returns the key to unlock with, or None."""
         if self.lock_path is None:
             return None
-        locks, key = _writer_locks, str(self.lock_path)
-        depth = locks.depth.get(key, 0)
-        if depth:  # this thread holds it already (another object for the same file): SQLite decides
-            locks.depth[key] = depth + 1
-            return key
-        fd = locks.fds.get(key)
-        if fd is None:
-            try:
-                fd = os.open(key, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            except OSError as exc:
-                if exc.errno not in (errno.EACCES, errno.EROFS, errno.ENOENT, errno.EPERM):
-                    raise
-                log.debug("%s: no writer lock file (%s); SQLite's busy handler only", self.label, exc)
-                self.lock_path = None
-                return None
-            locks.fds[key] = fd
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        locks.depth[key] = 1
-        return key
+        try:
+            return sqlite_lock.acquire(self.lock_path)
+        except sqlite_lock.LockFileUnavailable as exc:
+            log.debug("%s: no writer lock file (%s); SQLite's busy handler only", self.label, exc)
+            self.lock_path = None
+            return None
 
     def _unlock_writers(self, key: str | None) -> None:
-        if key is None:
-            return
-        locks = _writer_locks
-        depth = locks.depth.get(key, 0) - 1
-        if depth > 0:
-            locks.depth[key] = depth
-            return
-        locks.depth.pop(key, None)
-        fd = locks.fds.get(key)
-        if fd is not None:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+        if key is not None:
+            sqlite_lock.release(key)
 
     # -- transactions and queries ----------------------------------------------------------------------------
 
@@ -427,7 +288,7 @@ class SQLiteDatabase:
                 self.commits += 1
                 if not self._written:
                     self._written = True
-                    _ensure_checkpointer()
+                    checkpointer.ensure_started(lambda: list(_all_databases))
             except BaseException:
                 local.after_commit = []
                 if conn.in_transaction:
