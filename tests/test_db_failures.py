@@ -14,12 +14,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 
 import pytest
 
 import solidstack
-from conftest import SEED_CONFIG
 from solidstack.config import App
 from solidstack.db import DatabaseError, SQLiteDatabase, migrate, package_migrations
 from solidstack.db import sqlite_checkpoint as checkpointer
@@ -28,6 +28,7 @@ from solidstack.tasks import migrate_all
 from waiting import wait_for
 
 HERE = Path(__file__).parent
+SEED_CONFIG = Path(str(resources.files("solidstack").joinpath("templates", "config")))
 
 
 class DfJob(Job):
