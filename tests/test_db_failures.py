@@ -337,3 +337,12 @@ def test_the_wal_stays_bounded_under_steady_writes(tmp_path: Path, monkeypatch: 
         time.sleep(0.002)
     # Between rounds the WAL grows by what a second of writes adds; each round cuts it back.
     assert min(sizes[len(sizes) // 2:]) < 2 * 2**20, (max(sizes), min(sizes[len(sizes) // 2:]))
+
+
+def test_the_checkpointer_never_brings_a_deleted_database_back(tmp_path: Path) -> None:
+    db = SQLiteDatabase(tmp_path / "gone.sqlite3")
+    db.execute("CREATE TABLE t (x BLOB)")
+    db.execute("INSERT INTO t VALUES (randomblob(100000))")  # leaves the checkpointer work for its next round
+    move_away(db.path, None)
+    time.sleep(2.5 * checkpointer.CHECKPOINT_INTERVAL)
+    assert not db.path.exists(), "an empty database file was created where the deleted one was"

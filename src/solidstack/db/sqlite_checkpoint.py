@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from . import sqlite_lock as writer_lock
 from .forkguard import background_section
@@ -80,13 +81,19 @@ def checkpoint(db: SQLiteDatabase) -> None:
     rounds. Best effort: a failure only leaves the WAL longer until the next round.
     """
     try:
-        conn = sqlite3.connect(db.path, timeout=0.1, isolation_level=None)
+        conn = _connect(db, timeout=0.1)
         try:
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         finally:
             conn.close()
     except sqlite3.Error as exc:
         log.debug("%s: checkpoint skipped (%s)", db.label, exc)
+
+
+def _connect(db: SQLiteDatabase, timeout: float) -> sqlite3.Connection:
+    """A connection that never creates the file: a database deleted under the process stays deleted (the
+    writers report it) instead of coming back empty."""
+    return sqlite3.connect(f"file:{quote(str(db.path))}?mode=rw", uri=True, timeout=timeout, isolation_level=None)
 
 
 def wal_size(db: SQLiteDatabase) -> int:
@@ -113,7 +120,7 @@ def truncate_wal(db: SQLiteDatabase, limit: int) -> None:
             if key is None:
                 db._wal_to_trim = True
                 return
-        conn = sqlite3.connect(db.path, timeout=0.02, isolation_level=None)
+        conn = _connect(db, timeout=0.02)
         try:
             busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         finally:
