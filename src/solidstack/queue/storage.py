@@ -66,7 +66,7 @@ class QueueStorage:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.sql = load_queries("solidstack.queue", db.dialect)
+        self.sql = load_queries("solidstack.queue", db.dialect, db.paramstyle)
         # Concurrency limits: jobs with a key take a semaphore slot on their way to ready (see concurrency.py).
         self.gate = Gate(self)
         #: Where idle workers of this database wait to be woken (None: no wake-ups, polling only).
@@ -278,12 +278,12 @@ class QueueStorage:
     def register_process(self, kind: str, name: str, now: float, *, supervisor_id: int | None = None,
                          metadata: dict[str, Any] | None = None, pid: int | None = None) -> int:
         with self.db.transaction() as conn:
-            cursor = conn.execute(self.sql["insert_process"], {
+            row = conn.execute(self.sql["insert_process"], {
                 "kind": kind, "name": name, "now": now, "supervisor_id": supervisor_id,
                 "pid": pid if pid is not None else os.getpid(), "hostname": socket.gethostname(),
                 "metadata": json.dumps(metadata or {}),
-            })
-            return int(cursor.lastrowid or 0)
+            }).fetchone()
+            return int(row[0])
 
     def heartbeat(self, process_id: int, now: float) -> bool:
         """Record that the process is alive; ``False`` when its row is gone (it was pruned as dead)."""
