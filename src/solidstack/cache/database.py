@@ -57,19 +57,30 @@ def _open_database(path: Path, busy_timeout: float) -> SQLiteDatabase:
 
 
 def _open_server_database(config: DatabaseConfig, busy_timeout: float) -> Any:
-    """The cache's own pool on a PostgreSQL server, every wait bounded by ``busy_timeout`` (decision 0110)."""
+    """The cache's own pool on a PostgreSQL server, every wait bounded by ``busy_timeout`` (decision 0110).
+
+    ``connect()``'s shared database waits up to 30 s for a pooled connection and without limit for a row lock;
+    a cache call must give up far sooner and be a miss. A statement may run five times longer than it may wait
+    for a lock (an eviction batch on a loaded server), and no longer.
+    """
+    from ..db.connect import postgresql_params
     from ..db.postgresql import PostgreSQLDatabase
 
-    key = (f"{config.source}#{config.name}#{config.database}", busy_timeout)
+    url, params, options = postgresql_params(config)
+    key = (f"{config.name}|{url}|{sorted(params.items())}", busy_timeout)
     with _databases_lock:
         db = _databases.get(key)
         if db is None:
-            db = _databases[key] = PostgreSQLDatabase(config, **_server_waits(busy_timeout))
+            lock_ms = max(1, round(busy_timeout * 1000))
+            params["options"] = f"-c lock_timeout={lock_ms} -c statement_timeout={5 * lock_ms}"
+            db = _databases[key] = PostgreSQLDatabase(
+                url, name=config.name, source=config.source,
+                pool_size=int(options.get("pool") or options.get("max_connections") or 5),
+                prepared_statements=bool(options.get("prepared_statements", True)),
+                connect_timeout=min(float(options.get("connect_timeout") or 5.0), max(2.0, busy_timeout)),
+                checkout_timeout=busy_timeout, **params,
+            )
         return db
-
-
-def _server_waits(busy_timeout: float) -> dict[str, Any]:
-    return {"wait_timeout": busy_timeout}
 
 
 def key_hash(key: bytes, _sha256=hashlib.sha256, _from_bytes=int.from_bytes) -> int:
@@ -174,7 +185,8 @@ class DatabaseStore(Store):
         if self._skip_until and time.monotonic() < self._skip_until:
             raise _Unavailable(f"skipped for {self.retry_after:g} s after a failure")
 
-    def _connection(self) -> sqlite3.Connection:
+    def _connection(self) -> Any:
+        """This thread's connection (SQLite), or the driver's statement runner outside a transaction (a server)."""
         self._check_skip()
         return self.db.connection()
 
@@ -193,21 +205,18 @@ class DatabaseStore(Store):
         return local.cursor
 
     def _fetch(self, sql: str, params: dict[str, Any] | None = None) -> Sequence[Any]:
-        """The rows of one read, outside any transaction."""
+        """The rows of one statement run on its own, in autocommit: a read, or a write with ``RETURNING``."""
         if self._direct:
             return self._cursor().execute(sql, params or {}).fetchall()
-        self._check_skip()
-        return self.db.query(sql, params or {})
+        return self._connection().execute(sql, params or {}).fetchall()
 
     def _run(self, sql: str, params: dict[str, Any] | None = None) -> int:
-        """One write statement as its own transaction; returns the rows it changed.
+        """One write statement on its own, in autocommit (one round trip); returns the rows it changed.
 
-        On SQLite a lone statement in autocommit takes the write lock at its first step (decision 0100).
+        On SQLite a lone statement in autocommit takes the write lock at its first step (decision 0100); on
+        PostgreSQL it is its own transaction.
         """
-        if self._direct:
-            return self._connection().execute(sql, params or {}).rowcount
-        self._check_skip()
-        return self.db.execute(sql, params or {})
+        return self._connection().execute(sql, params or {}).rowcount
 
     def _fail(self, operation: str, exc: BaseException, key: bytes | None = None) -> None:
         if not isinstance(exc, _Unavailable):
@@ -289,12 +298,7 @@ class DatabaseStore(Store):
         now = time.time()
         params = {"key": key, "value": value, "key_hash": key_hash(key), "now": now, "amount": amount,
                   "byte_size": len(key) + len(value) + ROW_OVERHEAD, "expires_at": self._expiry(expires_in, None)}
-        if self._direct:
-            rows = self._cursor().execute(self.queries["increment"], params).fetchall()
-        else:
-            self._check_skip()
-            with self.db.transaction() as conn:
-                rows = conn.execute(self.queries["increment"], params).fetchall()
+        rows = self._fetch(self.queries["increment"], params)
         if not rows:
             return None
         self.expiry.written(1)
