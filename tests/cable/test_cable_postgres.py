@@ -110,3 +110,30 @@ def test_listen_off_delivers_by_polling(tmp_path: Path, pg_url: str, monkeypatch
     finally:
         reset()
         solidstack.db.close_all()
+
+
+def test_websocket_clients_receive_broadcasts_from_other_processes(pg_app: solidstack.App, tmp_path: Path) -> None:
+    """A uvicorn server on PostgreSQL (polling every 60 s: only NOTIFY delivers in time): a broadcast from
+    another process, and one from an action of another client, reach the subscribed sockets."""
+    from cable_helpers import Server, free_port
+    from test_cable_server import welcome
+
+    server = Server(pg_app.root, free_port(), tmp_path / "server.log")
+    server.start()
+    try:
+        alice, bob = welcome(server), welcome(server, "?user=bob")
+        a_id, reply = alice.subscribe(channel="ChatChannel", room=1)
+        assert reply == {"identifier": a_id, "type": "confirm_subscription"}
+        b_id, _ = bob.subscribe(channel="ChatChannel", room=1)
+        started = time.monotonic()
+        broadcast_from_child(pg_app.root, "chat:1", {"text": "from a job"})
+        assert alice.recv(timeout=20) == {"identifier": a_id, "message": {"text": "from a job"}}
+        assert bob.recv(timeout=20) == {"identifier": b_id, "message": {"text": "from a job"}}
+        assert time.monotonic() - started < 20
+        bob.perform(b_id, "speak", text="hi")  # a plain action: its broadcast goes through the database
+        assert alice.recv(timeout=20) == {"identifier": a_id, "message": {"from": "bob", "text": "hi"}}
+        alice.close()
+        bob.close()
+    finally:
+        server.stop()
+    assert "Traceback" not in server.output(), server.output()
