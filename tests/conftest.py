@@ -77,6 +77,15 @@ def engine_db(engine: str, tmp_path: Path) -> Iterator[Database]:
 
 
 @pytest.fixture
+def engine_storage(engine: str, tmp_path: Path) -> Iterator[QueueStorage]:
+    """Queue storage on a migrated, fresh database of each engine. A test module runs on both engines with
+    ``storage = engine_storage_fixture`` (see tests/queue/test_storage.py)."""
+    with fresh_database(engine, tmp_path) as db:
+        migrate(db, package_migrations("solidstack.queue", db.dialect))
+        yield QueueStorage(db)
+
+
+@pytest.fixture
 def storage(tmp_path: Path) -> QueueStorage:
     """Queue storage on a migrated SQLite file of its own (no app configured)."""
     db = SQLiteDatabase(tmp_path / "queue.sqlite3")
