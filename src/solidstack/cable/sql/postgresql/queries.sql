@@ -14,8 +14,9 @@ VALUES (:channel, :channel_hash, :payload, :created_at)
 RETURNING id
 
 -- name: announce_message
--- Wakes the listeners of every process on every machine at the commit (never on a rollback). The payload is
--- the channel's hash, so a process that does not listen to that channel does not poll.
+-- Wakes the listeners of every process on every machine at the commit (never on a rollback): the channel is
+-- the "cable" topic of solidstack.db.notify, which every process LISTENs to. The payload (the stream's hash)
+-- is not read today; it keeps one notification per stream and transaction.
 SELECT pg_notify('solidstack_cable', CAST(:channel_hash AS text))
 
 -- name: last_id
