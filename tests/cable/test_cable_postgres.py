@@ -135,3 +135,18 @@ def test_websocket_clients_receive_broadcasts_from_other_processes(pg_app: solid
     finally:
         server.stop()
     assert "Traceback" not in server.output(), server.output()
+
+
+def test_a_database_not_migrated_is_a_clear_error(pg_url: str) -> None:
+    from solidstack.cable.storage import CableStorage
+    from solidstack.db import DatabaseError
+    from solidstack.db.postgresql import PostgreSQLDatabase
+
+    db = PostgreSQLDatabase(pg_url, name="cable")
+    try:
+        bus = SolidCablePubSub(CableStorage(db))
+        with pytest.raises(DatabaseError, match="migrate"):
+            bus.broadcast("s", 1)
+        bus.close()
+    finally:
+        db.close()

@@ -39,6 +39,10 @@ def encode(message: Any) -> str:
         raise TypeError(f"cannot broadcast {message!r}: messages must be JSON values ({exc})") from None
 
 
+def _not_migrated(label: str) -> DatabaseError:
+    return DatabaseError(f"the cable messages table is missing in the {label} (run `solidstack db migrate`)")
+
+
 class PubSub(Protocol):
     """What every adapter offers."""
 
@@ -103,12 +107,14 @@ class SolidCablePubSub:
         """Like :meth:`broadcast`, for a payload that is already JSON text."""
         try:
             self.storage.insert(stream, payload)
-        except sqlite3.OperationalError as exc:
+        except (sqlite3.OperationalError, DatabaseError) as exc:
             if "no such table" in str(exc):
-                raise DatabaseError(
-                    f"the cable messages table is missing in the {self.storage.db.label} "
-                    "(run `solidstack db migrate`)"
-                ) from exc
+                raise _not_migrated(self.storage.db.label) from exc
+            raise
+        except Exception as exc:
+            # PostgreSQL: the broadcast function of the migration is missing (undefined_function).
+            if getattr(exc, "sqlstate", None) == "42883":
+                raise _not_migrated(self.storage.db.label) from exc
             raise
         if self._wakeup_dir is not None:
             notify(self._wakeup_dir)
