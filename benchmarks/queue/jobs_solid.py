@@ -28,7 +28,12 @@ def main() -> None:
     from solidstack.queue import QueueStorage, Runner, Worker, WorkerConfig
 
     path, threads = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 3
-    storage = QueueStorage(SQLiteDatabase(path))
+    if path.startswith("postgresql://"):
+        from solidstack.db.postgresql import PostgreSQLDatabase
+
+        storage = QueueStorage(PostgreSQLDatabase(path, name="queue"))
+    else:
+        storage = QueueStorage(SQLiteDatabase(path))
     worker = Worker(storage, WorkerConfig(threads=threads), preserve_finished_jobs=True)
     runner = Runner(worker, storage)
     signal.signal(signal.SIGTERM, lambda _s, _f: runner.stop())
