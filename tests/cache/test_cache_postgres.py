@@ -87,3 +87,57 @@ def test_a_database_not_migrated_is_a_miss_until_it_is(tmp_path: Path, caplog: p
             assert store.write("k", "v") and store.read("k") == "v"
         finally:
             store.close()
+
+
+def test_a_lock_held_elsewhere_costs_one_bounded_wait(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Another session holds the entry's row lock: a read-change-write call gives up after busy_timeout (a
+    miss, logged once); reads do not wait at all."""
+    import psycopg
+
+    from solidstack.cache.database import key_hash
+
+    with postgres_database() as url:
+        store = DatabaseStore(database_config("postgresql", tmp_path, url, name="cache"), busy_timeout=0.2,
+                              retry_after=0.5, encryption_key=None)
+        store.migrate()
+        store.write("k", 1)
+        holder = psycopg.connect(url)  # a transaction left open on the row
+        try:
+            holder.execute("SELECT 1 FROM solidstack_cache_entries WHERE key_hash = %s FOR UPDATE",
+                           (key_hash(b"k"),))
+            with caplog.at_level(logging.WARNING, logger="solidstack.cache"):
+                started = time.monotonic()
+                assert store.write("k", 2, unless_exist=True) is False
+                assert time.monotonic() - started < 5
+            assert len(_warnings(caplog)) == 1 and "lock" in _warnings(caplog)[0]
+        finally:
+            holder.close()
+            time.sleep(0.6)
+        assert store.read("k") == 1
+        assert store.write("k", 3, unless_exist=True) is False and store.write("k", 3) and store.read("k") == 3
+        store.close()
+
+
+def test_behind_pgbouncer_in_transaction_mode(tmp_path: Path) -> None:
+    """pgbouncer in transaction mode with `prepared_statements: false` in the entry (as Rails asks): every
+    operation works; nothing relies on session state."""
+    from engines import Pgbouncer
+
+    with postgres_database() as url:
+        bouncer = Pgbouncer()
+        try:
+            database = url.rsplit("/", 1)[1]
+            config = database_config("postgresql", tmp_path, bouncer.url(database), name="cache",
+                                     prepared_statements=False)
+            store = DatabaseStore(config, max_entries=50, expiry_batch_size=10)
+            store.migrate()
+            for i in range(200):  # eviction runs as they go (max_entries 50)
+                assert store.write(f"k{i}", i)
+                assert store.read(f"k{i}") == i
+            assert store.stats().entries <= 50 + 10
+            assert [store.increment("n") for _ in range(20)] == list(range(1, 21))
+            assert store.write("u", 1, unless_exist=True) and not store.write("u", 2, unless_exist=True)
+            assert store.read_multi(["k199", "u"]) == {"k199": 199, "u": 1}
+            store.close()
+        finally:
+            bouncer.stop()

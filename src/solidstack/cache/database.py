@@ -57,11 +57,12 @@ def _open_database(path: Path, busy_timeout: float) -> SQLiteDatabase:
 
 
 def _open_server_database(config: DatabaseConfig, busy_timeout: float) -> Any:
-    """The cache's own pool on a PostgreSQL server, every wait bounded by ``busy_timeout`` (decision 0110).
+    """The cache's own pool on a PostgreSQL server, its waits bounded by ``busy_timeout`` (decision 0110).
 
-    ``connect()``'s shared database waits up to 30 s for a pooled connection and without limit for a row lock;
-    a cache call must give up far sooner and be a miss. A statement may run five times longer than it may wait
-    for a lock (an eviction batch on a loaded server), and no longer.
+    ``connect()``'s shared database waits up to 30 s for a pooled connection; a cache call must give up far
+    sooner and be a miss. Lock waits are bounded in the transactions that can wait on a lock for long
+    (``_update``), with ``set_config`` in the transaction: a startup ``options`` parameter would be refused (or
+    dropped) by pgbouncer.
     """
     from ..db.connect import postgresql_params
     from ..db.postgresql import PostgreSQLDatabase
@@ -71,8 +72,6 @@ def _open_server_database(config: DatabaseConfig, busy_timeout: float) -> Any:
     with _databases_lock:
         db = _databases.get(key)
         if db is None:
-            lock_ms = max(1, round(busy_timeout * 1000))
-            params["options"] = f"-c lock_timeout={lock_ms} -c statement_timeout={5 * lock_ms}"
             db = _databases[key] = PostgreSQLDatabase(
                 url, name=config.name, source=config.source,
                 pool_size=int(options.get("pool") or options.get("max_connections") or 5),
@@ -156,6 +155,10 @@ class DatabaseStore(Store):
         self.queries = load_queries("solidstack.cache", self.db.dialect, self.db.paramstyle)
         self._read_sql = self.queries["read"]
         self._lock_sql = self.queries.get("lock_key")
+        self._bound_waits_sql = self.queries.get("bound_waits")
+        lock_ms = max(1, round(busy_timeout * 1000))
+        #: For ``bound_waits``: a lock wait as long as busy_timeout, a statement five times that.
+        self._waits = {"lock_timeout": f"{lock_ms}ms", "statement_timeout": f"{5 * lock_ms}ms"}
         self._local = threading.local()
         self.retry_after = retry_after
         self._skip_until = 0.0
@@ -282,6 +285,8 @@ class DatabaseStore(Store):
         self._check_skip()
         hashed = key_hash(key)
         with self.db.transaction() as conn:
+            if self._bound_waits_sql is not None:  # a server: the waits below end within busy_timeout
+                conn.execute(self._bound_waits_sql, self._waits)
             if self._lock_sql is not None:  # a server: SQLite's BEGIN IMMEDIATE already serializes writers
                 conn.execute(self._lock_sql, {"key_hash": hashed})
             rows = conn.execute(self.queries["read_for_update"], {"key_hash": hashed}).fetchall()

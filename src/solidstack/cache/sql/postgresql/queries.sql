@@ -9,6 +9,12 @@ SELECT key, value, expires_at, version FROM solidstack_cache_entries WHERE key_h
 -- the row stays locked until the commit, so an in-place increment or another update waits instead of being lost.
 SELECT key, value, expires_at, version FROM solidstack_cache_entries WHERE key_hash = :key_hash FOR UPDATE
 
+-- name: bound_waits
+-- First in the read-change-write transaction of `_update`, the one that can wait on locks: those waits end
+-- within the store's busy_timeout (then the call is a miss). Set in the transaction, not as a connection
+-- option, which pgbouncer refuses or drops.
+SELECT set_config('lock_timeout', :lock_timeout, true), set_config('statement_timeout', :statement_timeout, true)
+
 -- name: lock_key
 -- Serializes `_update`s of one key across processes and machines also while the key has no row yet (FOR UPDATE
 -- locks only rows that exist). Held until the transaction ends; the key space is the key hash's.
