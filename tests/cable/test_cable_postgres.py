@@ -150,3 +150,30 @@ def test_a_database_not_migrated_is_a_clear_error(pg_url: str) -> None:
         bus.close()
     finally:
         db.close()
+
+
+def test_behind_pgbouncer_with_listen_off(tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pgbouncer in transaction mode (LISTEN would be lost there): `listen: false`, broadcasts from another
+    process delivered in order by polling."""
+    from engines import Pgbouncer
+
+    bouncer = Pgbouncer()
+    monkeypatch.setenv("SOLIDSTACK_ROOT", str(tmp_path / "app"))
+    monkeypatch.setenv("SOLIDSTACK_ENV", "development")
+    try:
+        app = make_app(tmp_path / "app", interval="0.1.seconds", postgres_url=bouncer.url(pg_url.rsplit("/", 1)[1]),
+                       listen=False, prepared_statements=False)
+        inbox = Inbox()
+        subscribe("bounced", inbox)
+        code = "from solidstack.cable import broadcast\nfor i in range(30): broadcast('bounced', i)\n"
+        import subprocess
+        import sys
+
+        from cable_helpers import child_env
+
+        subprocess.run([sys.executable, "-c", code], env=child_env(app.root), check=True, timeout=60)
+        assert inbox.wait(30, timeout=20) == list(range(30))
+    finally:
+        reset()
+        solidstack.db.close_all()
+        bouncer.stop()
