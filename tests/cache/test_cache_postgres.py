@@ -141,3 +141,27 @@ def test_behind_pgbouncer_in_transaction_mode(tmp_path: Path) -> None:
             store.close()
         finally:
             bouncer.stop()
+
+
+def test_the_seed_check_with_the_cache_entry_on_postgresql(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cache.write("test", "value")` / `cache.read("test")` for an app whose database.yml puts `cache` on
+    PostgreSQL, after `solidstack db migrate` (migrate_all), as a user who changed only database.yml."""
+    import solidstack
+    from solidstack.cache import cache, current_store
+    from solidstack.tasks import migrate_all
+
+    with postgres_database() as url:
+        root = tmp_path / "app"
+        (root / "config").mkdir(parents=True)
+        (root / "config" / "database.yml").write_text(
+            f"production:\n  cache:\n    adapter: postgresql\n    url: {url}\n    migrations_paths: db/cache_migrate\n")
+        monkeypatch.setenv("SOLIDSTACK_ROOT", str(root))
+        app = solidstack.configure(root, "production")
+        migrate_all(app)
+        try:
+            cache.write("test", "value")
+            assert cache.read("test") == "value"
+            assert current_store().db.dialect == "postgresql"  # type: ignore[attr-defined]
+        finally:
+            solidstack._reset_parts()
+            solidstack.db.close_all()
