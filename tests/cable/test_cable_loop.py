@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from typing import Any
 
 from starlette.applications import Starlette
@@ -74,3 +75,83 @@ def test_subscribing_streams_never_runs_on_the_event_loop() -> None:
     streams = [stream for stream, _ in bus.on_loop]
     assert "room:1" in streams and "plain:1" in streams and any(s.startswith("action_cable/") for s in streams)
     assert [entry for entry in bus.on_loop if entry[1]] == []
+
+
+class SlowPubSub(MemoryPubSub):
+    """Subscribing ``slow:*`` streams waits until ``gate`` opens (a database that does not answer)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+
+    def subscribe(self, stream: str, callback: Any, *, raw: bool = False) -> None:
+        if stream.startswith("slow:"):
+            assert self.gate.wait(30)
+        super().subscribe(stream, callback, raw=raw)
+
+
+class SlowRoom(Channel):
+    def subscribed(self) -> None:
+        self.stream_from(f"slow:{self.params['room']}")
+
+
+def test_a_stuck_subscribe_does_not_stall_other_sockets() -> None:
+    """While one socket's subscription waits on the database, other sockets subscribe and unsubscribe other
+    streams (unsubscribing runs on the loop) without waiting for it."""
+    bus = SlowPubSub()
+    cable = CableApp([PlainRoom, SlowRoom], pubsub=bus)
+    app = Starlette(routes=[WebSocketRoute("/cable", cable)])
+    with TestClient(app) as client, \
+            client.websocket_connect("/cable", subprotocols=["actioncable-v1-json"]) as stuck, \
+            client.websocket_connect("/cable", subprotocols=["actioncable-v1-json"]) as other:
+        assert _frame(stuck) == {"type": "welcome"} and _frame(other) == {"type": "welcome"}
+        slow = json.dumps({"channel": "SlowRoom", "room": 1})
+        stuck.send_json({"command": "subscribe", "identifier": slow})
+        time.sleep(0.2)  # its subscribe is now waiting in a worker thread
+        started = time.monotonic()
+        for room in (2, 3, 2):
+            identifier = json.dumps({"channel": "PlainRoom", "room": room})
+            other.send_json({"command": "subscribe", "identifier": identifier})
+            assert _frame(other) == {"identifier": identifier, "type": "confirm_subscription"}
+            other.send_json({"command": "unsubscribe", "identifier": identifier})
+        assert time.monotonic() - started < 10
+        bus.gate.set()
+        assert _frame(stuck) == {"identifier": slow, "type": "confirm_subscription"}
+
+
+def test_router_keeps_one_pubsub_subscription_per_routed_stream_under_races() -> None:
+    """Threads add and remove routes of a few streams at once while subscribing is slow: afterwards each stream
+    with routes has exactly one pub/sub subscription and the others none (no duplicate deliveries, no leak)."""
+    import random
+
+    from solidstack.cable.router import StreamRouter
+
+    class Jittery(MemoryPubSub):
+        def subscribe(self, stream: str, callback: Any, *, raw: bool = False) -> None:
+            time.sleep(random.random() * 0.003)
+            super().subscribe(stream, callback, raw=raw)
+
+    bus = Jittery()
+    loop = asyncio.new_event_loop()
+    router = StreamRouter(bus, loop)
+    streams = ["a", "b", "c"]
+
+    def churn(worker: int) -> None:
+        rng = random.Random(worker)
+        for _ in range(200):
+            stream, key = rng.choice(streams), rng.randrange(2)  # shared keys: streams empty often
+            if rng.random() < 0.5:
+                router.add(stream, key, lambda payload: None)
+            else:
+                router.remove(stream, key)
+
+    threads = [threading.Thread(target=churn, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for stream in streams:
+        subscribed = len(bus._subscribers.get(stream, []))
+        assert subscribed == (1 if router._routes.get(stream) else 0), (stream, subscribed, router._routes)
+    assert not router._subscribing
+    loop.close()

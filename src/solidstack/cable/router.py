@@ -5,8 +5,8 @@ which forwards it to every local subscription of the stream. A thousand sockets 
 wake-up of the loop per message, not a thousand.
 
 Subscribing a new stream reads the database (the table's newest id), so :meth:`StreamRouter.add` must not run
-on the event loop (the ASGI session calls it from a worker thread), and the lock the loop takes to dispatch is
-never held across it: a second lock orders subscribes and unsubscribes.
+on the event loop (the ASGI session calls it from a worker thread), and no lock the loop takes (to dispatch, to
+unsubscribe) is held across it: with the database slow or down, only the subscribing threads wait.
 """
 
 from __future__ import annotations
@@ -29,36 +29,67 @@ class StreamRouter:
     def __init__(self, pubsub: PubSub, loop: asyncio.AbstractEventLoop) -> None:
         self.pubsub = pubsub
         self.loop = loop
-        #: Guards the dictionaries only, briefly (the loop takes it for each message).
+        #: Guards the dictionaries only, briefly: never held across a database call (the loop takes it for
+        #: each message and for each unsubscribe).
         self._lock = threading.Lock()
-        #: Orders subscribes and unsubscribes with the pub/sub (held across a subscribe's database read).
-        self._changing = threading.Lock()
         self._routes: dict[str, dict[Hashable, Handler]] = {}
         self._callbacks: dict[str, Callable[[str], None]] = {}
+        #: Streams being subscribed with the pub/sub right now, set when that is done.
+        self._subscribing: dict[str, threading.Event] = {}
 
     def add(self, stream: str, key: Hashable, handler: Handler) -> None:
-        """Route ``stream`` to ``handler``; subscribes the stream (a database read) when it is new here."""
-        with self._changing:
+        """Route ``stream`` to ``handler``; returns once the stream is subscribed with the pub/sub.
+
+        Subscribing a stream new here reads the database: call this from a worker thread, never the loop. A
+        second caller for the same stream waits for the first (and takes over if the first failed).
+        """
+        while True:
             with self._lock:
-                callback = None if stream in self._callbacks else self._callback(stream)
-            if callback is not None:
-                self.pubsub.subscribe(stream, callback, raw=True)
-            with self._lock:
-                if callback is not None:
-                    self._callbacks[stream] = callback
                 self._routes.setdefault(stream, {})[key] = handler
+                pending = self._subscribing.get(stream)
+                if pending is None:
+                    if stream in self._callbacks:
+                        return
+                    callback = self._callbacks[stream] = self._callback(stream)
+                    pending = self._subscribing[stream] = threading.Event()
+                    break
+            pending.wait()
+        try:
+            self.pubsub.subscribe(stream, callback, raw=True)
+        except BaseException:
+            with self._lock:
+                if self._callbacks.get(stream) is callback:
+                    del self._callbacks[stream]
+                routes = self._routes.get(stream)
+                if routes is not None:
+                    routes.pop(key, None)
+                    if not routes:
+                        del self._routes[stream]
+            raise
+        finally:
+            with self._lock:
+                del self._subscribing[stream]
+            pending.set()
+        with self._lock:
+            kept = self._callbacks.get(stream) is callback
+        if not kept:  # every route of the stream went away while it was being subscribed
+            self.pubsub.unsubscribe(stream, callback)
 
     def remove(self, stream: str, key: Hashable) -> None:
-        with self._changing:
-            with self._lock:
-                routes = self._routes.get(stream)
-                if routes is None:
-                    return
-                routes.pop(key, None)
-                if routes:
-                    return
-                del self._routes[stream]
-                callback = self._callbacks.pop(stream)
+        """Stop routing ``stream`` to ``key``'s handler; unsubscribes the stream when it was the last one (no
+        database work: safe on the loop)."""
+        with self._lock:
+            routes = self._routes.get(stream)
+            if routes is None:
+                return
+            routes.pop(key, None)
+            if routes:
+                return
+            del self._routes[stream]
+            callback = self._callbacks.pop(stream, None)
+            if stream in self._subscribing:
+                callback = None  # its subscriber sees the callback gone and unsubscribes it when done
+        if callback is not None:
             self.pubsub.unsubscribe(stream, callback)
 
     def _callback(self, stream: str) -> Callable[[str], None]:
@@ -86,10 +117,9 @@ class StreamRouter:
 
     def close(self) -> None:
         """Drop every subscription this router holds with the pub/sub."""
-        with self._changing:
-            with self._lock:
-                callbacks = list(self._callbacks.items())
-                self._routes.clear()
-                self._callbacks.clear()
-            for stream, callback in callbacks:
-                self.pubsub.unsubscribe(stream, callback)
+        with self._lock:
+            callbacks = [(s, c) for s, c in self._callbacks.items() if s not in self._subscribing]
+            self._routes.clear()
+            self._callbacks.clear()
+        for stream, callback in callbacks:
+            self.pubsub.unsubscribe(stream, callback)
