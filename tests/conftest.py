@@ -12,14 +12,16 @@ from pathlib import Path
 import pytest
 
 import solidstack
-from solidstack.config import App
-from solidstack.db import SQLiteDatabase, migrate, package_migrations
+from solidstack.config import App, DatabaseConfig
+from solidstack.db import Database, SQLiteDatabase, migrate, package_migrations
 from solidstack.queue.storage import QueueStorage
 
 SEED_CONFIG = Path(str(resources.files("solidstack").joinpath("templates", "config")))
 
 # Shared helpers (waiting.py) are imported by name, also under --import-mode=importlib (which leaves sys.path alone).
 sys.path.append(str(Path(__file__).parent))
+
+from engines import ENGINES, fresh_config, fresh_database, require_postgres  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -50,6 +52,37 @@ def app(app_root: Path, monkeypatch: pytest.MonkeyPatch) -> App:
     configured = solidstack.configure(app_root, "test")
     migrate_all(configured)
     return configured
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """Each engine in turn: ``sqlite``, ``postgresql`` (skipped, with the reason, where no server answers)."""
+    if request.param == "postgresql":
+        require_postgres()
+    return str(request.param)
+
+
+@pytest.fixture
+def engine_config(engine: str, tmp_path: Path) -> Iterator[DatabaseConfig]:
+    """A ``queue`` database.yml entry on a fresh database of each engine (a PostgreSQL one dropped after)."""
+    with fresh_config(engine, tmp_path) as config:
+        yield config
+
+
+@pytest.fixture
+def engine_db(engine: str, tmp_path: Path) -> Iterator[Database]:
+    """An open, empty database of each engine, closed (and dropped) after."""
+    with fresh_database(engine, tmp_path) as db:
+        yield db
+
+
+@pytest.fixture
+def engine_storage(engine: str, tmp_path: Path) -> Iterator[QueueStorage]:
+    """Queue storage on a migrated, fresh database of each engine. A test module runs on both engines with
+    ``storage = engine_storage_fixture`` (see tests/queue/test_storage.py)."""
+    with fresh_database(engine, tmp_path) as db:
+        migrate(db, package_migrations("solidstack.queue", db.dialect))
+        yield QueueStorage(db)
 
 
 @pytest.fixture

@@ -294,3 +294,16 @@ def test_replaying_the_migrations_gives_the_checked_in_schema(package: str) -> N
 
     assert dump_schema(package) == schema_file(package).read_text(), (
         f"{schema_file(package)} is stale: run `python -m solidstack.db.schema {package}`")
+
+
+@pytest.mark.parametrize("package", ["solidstack.queue", "solidstack.cache", "solidstack.cable"])
+def test_replaying_the_postgresql_migrations_gives_the_checked_in_schema(package: str) -> None:
+    from engines import require_postgres, server_url
+    from solidstack.db.schema import dialects, dump_schema, schema_file
+
+    if "postgresql" not in dialects(package):
+        pytest.skip(f"{package} has no PostgreSQL migrations")
+    require_postgres()
+    assert dump_schema(package, "postgresql", server_url=server_url()) == \
+        schema_file(package, "postgresql").read_text(), (
+        f"{schema_file(package, 'postgresql')} is stale: run `python -m solidstack.db.schema {package}`")

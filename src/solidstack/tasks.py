@@ -26,7 +26,7 @@ def _migrate_entry(config: DatabaseConfig, packages: list[str]) -> MigrationResu
     sources = [package_migrations(package, db.dialect) for package in packages]
     sources += [folder_migrations(folder) for folder in config.migrations_paths]
     applied = migrate(db, merge(*sources))
-    return MigrationResult(config.name, str(db.path), applied)
+    return MigrationResult(config.name, db.location, applied)
 
 
 def migrate_all(app: App) -> list[MigrationResult]:

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from solidstack.queue.storage import NewJob, QueueStorage
 
 NOW = 1_800_000_000.0
+
+
+@pytest.fixture
+def storage(engine_storage: QueueStorage) -> QueueStorage:
+    """This module's storage tests run on SQLite and on PostgreSQL."""
+    return engine_storage
 
 
 
@@ -32,7 +40,8 @@ def test_bulk_enqueue_ids_match_rows(storage: QueueStorage) -> None:
     storage.enqueue([new(name="First")], NOW)
     ids = storage.enqueue([new(name=f"J{i}") for i in range(500)], NOW)
     assert len(ids) == 500
-    rows = storage.db.query("SELECT id, class_name FROM solidstack_jobs WHERE id >= ? ORDER BY id", (ids[0],))
+    sql = storage.db.statement("SELECT id, class_name FROM solidstack_jobs WHERE id >= ? ORDER BY id")
+    rows = storage.db.query(sql, (ids[0],))
     assert [(r[0], r[1]) for r in rows] == [(i, f"J{n}") for n, i in enumerate(ids)]
 
 

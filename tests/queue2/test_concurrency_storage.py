@@ -11,6 +11,12 @@ from solidstack.queue.storage import QueueStorage
 from .conftest import NOW, new_job, state
 
 
+@pytest.fixture
+def storage(engine_storage: QueueStorage) -> QueueStorage:
+    """This module's storage tests run on SQLite and on PostgreSQL."""
+    return engine_storage
+
+
 def test_limit_blocks_then_finish_releases_in_priority_order(storage: QueueStorage) -> None:
     a, b, c, d = storage.enqueue([new_job(key="k", limit=2), new_job(key="k", limit=2),
                                   new_job(key="k", limit=2, priority=5), new_job(key="k", limit=2, priority=1)], NOW)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from solidstack.config import App
 from solidstack.queue import Job, queue_storage
 from solidstack.queue.config import WorkerConfig
@@ -18,6 +20,12 @@ from waiting import wait_for
 from .conftest import NOW, new_job, state
 
 DONE: list[str] = []
+
+
+@pytest.fixture
+def storage(engine_storage: QueueStorage) -> QueueStorage:
+    """This module's storage tests run on SQLite and on PostgreSQL."""
+    return engine_storage
 
 
 class Queue2PausableJob(Job):

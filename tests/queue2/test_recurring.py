@@ -23,6 +23,12 @@ SEED = Path(__file__).resolve().parents[2] / "src" / "solidstack" / "templates" 
 CALLS: list[tuple[object, ...]] = []
 
 
+@pytest.fixture
+def storage(engine_storage: QueueStorage) -> QueueStorage:
+    """This module's storage tests run on SQLite and on PostgreSQL."""
+    return engine_storage
+
+
 class MagicLinkCleanupJob(Job):
     def perform(self) -> None:
         pass

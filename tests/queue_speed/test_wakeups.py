@@ -45,7 +45,8 @@ def test_an_enqueue_wakes_an_idle_worker_in_another_process(storage: QueueStorag
         worker.wait(20)
     assert worker.returncode == 0
     assert storage.counts()["claimed"] == 0
-    assert not list(storage.wakeup_dir.glob("*.sock")) if storage.wakeup_dir.exists() else True
+    folder = storage.wakeups._folder
+    assert not list(folder.glob("*.sock")) if folder.exists() else True
 
 
 def test_polling_is_the_floor_when_a_wakeup_is_lost(storage: QueueStorage, tmp_path: Path) -> None:
@@ -64,7 +65,7 @@ def test_polling_is_the_floor_when_a_wakeup_is_lost(storage: QueueStorage, tmp_p
     try:
         assert runner.started.wait(10)
         silent = QueueStorage(storage.db)
-        silent.wakeup_dir = None  # an enqueuer whose wake-up never arrives
+        silent.wakeups._folder = None  # an enqueuer whose wake-up never arrives
         time.sleep(0.3)
         silent.enqueue([NewJob("default", "SpeedFloorJob", '{"args":[],"kwargs":{}}', 0, str(uuid.uuid4()))],
                        time.time())

@@ -96,7 +96,7 @@ class DatabaseStore(Store):
             self.db = _open_database(Path(database.database), busy_timeout)
         else:
             self.db = _open_database(Path(database), busy_timeout)
-        self.queries = load_queries("solidstack.cache", self.db.dialect)
+        self.queries = load_queries("solidstack.cache", self.db.dialect, self.db.paramstyle)
         self._read_sql = self.queries["read"]
         self._local = threading.local()
         self.retry_after = retry_after

@@ -13,14 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .loader import Section, env_section, positive_duration, string
+from .loader import Section, env_section, positive_duration, positive_int, string
 
 _ENTRY_KEYS = {
     "adapter", "database", "timeout", "pool", "max_connections", "migrations_paths", "host", "port",
     "username", "password", "url", "encoding", "schema_search_path", "sslmode", "schema_dump",
     "database_tasks", "replica", "min_messages", "variables", "prepared_statements", "idle_timeout",
     "checkout_timeout", "reaping_frequency", "retries", "default_transaction_mode", "pragmas",
+    # PostgreSQL: listen: false turns LISTEN/NOTIFY wake-ups off (poolers in transaction mode drop LISTEN).
+    "listen", "connect_timeout",
 }
+_POSTGRESQL = ("postgresql", "postgres")
 _DEFAULT_MIGRATIONS = {"primary": "db/migrate", "queue": "db/queue_migrate", "cache": "db/cache_migrate",
                        "cable": "db/cable_migrate"}
 
@@ -55,9 +58,18 @@ def _entry(root: Path, file: Path, env: str, name: str, data: Any) -> DatabaseCo
     for key in section.data:
         if key not in _ENTRY_KEYS:
             raise section.error(key, f"unknown key (known keys: {', '.join(sorted(_ENTRY_KEYS))})")
-    adapter = section.get("adapter", string, "sqlite3")
-    database = section.get("database", string, "")
     url = section.get("url", string, "")
+    default_adapter = "postgresql" if url.startswith(("postgresql:", "postgres:")) else "sqlite3"
+    adapter = section.get("adapter", string, default_adapter)
+    database = section.get("database", string, "")
+    if adapter in _POSTGRESQL:
+        if not database and not url:
+            raise section.error("database", "a postgresql entry needs `database:` (or `url:`)")
+        listen = section.raw("listen", True)
+        if not isinstance(listen, bool):
+            raise section.error("listen", f"expected true or false, got {listen!r}")
+        if section.raw("pool") is not None:
+            section.get("pool", positive_int, 5)
     if adapter in ("sqlite3", "sqlite"):
         if not database:
             if url.startswith("sqlite3:") or url.startswith("sqlite:"):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from .connect import Database, close_all, connect
-from .errors import DatabaseError
+from .base import Database
+from .connect import close_all, connect
+from .errors import DatabaseError, DatabaseUnavailable
 from .forkguard import background_section
 from .migrate import Migration, applied_versions, migrate, package_migrations
 from .queries import load_queries
@@ -12,6 +13,7 @@ from .sqlite import SQLiteDatabase
 __all__ = [
     "Database",
     "DatabaseError",
+    "DatabaseUnavailable",
     "Migration",
     "SQLiteDatabase",
     "applied_versions",

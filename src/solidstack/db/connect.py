@@ -4,24 +4,27 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .. import _on_reset
+from .base import Database
 from .errors import DatabaseError
 from .sqlite import SQLiteDatabase
 
 if TYPE_CHECKING:
     from ..config.database import DatabaseConfig
 
-#: The engine type every part is written against. PostgreSQL will join it as a second driver.
-Database = SQLiteDatabase
+__all__ = ["Database", "close_all", "connect"]
 
-_open: dict[tuple[str, str], Database] = {}
+_open: dict[tuple[str, str], Any] = {}
 _lock = threading.Lock()
+
+#: ``database.yml`` keys passed on to libpq as they are (Rails' names on the left).
+_LIBPQ_KEYS = {"host": "host", "port": "port", "username": "user", "password": "password", "sslmode": "sslmode"}
 
 
 def connect(config: DatabaseConfig) -> Database:
-    """The database for a config entry; one object per file and process, shared by every part that uses it."""
+    """The database for a config entry; one object per database and process, shared by every part that uses it."""
     if config.adapter in ("sqlite3", "sqlite"):
         path = Path(config.database).resolve()
         key = ("sqlite", str(path))
@@ -29,11 +32,43 @@ def connect(config: DatabaseConfig) -> Database:
             db = _open.get(key)
             if db is None:
                 db = _open[key] = SQLiteDatabase(path, busy_timeout=config.timeout, name=config.name)
-        return db
+        return db  # type: ignore[no-any-return]
+    if config.adapter in ("postgresql", "postgres"):
+        return _connect_postgresql(config)
     raise DatabaseError(
         f"{config.source}: the {config.name!r} database uses adapter {config.adapter!r}, which solidstack "
-        "does not support yet (supported: sqlite3)"
+        "does not support (supported: sqlite3, postgresql)"
     )
+
+
+def _connect_postgresql(config: DatabaseConfig) -> Database:
+    try:
+        from .postgresql import PostgreSQLDatabase
+    except ImportError as exc:
+        raise DatabaseError(
+            f"{config.source}: the {config.name!r} database uses PostgreSQL, which needs psycopg 3 and "
+            f"psycopg_pool: pip install 'solidstack[postgres]' ({exc})"
+        ) from exc
+    options = config.options
+    params: dict[str, Any] = {libpq: str(options[key]) for key, libpq in _LIBPQ_KEYS.items()
+                              if options.get(key) not in (None, "")}
+    if config.database:
+        params["dbname"] = config.database
+    url = str(options.get("url") or "")
+    key = ("postgresql", f"{config.name}|{url}|{sorted(params.items())}")
+    with _lock:
+        db = _open.get(key)
+        if db is None:
+            db = _open[key] = PostgreSQLDatabase(
+                url, name=config.name, source=config.source,
+                pool_size=int(options.get("pool") or options.get("max_connections") or 5),
+                listen=bool(options.get("listen", True)),
+                prepared_statements=bool(options.get("prepared_statements", True)),
+                connect_timeout=float(options.get("connect_timeout") or 5.0),
+                checkout_timeout=float(options.get("checkout_timeout") or 30.0),
+                **params,
+            )
+    return db  # type: ignore[no-any-return]
 
 
 @_on_reset

@@ -5,7 +5,8 @@ in its package. An app may add its own in the entry's ``migrations_paths`` folde
 ``db/migrate/`` for the primary database). A migration's version is its file name without ``.sql``; a file in
 the app's folder with the same name as a packaged one is the same migration (``solidstack install`` copies them
 there so they can be read) and is applied once. Each migration runs in its own write transaction together with
-the row that records it, so two processes migrating at once apply each migration exactly once.
+the row that records it, so two processes migrating at once apply each migration exactly once (SQLite: its
+write lock; PostgreSQL: an advisory lock held by the transaction).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
+from .base import Database
 from .errors import DatabaseError
-from .sqlite import SQLiteDatabase
 
 MIGRATIONS_TABLE = "solidstack_schema_migrations"
 _FILE = re.compile(r"^(\d+)_[\w.-]+\.sql$")
@@ -66,36 +68,53 @@ def merge(*sources: Iterable[Migration]) -> list[Migration]:
     return sorted(seen.values(), key=lambda m: (m.number, m.version))
 
 
-def _ensure_table(db: SQLiteDatabase) -> None:
+#: PostgreSQL: migrators of one database take this transaction-level advisory lock, so that concurrent ones
+#: apply each migration exactly once (a second ``CREATE TABLE IF NOT EXISTS`` at the same moment can fail).
+_ADVISORY_KEY = 0x50_11D_57AC  # "solidstack"
+
+
+def _lock(db: Database, conn: Any) -> None:
+    if db.dialect == "postgresql":
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_KEY,))
+
+
+def _ensure_table(db: Database) -> None:
     with db.transaction() as conn:
+        _lock(db, conn)
         conn.execute(
             f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} ("
             "version TEXT PRIMARY KEY NOT NULL, applied_at TEXT NOT NULL)"
         )
 
 
-def applied_versions(db: SQLiteDatabase) -> set[str]:
+def applied_versions(db: Database) -> set[str]:
     """Versions already applied to ``db`` (empty for a new database)."""
-    row = db.query_one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (MIGRATIONS_TABLE,))
-    if row is None:
+    if db.dialect == "postgresql":
+        row = db.query_one("SELECT to_regclass(%s) IS NOT NULL AS present", (MIGRATIONS_TABLE,))
+        present = bool(row and row[0])
+    else:
+        present = db.query_one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                               (MIGRATIONS_TABLE,)) is not None
+    if not present:
         return set()
     return {r[0] for r in db.query(f"SELECT version FROM {MIGRATIONS_TABLE}")}
 
 
-def migrate(db: SQLiteDatabase, migrations: Iterable[Migration]) -> list[str]:
-    """Apply what is not applied yet; returns the versions applied now."""
-    try:
-        db.path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DatabaseError(f"cannot create the folder of the {db.label}: {exc}") from exc
+def migrate(db: Database, migrations: Iterable[Migration]) -> list[str]:
+    """Apply what is not applied yet; returns the versions applied now.
+
+    Creates the database first when it is missing (a SQLite file's folder; a PostgreSQL database, when the
+    role may). Each migration runs in one transaction with the row that records it.
+    """
+    db.create_if_missing()
     _ensure_table(db)
+    done_sql = db.statement(f"SELECT 1 FROM {MIGRATIONS_TABLE} WHERE version = :version")
+    record_sql = db.statement(f"INSERT INTO {MIGRATIONS_TABLE} (version, applied_at) VALUES (:version, :at)")
     applied_now: list[str] = []
     for migration in migrations:
         with db.transaction() as conn:
-            done = conn.execute(
-                f"SELECT 1 FROM {MIGRATIONS_TABLE} WHERE version = ?", (migration.version,)
-            ).fetchone()
-            if done:
+            _lock(db, conn)
+            if conn.execute(done_sql, {"version": migration.version}).fetchone():
                 continue
             try:
                 db.run_script(conn, migration.sql)
@@ -103,9 +122,6 @@ def migrate(db: SQLiteDatabase, migrations: Iterable[Migration]) -> list[str]:
                 raise DatabaseError(
                     f"migration {migration.source} failed on the {db.label}: {exc}"
                 ) from exc
-            conn.execute(
-                f"INSERT INTO {MIGRATIONS_TABLE} (version, applied_at) VALUES (?, ?)",
-                (migration.version, datetime.now(UTC).isoformat()),
-            )
+            conn.execute(record_sql, {"version": migration.version, "at": datetime.now(UTC).isoformat()})
             applied_now.append(migration.version)
     return applied_now

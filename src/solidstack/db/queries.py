@@ -1,7 +1,8 @@
 """Named SQL queries read from ``.sql`` files, one file set per dialect.
 
 A query file holds blocks that start with ``-- name: query_name``; everything up to the next such line is the
-query. Placeholders are written ``:name``; a driver whose library wants another style converts them once here.
+query. Placeholders are written ``:name`` (or ``?`` for a statement bound from a sequence); a driver whose library
+wants another style converts them once here.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from importlib import resources
 
 _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 _NAMED_PARAM = re.compile(r"(?<![:\w]):(\w+)")
+# A ``?`` placeholder; PostgreSQL's jsonb ``?`` operators are not used in these files (jsonb_exists is).
+_POSITIONAL = re.compile(r"\?")
 
 
 def parse_queries(text: str) -> dict[str, str]:
@@ -25,9 +28,15 @@ def parse_queries(text: str) -> dict[str, str]:
     return queries
 
 
+@cache
 def to_pyformat(sql: str) -> str:
-    """``:name`` placeholders as ``%(name)s`` (psycopg's style); a literal ``%`` is doubled."""
-    return _NAMED_PARAM.sub(r"%(\1)s", sql.replace("%", "%%"))
+    """``:name`` placeholders as ``%(name)s`` and ``?`` as ``%s`` (psycopg's style); a literal ``%`` is doubled.
+
+    A ``::type`` cast is left alone (the colon before the name is excluded). Whole-line ``--`` comments are
+    dropped first: psycopg would read a placeholder inside one.
+    """
+    sql = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+    return _POSITIONAL.sub("%s", _NAMED_PARAM.sub(r"%(\1)s", sql.replace("%", "%%")))
 
 
 @cache

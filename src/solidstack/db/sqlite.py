@@ -198,6 +198,24 @@ class SQLiteDatabase:
         """How errors name this database."""
         return f"{self.name} database {self.path}"
 
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
+    def create_if_missing(self) -> bool:
+        """Create the file's folder (SQLite creates the file itself on first connect)."""
+        if self.path.parent.is_dir():
+            return False
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseError(f"cannot create the folder of the {self.label}: {exc}") from exc
+        return True
+
+    def statement(self, sql: str) -> str:
+        """Literal SQL written with ``:name`` (or ``?``) placeholders: sqlite3 takes it as it is."""
+        return sql
+
     # -- connections ---------------------------------------------------------------------------------------
 
     def connection(self) -> sqlite3.Connection:
@@ -414,7 +432,8 @@ class SQLiteDatabase:
                     rows: Sequence[Sequence[Any] | dict[str, Any]]) -> list[int]:
         """Insert ``rows`` with one statement, in the caller's transaction; returns their new ids in order.
 
-        Under ``BEGIN IMMEDIATE`` this connection is the only writer, and SQLite gives a table without
+        ``sql`` has no ``RETURNING`` (PostgreSQL's has: its driver reads the ids from it). Under
+        ``BEGIN IMMEDIATE`` this connection is the only writer, and SQLite gives a table without
         AUTOINCREMENT the ids max+1, max+2, ...: consecutive ids ending at ``last_insert_rowid()``.
         """
         if len(rows) == 1:

@@ -7,24 +7,27 @@ from functools import cache
 from importlib import resources
 
 from ..db import Database, load_queries
-from ..db.queries import parse_queries
+from ..db.queries import parse_queries, to_pyformat
 
 
 @cache
-def _controls(dialect: str) -> dict[str, str]:
+def _controls(dialect: str, paramstyle: str) -> dict[str, str]:
     text = resources.files("solidstack.queue").joinpath("sql", dialect, "controls.sql").read_text(encoding="utf-8")
-    return parse_queries(text)
+    queries = parse_queries(text)
+    if paramstyle == "pyformat":
+        queries = {name: to_pyformat(sql) for name, sql in queries.items()}
+    return queries
 
 
 def control_queries(db: Database) -> dict[str, str]:
     """The control queries for ``db``'s dialect."""
-    return _controls(db.dialect)
+    return _controls(db.dialect, db.paramstyle)
 
 
 def all_queries(db: Database) -> dict[str, str]:
     """Both files' queries for ``db``'s dialect (a name defined twice is an error)."""
-    base = load_queries("solidstack.queue", db.dialect)
-    controls = _controls(db.dialect)
+    base = load_queries("solidstack.queue", db.dialect, db.paramstyle)
+    controls = _controls(db.dialect, db.paramstyle)
     clash = set(base) & set(controls)
     if clash:
         raise ValueError(f"queries defined in both queries.sql and controls.sql: {sorted(clash)}")

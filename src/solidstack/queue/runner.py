@@ -3,8 +3,9 @@
 A role is a small object with ``poll(now) -> seconds to wait`` and ``shutdown(timeout)``; the runner owns the
 loop, so roles can be stepped in tests with an injected clock and no threads.
 
-Between polls the runner sleeps on the role's wake-up socket when it has one (``role.wakeup_socket()``, see
-``db/wakeup.py``): another process that makes work ready wakes it at once, the wait is the floor.
+Between polls the runner sleeps on the role's waiter when it has one (``role.wakeup_socket()``: a Unix socket on
+SQLite, a ``LISTEN`` subscription on PostgreSQL, see ``db/notify.py``): another process, on this machine or any
+other, that makes work ready wakes it at once; the wait is the floor.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from ..db.wakeup import WakeupSocket
+from ..db.notify import Waiter
 from . import events
 from .storage import QueueStorage
 
@@ -58,7 +59,7 @@ class Runner:
         self.process_id: int | None = None
         self._wake = threading.Event()
         self._stopping = threading.Event()
-        self._socket: WakeupSocket | None = None
+        self._socket: Waiter | None = None
         self._sleeping = False
         self._stop_requested = False
         self.started = threading.Event()

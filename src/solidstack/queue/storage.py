@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..db import Database, load_queries
-from ..db.wakeup import notify, wakeup_dir
+from ..db.notify import Wakeups
 from .concurrency import Gate
 from .rows import NewJob
 
-#: The wake-up topic of the queue: workers listen, whoever makes a job ready announces it (see ``db/wakeup.py``).
+#: The wake-up topic of the queue: workers listen, whoever makes a job ready announces it (see ``db/notify.py``).
 WAKEUP_TOPIC = "queue"
 
 
@@ -66,23 +66,23 @@ class QueueStorage:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.sql = load_queries("solidstack.queue", db.dialect)
+        self.sql = load_queries("solidstack.queue", db.dialect, db.paramstyle)
         # Concurrency limits: jobs with a key take a semaphore slot on their way to ready (see concurrency.py).
         self.gate = Gate(self)
-        #: Where idle workers of this database wait to be woken (None: no wake-ups, polling only).
-        self.wakeup_dir = wakeup_dir(db.path, WAKEUP_TOPIC) if db.dialect == "sqlite" else None
+        #: How idle workers of this database are woken: a socket datagram after the commit (SQLite), a NOTIFY
+        #: inside the transaction (PostgreSQL), or nothing (polling only).
+        self.wakeups = Wakeups(db, WAKEUP_TOPIC)
+        # Look before taking a write transaction only where one is expensive to start: SQLite's is the file's
+        # single write lock, which an idle worker must not take from enqueuers. PostgreSQL's BEGIN locks nothing,
+        # and the claim's SKIP LOCKED select is the look.
+        self._look_first = db.dialect == "sqlite"
 
     def announce_ready(self) -> None:
         """Wake the idle workers once the current transaction commits: jobs became ready.
 
         Best effort: a lost wake-up costs at most one polling interval.
         """
-        if self.wakeup_dir is not None:
-            self.db.after_commit(self._wake_workers)
-
-    def _wake_workers(self) -> None:
-        if self.wakeup_dir is not None:
-            notify(self.wakeup_dir)
+        self.wakeups.announce()
 
     # -- enqueue ---------------------------------------------------------------------------------------------
 
@@ -112,6 +112,7 @@ class QueueStorage:
             if len(held) < len(ids):
                 # One statement makes every other new job ready.
                 conn.execute(self.sql["ready_from_new_jobs"], {"first": ids[0], "last": ids[-1],
+                                                               "ids": self.db.array(ids),
                                                                "excluded": self.db.array(held), "now": now})
                 self.announce_ready()
             if scheduled:
@@ -149,7 +150,7 @@ class QueueStorage:
         worker commits once per batch. An empty queue with nothing to finish costs one read and no write lock:
         idle workers must not contend with enqueuers.
         """
-        if not finished and (limit <= 0 or not self._ready_ids(self.db.connection(), queues, 1)):
+        if not finished and (limit <= 0 or (self._look_first and not self._ready_ids(self.db.connection(), queues, 1))):
             return []
         with self.db.transaction() as conn:
             if finished:
@@ -256,7 +257,7 @@ class QueueStorage:
 
     def dispatch_due(self, now: float, batch_size: int) -> int:
         """Move up to ``batch_size`` scheduled jobs that are due to ready; returns how many moved."""
-        if self.db.query_one(self.sql["due_scheduled"], {"now": now, "limit": 1}) is None:
+        if self._look_first and self.db.query_one(self.sql["due_scheduled"], {"now": now, "limit": 1}) is None:
             return 0
         with self.db.transaction() as conn:
             ids = [row[0] for row in conn.execute(self.sql["due_scheduled"], {"now": now, "limit": batch_size})]
@@ -278,12 +279,12 @@ class QueueStorage:
     def register_process(self, kind: str, name: str, now: float, *, supervisor_id: int | None = None,
                          metadata: dict[str, Any] | None = None, pid: int | None = None) -> int:
         with self.db.transaction() as conn:
-            cursor = conn.execute(self.sql["insert_process"], {
+            row = conn.execute(self.sql["insert_process"], {
                 "kind": kind, "name": name, "now": now, "supervisor_id": supervisor_id,
                 "pid": pid if pid is not None else os.getpid(), "hostname": socket.gethostname(),
                 "metadata": json.dumps(metadata or {}),
-            })
-            return int(cursor.lastrowid or 0)
+            }).fetchone()
+            return int(row[0])
 
     def heartbeat(self, process_id: int, now: float) -> bool:
         """Record that the process is alive; ``False`` when its row is gone (it was pruned as dead)."""

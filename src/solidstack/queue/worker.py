@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from ..db.wakeup import WakeupSocket
+from ..db.notify import Waiter
 from . import events
 from .config import WorkerConfig
 from .job import Job, error_record, restore
@@ -103,13 +103,11 @@ class Worker:
         self.on_wake = wake
         self._deferred = True
 
-    def wakeup_socket(self) -> WakeupSocket | None:
-        """The socket the loop sleeps on; whoever makes a job ready wakes it (None: polling only)."""
-        folder = self.storage.wakeup_dir
-        if folder is None:
-            return None
+    def wakeup_socket(self) -> Waiter | None:
+        """What the loop sleeps on (a wake-up socket, a LISTEN subscription); whoever makes a job ready wakes it
+        (None: polling only)."""
         try:
-            return WakeupSocket(folder)
+            return self.storage.wakeups.listener()
         except OSError as exc:
             log.warning("%s: no wake-up socket (%s); polling every %s s", self.name, exc,
                         self.config.polling_interval)

@@ -123,7 +123,8 @@ RETURNING id, process_deaths;
 
 -- name: insert_process
 INSERT INTO solidstack_processes (kind, name, last_heartbeat_at, supervisor_id, pid, hostname, metadata, created_at)
-VALUES (:kind, :name, :now, :supervisor_id, :pid, :hostname, :metadata, :now);
+VALUES (:kind, :name, :now, :supervisor_id, :pid, :hostname, :metadata, :now)
+RETURNING id;
 
 -- name: heartbeat
 UPDATE solidstack_processes SET last_heartbeat_at = :now WHERE id = :id;

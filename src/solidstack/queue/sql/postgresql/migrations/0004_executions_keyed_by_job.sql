@@ -1,0 +1,2 @@
+-- Nothing to do on PostgreSQL: 0001 creates the schema the SQLite migration of this name reaches. The file
+-- keeps the version names of both dialects in line (an app's db/queue_migrate/ may hold the SQLite set).

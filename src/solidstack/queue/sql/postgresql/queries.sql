@@ -1,0 +1,196 @@
+-- Named queries of the job queue, PostgreSQL dialect: the same names and parameters as sql/sqlite/queries.sql.
+-- Lists of ids are passed as arrays (:ids, see PostgreSQLDatabase.array) and read with = ANY. Parameters that
+-- may be NULL, or that stand in a SELECT list, carry a cast: psycopg sends None untyped.
+-- The claims (ready_*) lock the rows they return with FOR UPDATE SKIP LOCKED: any number of workers on any
+-- number of machines claim at once, each skips the rows another is taking, none waits, no job is claimed twice.
+
+-- name: insert_job
+-- Positional: the fields of a NewJob (solidstack.queue.rows) in order, then the time twice.
+INSERT INTO solidstack_jobs
+    (queue_name, class_name, arguments, priority, active_job_id, scheduled_at, concurrency_key, concurrency_limit,
+     concurrency_duration, concurrency_on_conflict, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+RETURNING id;
+
+-- name: insert_plain_job
+INSERT INTO solidstack_jobs (queue_name, class_name, arguments, priority, active_job_id, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+RETURNING id;
+
+-- name: ready_from_new_jobs
+-- The ids of the jobs just inserted (:ids): other transactions take ids in between, so no range here.
+INSERT INTO solidstack_ready_executions (job_id, queue_name, priority, created_at)
+SELECT id, queue_name, priority, CAST(:now AS DOUBLE PRECISION) FROM solidstack_jobs
+WHERE id = ANY(CAST(:ids AS BIGINT[])) AND NOT (id = ANY(CAST(:excluded AS BIGINT[])));
+
+-- name: insert_ready
+INSERT INTO solidstack_ready_executions (job_id, queue_name, priority, created_at)
+VALUES (:job_id, :queue_name, :priority, :now);
+
+-- name: insert_scheduled
+INSERT INTO solidstack_scheduled_executions (job_id, queue_name, priority, scheduled_at, created_at)
+VALUES (:job_id, :queue_name, :priority, :scheduled_at, :now);
+
+-- name: ready_all
+SELECT r.job_id FROM solidstack_ready_executions r
+WHERE NOT EXISTS (SELECT 1 FROM solidstack_pauses p WHERE p.queue_name = r.queue_name)
+ORDER BY r.priority, r.job_id LIMIT :limit
+FOR UPDATE OF r SKIP LOCKED;
+
+-- name: ready_in_queue
+SELECT r.job_id FROM solidstack_ready_executions r
+WHERE r.queue_name = :queue
+  AND NOT EXISTS (SELECT 1 FROM solidstack_pauses p WHERE p.queue_name = r.queue_name)
+ORDER BY r.priority, r.job_id LIMIT :limit
+FOR UPDATE OF r SKIP LOCKED;
+
+-- name: ready_in_prefix
+-- starts_with, not a range on the text: the database's collation need not sort by code point.
+SELECT r.job_id FROM solidstack_ready_executions r
+WHERE starts_with(r.queue_name, CAST(:prefix AS TEXT))
+  AND NOT EXISTS (SELECT 1 FROM solidstack_pauses p WHERE p.queue_name = r.queue_name)
+ORDER BY r.priority, r.job_id LIMIT :limit
+FOR UPDATE OF r SKIP LOCKED;
+
+-- name: delete_ready
+DELETE FROM solidstack_ready_executions WHERE job_id = ANY(CAST(:ids AS BIGINT[]));
+
+-- name: insert_claimed
+INSERT INTO solidstack_claimed_executions (job_id, process_id, created_at)
+SELECT unnest(CAST(:ids AS BIGINT[])), CAST(:process_id AS BIGINT), CAST(:now AS DOUBLE PRECISION);
+
+-- name: jobs_by_ids
+SELECT id, queue_name, class_name, arguments, priority, active_job_id, scheduled_at, concurrency_key,
+       executions, process_deaths, created_at
+FROM solidstack_jobs WHERE id = ANY(CAST(:ids AS BIGINT[]));
+
+-- name: delete_claimed
+DELETE FROM solidstack_claimed_executions WHERE job_id = ANY(CAST(:ids AS BIGINT[]));
+
+-- name: delete_own_claims
+DELETE FROM solidstack_claimed_executions
+WHERE process_id IS NOT DISTINCT FROM CAST(:process_id AS BIGINT) AND job_id = ANY(CAST(:ids AS BIGINT[]))
+RETURNING job_id;
+
+-- name: process_by_pid
+SELECT id FROM solidstack_processes WHERE supervisor_id = :supervisor_id AND pid = :pid;
+
+-- name: mark_finished
+UPDATE solidstack_jobs SET finished_at = :now, updated_at = :now WHERE id = ANY(CAST(:ids AS BIGINT[]))
+RETURNING concurrency_key, concurrency_limit, concurrency_duration;
+
+-- name: delete_finished
+DELETE FROM solidstack_jobs WHERE id = ANY(CAST(:ids AS BIGINT[]))
+RETURNING concurrency_key, concurrency_limit, concurrency_duration;
+
+-- name: delete_jobs
+DELETE FROM solidstack_jobs WHERE id = ANY(CAST(:ids AS BIGINT[]));
+
+-- name: insert_failed
+INSERT INTO solidstack_failed_executions (job_id, error, created_at) VALUES (:job_id, :error, :now);
+
+-- name: reschedule_job
+UPDATE solidstack_jobs SET executions = :executions, scheduled_at = :scheduled_at, updated_at = :now WHERE id = :job_id;
+
+-- name: ready_from_jobs
+INSERT INTO solidstack_ready_executions (job_id, queue_name, priority, created_at)
+SELECT id, queue_name, priority, CAST(:now AS DOUBLE PRECISION) FROM solidstack_jobs
+WHERE id = ANY(CAST(:ids AS BIGINT[]));
+
+-- name: scheduled_from_job
+INSERT INTO solidstack_scheduled_executions (job_id, queue_name, priority, scheduled_at, created_at)
+SELECT id, queue_name, priority, CAST(:scheduled_at AS DOUBLE PRECISION), CAST(:now AS DOUBLE PRECISION)
+FROM solidstack_jobs WHERE id = :job_id;
+
+-- name: due_scheduled
+-- Dispatchers on several machines: each locks the due rows it moves, skipping another's.
+SELECT job_id FROM solidstack_scheduled_executions WHERE scheduled_at <= :now
+ORDER BY scheduled_at, priority, job_id LIMIT :limit
+FOR UPDATE SKIP LOCKED;
+
+-- name: ready_from_scheduled
+INSERT INTO solidstack_ready_executions (job_id, queue_name, priority, created_at)
+SELECT job_id, queue_name, priority, CAST(:now AS DOUBLE PRECISION) FROM solidstack_scheduled_executions
+WHERE job_id = ANY(CAST(:ids AS BIGINT[]));
+
+-- name: delete_scheduled
+DELETE FROM solidstack_scheduled_executions WHERE job_id = ANY(CAST(:ids AS BIGINT[]));
+
+-- name: next_scheduled_at
+SELECT MIN(scheduled_at) AS at FROM solidstack_scheduled_executions;
+
+-- name: claimed_by_process
+SELECT job_id FROM solidstack_claimed_executions WHERE process_id = :process_id;
+
+-- name: orphaned_claims
+SELECT c.job_id FROM solidstack_claimed_executions c
+WHERE c.process_id IS NULL OR NOT EXISTS (SELECT 1 FROM solidstack_processes p WHERE p.id = c.process_id);
+
+-- name: count_process_death
+UPDATE solidstack_jobs SET process_deaths = process_deaths + 1, updated_at = :now
+WHERE id = ANY(CAST(:ids AS BIGINT[]))
+RETURNING id, process_deaths;
+
+-- name: insert_process
+INSERT INTO solidstack_processes (kind, name, last_heartbeat_at, supervisor_id, pid, hostname, metadata, created_at)
+VALUES (:kind, :name, :now, :supervisor_id, :pid, :hostname, :metadata, :now)
+RETURNING id;
+
+-- name: heartbeat
+UPDATE solidstack_processes SET last_heartbeat_at = :now WHERE id = :id;
+
+-- name: delete_process
+DELETE FROM solidstack_processes WHERE id = :id;
+
+-- name: all_processes
+SELECT id, kind, name, last_heartbeat_at, supervisor_id, pid, hostname, metadata, created_at
+FROM solidstack_processes ORDER BY id;
+
+-- name: stale_processes
+SELECT id, kind, name, pid, hostname FROM solidstack_processes WHERE last_heartbeat_at < :cutoff ORDER BY id;
+
+-- name: processes_on_host
+SELECT id, kind, name, pid, hostname FROM solidstack_processes WHERE hostname = :hostname ORDER BY id;
+
+-- name: supervisees
+SELECT id FROM solidstack_processes WHERE supervisor_id = :id;
+
+-- name: failed_jobs
+SELECT j.id, j.queue_name, j.class_name, j.arguments, j.priority, j.active_job_id, j.executions,
+       j.process_deaths, j.created_at, f.error, f.created_at AS failed_at
+FROM solidstack_failed_executions f JOIN solidstack_jobs j ON j.id = f.job_id
+ORDER BY f.job_id LIMIT :limit OFFSET :offset;
+
+-- name: failed_ids
+SELECT job_id FROM solidstack_failed_executions WHERE job_id = ANY(CAST(:ids AS BIGINT[]));
+
+-- name: all_failed_ids
+SELECT job_id FROM solidstack_failed_executions ORDER BY job_id LIMIT :limit;
+
+-- name: delete_failed
+DELETE FROM solidstack_failed_executions WHERE job_id = ANY(CAST(:ids AS BIGINT[]));
+
+-- name: reset_process_deaths
+UPDATE solidstack_jobs SET process_deaths = 0, updated_at = :now WHERE id = ANY(CAST(:ids AS BIGINT[]));
+
+-- name: job_state
+SELECT j.id, j.class_name, j.queue_name, j.finished_at, j.executions,
+       CASE
+         WHEN j.finished_at IS NOT NULL THEN 'finished'
+         WHEN EXISTS (SELECT 1 FROM solidstack_failed_executions x WHERE x.job_id = j.id) THEN 'failed'
+         WHEN EXISTS (SELECT 1 FROM solidstack_claimed_executions x WHERE x.job_id = j.id) THEN 'claimed'
+         WHEN EXISTS (SELECT 1 FROM solidstack_ready_executions x WHERE x.job_id = j.id) THEN 'ready'
+         WHEN EXISTS (SELECT 1 FROM solidstack_scheduled_executions x WHERE x.job_id = j.id) THEN 'scheduled'
+         WHEN EXISTS (SELECT 1 FROM solidstack_blocked_executions x WHERE x.job_id = j.id) THEN 'blocked'
+         ELSE 'unknown'
+       END AS state
+FROM solidstack_jobs j WHERE j.id = :id;
+
+-- name: counts
+SELECT
+  (SELECT COUNT(*) FROM solidstack_ready_executions)::int AS ready,
+  (SELECT COUNT(*) FROM solidstack_scheduled_executions)::int AS scheduled,
+  (SELECT COUNT(*) FROM solidstack_claimed_executions)::int AS claimed,
+  (SELECT COUNT(*) FROM solidstack_blocked_executions)::int AS blocked,
+  (SELECT COUNT(*) FROM solidstack_failed_executions)::int AS failed,
+  (SELECT COUNT(*) FROM solidstack_jobs WHERE finished_at IS NOT NULL)::int AS finished;
