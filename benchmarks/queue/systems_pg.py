@@ -186,8 +186,58 @@ class Procrastinate(PgSystem):
             self.opened = False
 
 
+class SolidPg(PgSystem):
+    """solidstack's queue on PostgreSQL: the worker process of ``jobs_solid.py`` (one Runner around one Worker with
+    the default 3 threads, as a forked child of ``solidstack jobs`` runs), NOTIFY wake-ups."""
+
+    name, backend, bulk = "solidstack", "PostgreSQL", True
+    threads = 3
+
+    def setup(self) -> None:
+        from solidstack.db import migrate, package_migrations
+        from solidstack.db.postgresql import PostgreSQLDatabase
+        from solidstack.queue import QueueStorage, SolidQueueAdapter
+
+        super().setup()
+        self.db = PostgreSQLDatabase(self.url)
+        migrate(self.db, package_migrations("solidstack.queue", "postgresql"))
+        self.storage = QueueStorage(self.db)
+        self.adapter = SolidQueueAdapter(self.storage)
+        self.activate()
+        import jobs_solid
+
+        self.job = jobs_solid.NoopJob
+
+    def activate(self) -> None:
+        from solidstack.queue import use_adapter
+
+        use_adapter(self.adapter)
+
+    def enqueue_one(self, sent_ns: int) -> None:
+        self.job.perform_later(sent_ns)
+
+    def enqueue_bulk(self, count: int) -> None:
+        from solidstack.queue import Job
+
+        Job.perform_all_later([self.job(0) for _ in range(count)])
+
+    def worker_cmd(self) -> list[str]:
+        return [PY, str(HERE / "jobs_solid.py"), self.url, str(self.threads)]
+
+    def disconnect(self) -> None:
+        if getattr(self, "db", None) is not None:
+            self.db.close()  # the pool and the listener; the next use opens a new pool
+
+    def close(self) -> None:
+        from solidstack.queue import use_adapter
+
+        use_adapter(None)
+        super().close()
+        self.db = None
+
+
 def label(system: type[System] | System) -> str:
     return f"{system.name} ({system.backend})"
 
 
-__all__ = ["HERE", "PY", "PgQueuer", "PgSystem", "Procrastinate", "commits", "settle"]
+__all__ = ["HERE", "PY", "PgQueuer", "PgSystem", "Procrastinate", "SolidPg", "commits", "settle"]
