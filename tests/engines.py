@@ -142,3 +142,30 @@ def pg_url_parts(url: str) -> dict[str, str]:
     parts = conninfo_to_dict(url)
     return {"host": str(parts.get("host", "127.0.0.1")), "port": str(parts.get("port", 5432)),
             "username": str(parts.get("user", "")), "database": str(parts.get("dbname", ""))}
+
+
+POSTGRES_DATABASE_YML = """
+test:
+  queue:
+    adapter: postgresql
+    host: {host}
+    port: {port}
+    username: {username}
+    database: {database}
+    migrations_paths: db/queue_migrate
+{extra}
+  cache:
+    adapter: sqlite3
+    database: storage/test_cache.sqlite3
+  cable:
+    adapter: sqlite3
+    database: storage/test_cable.sqlite3
+"""
+
+
+def postgres_database_yml(url: str, **extra: object) -> str:
+    """A database.yml whose queue entry is the PostgreSQL database at ``url`` (cache and cable stay on SQLite:
+    their PostgreSQL SQL is another change)."""
+    lines = "".join(f"    {key}: {str(value).lower() if isinstance(value, bool) else value}\n"
+                    for key, value in extra.items())
+    return POSTGRES_DATABASE_YML.format(**pg_url_parts(url), extra=lines.rstrip("\n"))

@@ -34,12 +34,14 @@ def main(ctx: click.Context, root: Path | None, env: str | None) -> None:
 
 
 @main.command()
+@click.option("--database", "-d", type=click.Choice(["sqlite3", "postgresql"]), default="sqlite3",
+              show_default=True, help="The engine config/database.yml is written for.")
 @click.pass_obj
-def install(app) -> None:  # type: ignore[no-untyped-def]
+def install(app, database: str) -> None:  # type: ignore[no-untyped-def]
     """Write config/*.yml, bin/jobs and db/*_migrate/ into the app; never overwrite a file."""
     from .tasks import install as do_install
 
-    written, skipped = do_install(app.root)
+    written, skipped = do_install(app.root, database)
     for path in written:
         click.echo(f"      create  {path.relative_to(app.root)}")
     for path in skipped:

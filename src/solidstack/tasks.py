@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import stat
 from dataclasses import dataclass
@@ -63,17 +64,40 @@ def _copy_tree(source, target: Path, written: list[Path], skipped: list[Path]) -
         written.append(destination)
 
 
-def install(root: Path) -> tuple[list[Path], list[Path]]:
+#: ``solidstack install --database NAME``: the engines a ``config/database.yml`` can be written for.
+DATABASES = ("sqlite3", "postgresql")
+
+
+def install(root: Path, database: str = "sqlite3") -> tuple[list[Path], list[Path]]:
     """Write the seed's files into an app folder; never overwrite one that exists.
 
+    ``database``: ``sqlite3`` (the seed's files) or ``postgresql`` (a ``config/database.yml`` with four
+    entries on one server, host, user and password from ``DB_HOST``, ``DB_USERNAME``, ``DB_PASSWORD``).
     Returns the files written and the files left as they were.
     """
+    if database not in DATABASES:
+        raise ValueError(f"--database must be one of {', '.join(DATABASES)}, got {database!r}")
     written: list[Path] = []
     skipped: list[Path] = []
+    dialect = "sqlite"
+    if database == "postgresql":
+        dialect = "postgresql"
+        target = root / "config" / "database.yml"
+        if target.exists():
+            skipped.append(target)
+        else:
+            app_name = re.sub(r"\W+", "_", root.resolve().name).strip("_").lower() or "app"
+            template = resources.files("solidstack").joinpath("templates_database", "postgresql.yml")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(template.read_text(encoding="utf-8").replace("APP_NAME", app_name))
+            written.append(target)
     _copy_tree(resources.files("solidstack").joinpath("templates"), root, written, skipped)
     for part in PARTS:
         folder = root / "db" / f"{part.name}_migrate"
-        migrations = resources.files(part.package).joinpath("sql", "sqlite", "migrations")
+        sql = resources.files(part.package).joinpath("sql")
+        migrations = sql.joinpath(dialect, "migrations")
+        if not migrations.is_dir():
+            migrations = sql.joinpath("sqlite", "migrations")
         folder.mkdir(parents=True, exist_ok=True)
         _copy_tree(migrations, folder, written, skipped)
     return written, skipped

@@ -115,9 +115,26 @@ class JobsApp:
 
 @pytest.fixture
 def jobs_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[JobsApp]:
+    yield from _jobs_app(tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def pg_jobs_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[JobsApp]:
+    """The same app with its queue on a fresh PostgreSQL database (skipped where no server answers)."""
+    from engines import postgres_database, postgres_database_yml
+
+    with postgres_database(create=False) as url:  # `solidstack db migrate` creates it
+        yield from _jobs_app(tmp_path, monkeypatch, database_yml=postgres_database_yml(url))
+        solidstack._reset_parts()  # close the pools before the database is dropped
+
+
+def _jobs_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_yml: str | None = None) -> Iterator[JobsApp]:
     root = tmp_path / "app"
     root.mkdir()
-    install(root)
+    if database_yml is not None:
+        (root / "config").mkdir()
+        (root / "config" / "database.yml").write_text(database_yml)
+    install(root, "postgresql" if database_yml else "sqlite3")
     (root / "app").mkdir()
     (root / "app" / "__init__.py").write_text("")
     (root / "app" / "jobs.py").write_text(textwrap.dedent(JOBS_PY))

@@ -40,6 +40,8 @@ class Migration:
 def package_migrations(package: str, dialect: str) -> list[Migration]:
     """The migrations a part ships, in order."""
     folder = resources.files(package).joinpath("sql", dialect, "migrations")
+    if not folder.is_dir():
+        raise DatabaseError(f"{package} has no {dialect} migrations: it does not run on {dialect} (yet)")
     found = [
         Migration(entry.name[:-4], entry.read_text(encoding="utf-8"), f"{package}:{entry.name}")
         for entry in folder.iterdir()

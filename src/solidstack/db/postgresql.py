@@ -31,6 +31,9 @@ from .errors import DatabaseError, DatabaseUnavailable
 from .queries import to_pyformat
 
 log = logging.getLogger("solidstack.db")
+# The pool logs a warning for each dead connection it discards: after a server restart, one per connection and
+# process. The lost connection is reported once, by whoever used it (one line naming the entry).
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 #: A pooled connection idle for longer than this is checked (an empty query) before it is handed out; a busy
 #: one is not, so the hot path pays no extra round trip. A connection that broke while in use is discarded by
@@ -328,13 +331,9 @@ class PostgreSQLDatabase:
             finally:
                 state.depth -= 1
             return
-        raw = self._checkout()
+        raw = self._begin()
         conn = Connection(raw)
         try:
-            try:
-                raw.execute("BEGIN")
-            except psycopg.Error as exc:
-                raise self.translate(exc) from exc
             state.conn, state.depth, state.after_commit, state.notified = conn, 1, [], set()
             try:
                 yield conn
@@ -362,6 +361,22 @@ class PostgreSQLDatabase:
                 callback()
             except Exception:
                 log.exception("%s: an after-commit callback failed", self.label)
+
+    def _begin(self) -> psycopg.Connection[Any]:
+        """A pooled connection with a transaction begun. A connection the server dropped while it sat in the
+        pool (a restart, ``pg_terminate_backend``) fails right here, before anything was done on it: it goes
+        back to the pool, which discards it, and the next one is tried."""
+        for attempt in range(self.pool_size + 1):
+            raw = self._checkout()
+            try:
+                raw.execute("BEGIN")
+                return raw
+            except psycopg.Error as exc:
+                broken = raw.broken
+                self._checkin(raw)
+                if not broken or attempt == self.pool_size:
+                    raise self.translate(exc) from exc
+        raise AssertionError("unreachable")
 
     @staticmethod
     def _reset(state: _State) -> None:
@@ -405,14 +420,19 @@ class PostgreSQLDatabase:
         if state.depth and state.conn is not None:
             cursor = state.conn.execute(sql, params)
             return _Result(cursor.fetchall() if cursor.description else [], cursor.rowcount)
-        raw = self._checkout()
-        try:
-            cursor = raw.execute(sql, params or None)
-            return _Result(cursor.fetchall() if cursor.description else [], cursor.rowcount)
-        except psycopg.Error as exc:
-            raise self.translate(exc) from exc
-        finally:
-            self._checkin(raw)
+        for attempt in range(self.pool_size + 1):
+            raw = self._checkout()
+            try:
+                cursor = raw.execute(sql, params or None)
+                return _Result(cursor.fetchall() if cursor.description else [], cursor.rowcount)
+            except psycopg.Error as exc:
+                # A connection dropped while pooled: the statement never ran; run it on the next one (these are
+                # reads and NOTIFYs, safe to repeat).
+                if not raw.broken or attempt == self.pool_size:
+                    raise self.translate(exc) from exc
+            finally:
+                self._checkin(raw)
+        raise AssertionError("unreachable")
 
     def query(self, sql: str, params: Any = None) -> list[Row]:
         return self._autocommit(sql, params).fetchall()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from ..config import App, ConfigError
+from ..config import App, ConfigError, DatabaseConfig
 from .config import load_queue_config
 
 ENVIRONMENT_FILE = "config/environment.py"
@@ -107,7 +107,7 @@ def check(ctx: click.Context) -> None:
                f"adapter {config.adapter}")
     for part in PARTS:
         entry = part.database_config(app)
-        click.echo(f"{part.name} database: {entry.database if entry else '(none)'}")
+        click.echo(f"{part.name} database: {_database_status(entry, part.package) if entry else '(none)'}")
     loaded = load_app_code(app, ctx.meta.get("require"))
     names = sorted(registered_jobs())
     click.echo(f"app code: {loaded or '(no config/environment.py)'}; job classes: {', '.join(names) or '(none)'}")
@@ -115,6 +115,23 @@ def check(ctx: click.Context) -> None:
     validate_tasks(tasks, file=app.config_file("recurring.yml"), env=app.env)
     click.echo(f"recurring.yml ({app.env}): {len(tasks)} task(s)")
     click.echo("ok")
+
+
+def _database_status(entry: DatabaseConfig, package: str) -> str:
+    """Where a part's database is, once it answers and has every migration; a DatabaseError otherwise."""
+    from ..db import DatabaseError, applied_versions, connect, package_migrations
+
+    db = connect(entry)
+    wanted = [m.version for m in package_migrations(package, db.dialect)]
+    if db.dialect == "sqlite" and not Path(db.location).exists():
+        missing = wanted
+    else:
+        applied = applied_versions(db)
+        missing = [version for version in wanted if version not in applied]
+    if missing:
+        raise DatabaseError(f"the {db.label} is not migrated (missing {', '.join(missing)}): run "
+                            f"`solidstack db migrate` ({entry.source})")
+    return f"{db.location} (migrated)"
 
 
 def _storage(ctx: click.Context):  # type: ignore[no-untyped-def]

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from ..db.errors import DatabaseUnavailable
 from ..db.notify import Waiter
 from . import events
 from .storage import QueueStorage
@@ -25,6 +26,9 @@ log = logging.getLogger("solidstack.queue")
 
 #: How soon a sleeping runner sees a stop (see Runner.stop).
 STOP_CHECK_INTERVAL = 0.2
+#: After a poll that lost its database connection: the first pause, doubled while it keeps failing, up to the last.
+RETRY_FIRST = 0.5
+RETRY_MAX = 10.0
 
 
 class Role(Protocol):
@@ -119,6 +123,7 @@ class Runner:
         log.info("%s %s started (process %d, pid %d)", role.kind, role.name, self.process_id, os.getpid())
         self.started.set()
         events.process_started(role, process_id=self.process_id, pid=os.getpid())
+        retry = RETRY_FIRST
         try:
             while not self.stopping:
                 if self.supervisor_pid is not None and os.getppid() != self.supervisor_pid:
@@ -127,6 +132,12 @@ class Runner:
                 self._wake.clear()
                 try:
                     wait = role.poll(self.clock())
+                    retry = RETRY_FIRST
+                except DatabaseUnavailable as exc:
+                    # The server restarted or the network dropped: one line, no traceback, and a backoff. The
+                    # poll's transaction rolled back, so nothing was claimed; the pool replaces the connection.
+                    log.warning("%s %s: %s; retrying in %.1f s", role.kind, role.name, exc, retry)
+                    wait, retry = retry, min(retry * 2, RETRY_MAX)
                 except Exception:
                     log.exception("%s %s: poll failed; retrying", role.kind, role.name)
                     wait = 1.0
@@ -150,5 +161,7 @@ class Runner:
                 if self.process_id is not None and not self.storage.heartbeat(self.process_id, self.clock()):
                     log.error("%s %s: its process row was pruned as dead; stopping", self.role.kind, self.role.name)
                     self.stop()
+            except DatabaseUnavailable as exc:
+                log.warning("%s %s: heartbeat failed: %s", self.role.kind, self.role.name, exc)
             except Exception:
                 log.exception("%s %s: heartbeat failed", self.role.kind, self.role.name)

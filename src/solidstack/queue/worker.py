@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from ..db.errors import DatabaseUnavailable
 from ..db.notify import Waiter
 from . import events
 from .config import WorkerConfig
@@ -227,6 +228,9 @@ class Worker:
                 return
             try:
                 self._claim(self.clock(), by_thread=True)
+            except DatabaseUnavailable as exc:
+                log.warning("%s: claim failed (%s); the loop retries", self.name, exc)
+                self.on_wake()
             except Exception:
                 log.exception("%s: claim failed; the loop retries", self.name)
                 self.on_wake()
@@ -257,7 +261,8 @@ class Worker:
                           priority=row.priority, executions=row.executions + 1, provider_job_id=row.id)
         except Exception as exc:
             log.error("job %d: cannot run %s: %s", row.id, row.class_name, exc)
-            storage.fail(row.id, pid, error_record(exc), self.clock())
+            error = error_record(exc)
+            self._record(lambda: storage.fail(row.id, pid, error, self.clock()))
             return
         started = time.perf_counter()
         events.instrument("perform_start", job_id=row.id, job_class=row.class_name, queue=row.queue_name)
@@ -272,7 +277,7 @@ class Worker:
             if deferred:
                 self._finished.append(row.id)
         if not deferred:
-            storage.finish([row.id], pid, self.clock(), preserve=self.preserve_finished_jobs)
+            self._record(lambda: storage.finish([row.id], pid, self.clock(), preserve=self.preserve_finished_jobs))
         events.instrument("perform_finish", job_id=row.id, job_class=row.class_name, queue=row.queue_name,
                           duration_ms=elapsed)
         log.info("Performed %s (job %d) from %s in %.1f ms", row.class_name, row.id, row.queue_name, elapsed)
@@ -288,14 +293,32 @@ class Worker:
         if outcome.status == "retry":
             log.warning("%s (job %d) raised %s: %s; retry %d in %.1f s", row.class_name, row.id,
                         type(exc).__name__, exc, job.executions + 1, outcome.retry_in)
-            self.storage.retry_later(row.id, self.process_id, job.executions, now + outcome.retry_in, now)
+            self._record(lambda: self.storage.retry_later(row.id, self.process_id, job.executions,
+                                                          now + outcome.retry_in, now))
         elif outcome.status == "discarded":
             log.info("%s (job %d) discarded on %s: %s", row.class_name, row.id, type(exc).__name__, exc)
-            self.storage.finish([row.id], self.process_id, now, preserve=self.preserve_finished_jobs)
+            self._record(lambda: self.storage.finish([row.id], self.process_id, now,
+                                                     preserve=self.preserve_finished_jobs))
         else:
             log.error("%s (job %d) failed: %s: %s", row.class_name, row.id, type(exc).__name__, exc,
                       exc_info=(type(exc), exc, exc.__traceback__))
-            self.storage.fail(row.id, self.process_id, outcome.error or error_record(exc), now)
+            self._record(lambda: self.storage.fail(row.id, self.process_id, outcome.error or error_record(exc), now))
+
+    def _record(self, write: Callable[[], Any]) -> None:
+        """Record a job's outcome, waiting out a lost database connection (a server restart) with backoff: the
+        job stays claimed meanwhile and must not be left so. Gives up when stopping; the claim then goes back
+        to ready with the process (at-least-once)."""
+        delay = 0.2
+        while True:
+            try:
+                write()
+                return
+            except DatabaseUnavailable as exc:
+                if self._stopping:
+                    raise
+                log.warning("%s: could not record a job's outcome (%s); retrying in %.1f s", self.name, exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     def _call(self, job: Job) -> None:
         result = job.perform(*job.args, **job.kwargs)

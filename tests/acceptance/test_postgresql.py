@@ -1,0 +1,195 @@
+"""The real `solidstack jobs` on PostgreSQL: jobs across processes, signals, kill -9, wake-ups by NOTIFY from
+another process, a lost connection, and the errors of an entry that points at the wrong place."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engines import postgres_database_yml
+from solidstack.queue import Job, queue_storage
+
+pytestmark = pytest.mark.slow
+
+
+def enqueue_counts(n: int, start: int = 0) -> None:
+    from app.jobs import CountJob
+
+    Job.perform_all_later([CountJob(i) for i in range(start, start + n)])
+
+
+def test_jobs_across_two_worker_processes_none_lost_or_twice_and_term_stops_gracefully(pg_jobs_app: Any) -> None:
+    enqueue_counts(1000)
+    proc = pg_jobs_app.start()
+    pg_jobs_app.wait_for(lambda: len(pg_jobs_app.lines("count")) >= 1000, timeout=60, what="1000 jobs")
+    time.sleep(0.3)  # would catch a late duplicate
+    code, output = pg_jobs_app.stop(proc, signal.SIGTERM)
+    counts = Counter(int(parts[1]) for parts in pg_jobs_app.lines("count"))
+    assert set(counts) == set(range(1000))
+    assert max(counts.values()) == 1, "a job ran twice"
+    assert len({parts[2] for parts in pg_jobs_app.lines("count")}) == 2, "expected two worker processes"
+    assert code == 0, output
+    assert "Traceback" not in output, output
+    assert queue_storage().counts() == {"ready": 0, "scheduled": 0, "claimed": 0, "blocked": 0, "failed": 0,
+                                        "finished": 1000}
+    assert queue_storage().processes() == []
+
+
+def test_sigterm_lets_a_running_job_finish(pg_jobs_app: Any) -> None:
+    from app.jobs import SlowJob
+
+    job = SlowJob.perform_later(1, 1.0)
+    proc = pg_jobs_app.start()
+    pg_jobs_app.wait_for(lambda: pg_jobs_app.lines("start"), what="the job to start")
+    code, output = pg_jobs_app.stop(proc, signal.SIGTERM)
+    assert code == 0, output
+    assert [parts[0] for parts in pg_jobs_app.lines()] == ["start", "done"]
+    assert queue_storage().job_state(job.provider_job_id)["state"] == "finished"
+
+
+def test_kill_9_of_a_worker_mid_job_runs_the_job_again(pg_jobs_app: Any) -> None:
+    from app.jobs import SlowJob
+
+    pg_jobs_app.configure(processes=1)
+    job = SlowJob.perform_later(1, 1.0)
+    proc = pg_jobs_app.start()
+    pg_jobs_app.wait_for(lambda: pg_jobs_app.lines("start"), what="the job to start")
+    victim = int(pg_jobs_app.lines("start")[0][2])
+    os.kill(victim, signal.SIGKILL)
+    pg_jobs_app.wait_for(lambda: pg_jobs_app.lines("done"), timeout=30, what="the job to run again")
+    code, output = pg_jobs_app.stop(proc)
+    starts = pg_jobs_app.lines("start")
+    assert len(starts) == 2 and starts[1][2] != str(victim), starts
+    assert code == 0, output
+    state = queue_storage().job_state(job.provider_job_id)
+    assert state["state"] == "finished"
+    assert queue_storage().counts()["claimed"] == 0
+
+
+ENQUEUE_ONE = """
+import sys, time
+sys.path.insert(0, {root!r})
+import solidstack
+solidstack.configure({root!r}, "test")
+from app.jobs import StampJob
+StampJob.perform_later(time.time())
+"""
+
+STAMP_JOB = '''
+
+class StampJob(Job):
+    def perform(self, enqueued_at):
+        record(f"stamp {time.time() - enqueued_at:.6f}")
+'''
+
+
+def test_a_job_enqueued_by_another_process_starts_at_once_through_notify(pg_jobs_app: Any) -> None:
+    """The worker polls every 5 s: only the NOTIFY from the enqueuing process can start these jobs in time."""
+    with (pg_jobs_app.root / "app" / "jobs.py").open("a") as f:
+        f.write(STAMP_JOB)
+    (pg_jobs_app.root / "config" / "queue.yml").write_text(
+        "test:\n  dispatchers:\n    - polling_interval: 5\n  workers:\n    - queues: '*'\n      threads: 1\n"
+        "      processes: 1\n      polling_interval: 5\n")
+    proc = pg_jobs_app.start()
+    pg_jobs_app.wait_for(lambda: any(p["kind"] == "Worker" for p in queue_storage().processes()), timeout=20,
+                         what="the worker to register")
+    time.sleep(1.0)  # the worker past its first poll, asleep on its 5 s interval
+    script = ENQUEUE_ONE.format(root=str(pg_jobs_app.root))
+    for n in range(3):
+        subprocess.run([sys.executable, "-c", script], check=True, env=pg_jobs_app.env(), timeout=60)
+        pg_jobs_app.wait_for(lambda n=n: len(pg_jobs_app.lines("stamp")) > n, timeout=10, what="the stamp job")
+        time.sleep(0.5)
+    code, output = pg_jobs_app.stop(proc)
+    delays = [float(parts[1]) for parts in pg_jobs_app.lines("stamp")]
+    assert len(delays) == 3
+    # Generous bounds on a loaded machine; polling alone would take up to 5 s.
+    assert max(delays) < 2.0, delays
+    assert code == 0, output
+
+
+def test_jobs_survive_the_connections_being_terminated(pg_jobs_app: Any) -> None:
+    """pg_terminate_backend of every connection of the app mid-run: logged in a line, reconnected, nothing lost."""
+    from engines import admin_execute
+
+    enqueue_counts(300)
+    proc = pg_jobs_app.start()
+    pg_jobs_app.wait_for(lambda: len(pg_jobs_app.lines("count")) >= 50, timeout=60, what="the first jobs")
+    dbname = queue_storage().db.params["dbname"]
+    for _ in range(3):
+        admin_execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{dbname}' "
+                      "AND pid <> pg_backend_pid()")
+        enqueue_counts(100, start=300 + 100 * _)
+        time.sleep(0.5)
+    pg_jobs_app.wait_for(lambda: len(set(int(p[1]) for p in pg_jobs_app.lines("count"))) >= 600, timeout=90,
+                         what="every job after the terminations")
+    code, output = pg_jobs_app.stop(proc)
+    assert set(int(p[1]) for p in pg_jobs_app.lines("count")) == set(range(600))
+    assert code == 0, output
+    counts = queue_storage().counts()
+    assert counts["claimed"] == 0 and counts["ready"] == 0 and counts["finished"] >= 600 - counts["failed"]
+    assert counts["failed"] == 0
+
+
+# -- bad input through the real CLI ---------------------------------------------------------------------------
+
+
+def run_cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOLIDSTACK_", "SOLID_QUEUE_"))}
+    env.update(SOLIDSTACK_ENV="test", PYTHONPATH=str(root))
+    return subprocess.run([sys.executable, "-m", "solidstack", *args], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=60)
+
+
+def bad_app(tmp_path: Path, url: str) -> Path:
+    from solidstack.tasks import install
+
+    root = tmp_path / "bad"
+    (root / "config").mkdir(parents=True)
+    (root / "config" / "database.yml").write_text(postgres_database_yml(url))
+    install(root, "postgresql")
+    return root
+
+
+@pytest.mark.parametrize("command", [("db", "migrate"), ("jobs", "check"), ("jobs",)])
+def test_wrong_port_is_one_clear_line_naming_the_entry(tmp_path: Path, command: tuple[str, ...]) -> None:
+    from engines import require_postgres
+
+    require_postgres()
+    root = bad_app(tmp_path, "postgresql://postgres@127.0.0.1:1/nothing")
+    result = run_cli(root, *command)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output, output
+    assert "cannot connect to the queue database postgresql://postgres@127.0.0.1:1/nothing" in output, output
+    assert "config/database.yml [test] queue" in output, output
+
+
+def test_wrong_database_name_and_unmigrated_database(tmp_path: Path) -> None:
+    from engines import postgres_database
+
+    with postgres_database(create=False) as url:
+        root = bad_app(tmp_path, url)
+        for command in (("jobs", "check"), ("jobs", "status")):
+            result = run_cli(root, *command)
+            output = result.stdout + result.stderr
+            assert result.returncode != 0 and "Traceback" not in output, output
+            assert "does not exist: run `solidstack db migrate`" in output, output
+        from engines import admin_execute
+
+        admin_execute(f'CREATE DATABASE "{url.rsplit("/", 1)[1]}"')  # there, but without tables
+        result = run_cli(root, "jobs", "status")
+        output = result.stdout + result.stderr
+        assert result.returncode != 0 and "Traceback" not in output, output
+        assert "is not migrated" in output and "run `solidstack db migrate`" in output, output
+        result = run_cli(root, "db", "migrate")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "0001_create_queue_tables" in result.stdout
+        assert run_cli(root, "jobs", "status").returncode == 0
