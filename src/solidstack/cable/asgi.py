@@ -91,6 +91,9 @@ class _Session:
         self.subscriptions: dict[str, Channel] = {}
         #: Broadcasts that arrive while a subscription awaits its confirmation are held, then sent after it.
         self.pending: dict[str, list[str]] = {}
+        #: Stream subscriptions started on the event loop (``async def subscribed``), running in worker threads
+        #: because subscribing reads the database; a subscription is confirmed once they are done.
+        self.adding: list[asyncio.Future[Any]] = []
         self.closing = False
         self.app_connection: Connection | None = None
 
@@ -115,10 +118,32 @@ class _Session:
         self.outbox.put_nowait(text)
 
     def add_stream(self, channel: Channel, stream: str, callback: Any) -> None:
-        self.app.router.add(stream, (self, channel), self._stream_handler(channel, callback))
+        handler = self._stream_handler(channel, callback)
+        if threading.get_ident() == self.loop_thread:  # never the database on the event loop
+            self.adding.append(self.loop.run_in_executor(None, self.app.router.add, stream, (self, channel), handler))
+        else:
+            self.app.router.add(stream, (self, channel), handler)
 
     def remove_stream(self, channel: Channel, stream: str) -> None:
+        if self.adding and threading.get_ident() == self.loop_thread:
+            # After the adds still running in threads, or a late add would bring the route back.
+            pending = list(self.adding)
+
+            async def remove_later() -> None:
+                await asyncio.gather(*pending, return_exceptions=True)
+                self.app.router.remove(stream, (self, channel))
+
+            self.adding.append(self.loop.create_task(remove_later()))
+            return
         self.app.router.remove(stream, (self, channel))
+
+    async def streams_added(self) -> None:
+        """Wait for the stream subscriptions started on the loop; raises the first that failed."""
+        while self.adding:
+            adding, self.adding = self.adding, []
+            for result in await asyncio.gather(*adding, return_exceptions=True):
+                if isinstance(result, BaseException):
+                    raise result
 
     def close(self, reason: str, reconnect: bool) -> None:
         if threading.get_ident() != self.loop_thread:
@@ -215,6 +240,7 @@ class _Session:
         self.pending[identifier] = []
         try:
             await call(channel.subscribed)
+            await self.streams_added()
         except RejectedError:
             channel.reject()
         except Exception:
@@ -386,8 +412,8 @@ class CableApp:
         self.sessions.add(session)
         self._ensure_pinger()
         internal = connection.internal_channel
-        if internal is not None:  # remote commands for this identity (see remote.py)
-            self.router.add(internal, (session, internal), session.internal_message)
+        if internal is not None:  # remote commands for this identity (see remote.py); off the loop: a database read
+            await loop.run_in_executor(None, self.router.add, internal, (session, internal), session.internal_message)
         session.send({"type": "welcome"})
         try:
             await session.run()

@@ -1,8 +1,10 @@
 """Pub/sub: ``broadcast(stream, message)`` from any process, ``subscribe(stream, callback)`` in any process.
 
 :class:`SolidCablePubSub` is the Solid Cable model: broadcasts are rows of a messages table; one listener
-thread per process polls for the channels this process subscribes to, woken at once by the publisher
-(see :mod:`.wakeup`) and at the latest every ``polling_interval``. :class:`MemoryPubSub` delivers within one
+thread per process polls for the channels this process subscribes to, woken at once by the publisher and at
+the latest every ``polling_interval``: on SQLite by a datagram after the commit (:mod:`.wakeup`), on
+PostgreSQL by the ``NOTIFY`` the broadcast's transaction sends (:mod:`.listener`; none with ``listen: false``).
+:class:`MemoryPubSub` delivers within one
 process (the ``test`` and ``async`` adapters) and, for ``test``, records what was broadcast.
 """
 
@@ -13,12 +15,13 @@ import logging
 import random
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..db import DatabaseError, background_section
-from .storage import CableStorage
+from .storage import CableStorage, channel_hash
 from .wakeup import WakeupSocket, notify, wakeup_dir
 
 log = logging.getLogger("solidstack.cable")
@@ -78,11 +81,15 @@ class SolidCablePubSub:
         self.message_retention = message_retention
         self.autotrim = autotrim
         self.trim_batch_size = trim_batch_size
-        self._wakeup_dir = wakeup_dir(storage.db.path)
+        # SQLite: the publisher wakes this machine's listeners after its commit; a server: its NOTIFY does.
+        self._wakeup_dir = None if storage.notifies else wakeup_dir(storage.db.path)
         self._lock = threading.Lock()
         self._channels: dict[str, _Channel] = {}
+        #: Hashes of the subscribed channels, for skipping notifications of other channels (replaced, not mutated).
+        self._hashes: frozenset[int] = frozenset()
         self._listener: threading.Thread | None = None
-        self._wakeup: WakeupSocket | None = None
+        self._wakeup: Any = None
+        self._poll_failing = False
         self._stopped = threading.Event()
         self._trim_wanted = threading.Event()
         self._trimmer: threading.Thread | None = None
@@ -104,7 +111,8 @@ class SolidCablePubSub:
                     "(run `solidstack db migrate`)"
                 ) from exc
             raise
-        notify(self._wakeup_dir)
+        if self._wakeup_dir is not None:
+            notify(self._wakeup_dir)
         if self.autotrim and random.random() < 2.0 / self.trim_batch_size:
             self._request_trim()
 
@@ -118,6 +126,7 @@ class SolidCablePubSub:
             if channel is None:
                 channel = self._channels[stream] = _Channel(cursor=since)
             channel.subscribers.append(_Subscriber(callback, since, raw))
+            self._hashes = frozenset(map(channel_hash, self._channels))
             self._ensure_listener()
 
     def unsubscribe(self, stream: str, callback: Callback) -> None:
@@ -132,6 +141,7 @@ class SolidCablePubSub:
                     break
             if not channel.subscribers:
                 del self._channels[stream]
+                self._hashes = frozenset(map(channel_hash, self._channels))
 
     @property
     def streams(self) -> list[str]:
@@ -144,20 +154,50 @@ class SolidCablePubSub:
     def _ensure_listener(self) -> None:
         if self._listener is not None or self._stopped.is_set():
             return
-        try:
-            self._wakeup = WakeupSocket(self._wakeup_dir)
-        except OSError as exc:
-            log.warning("cable: no wake-up socket (%s); polling every %ss", exc, self.polling_interval)
+        db = self.storage.db
+        if self._wakeup_dir is not None:
+            try:
+                self._wakeup = WakeupSocket(self._wakeup_dir)
+            except OSError as exc:
+                log.warning("cable: no wake-up socket (%s); polling every %ss", exc, self.polling_interval)
+        elif getattr(db, "listen", False):
+            from .listener import NotifyListener
+
+            self._wakeup = NotifyListener(db, self._relevant)
+        else:
+            log.info("cable: listen is off for the %s; polling every %ss", db.label, self.polling_interval)
         self._listener = threading.Thread(target=self._listen, name="solidstack-cable-listener", daemon=True)
         self._listener.start()
 
+    def _relevant(self, payload: str) -> bool:
+        """Whether a notification's payload (a channel hash) names a channel this process listens to."""
+        try:
+            return int(payload) in self._hashes
+        except ValueError:
+            return True
+
     def _listen(self) -> None:
+        connect = getattr(self._wakeup, "connect", None)
+        if connect is not None:
+            connect()  # LISTEN before the first poll: nothing committed after that poll waits for the next
         while not self._stopped.is_set():
             try:
                 caught_up = self.poll_once()
-            except Exception:
-                log.exception("cable: polling the %s failed; retrying", self.storage.db.label)
+            except Exception as exc:
+                # One line per outage (a server down would otherwise log every polling interval).
+                if not self._poll_failing:
+                    self._poll_failing = True
+                    log.warning("cable: polling the %s failed (%s); retrying every %gs", self.storage.db.label,
+                                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                                self.polling_interval)
+                log.debug("cable: poll failed", exc_info=True)
                 caught_up = True
+                # A failed poll may have taken its whole pool timeout: do not spin when it was quick.
+                time.sleep(min(self.polling_interval, 1.0))
+            else:
+                if self._poll_failing:
+                    self._poll_failing = False
+                    log.info("cable: polling the %s works again", self.storage.db.label)
             if caught_up:
                 self._wait(self.polling_interval)
 

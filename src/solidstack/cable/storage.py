@@ -1,12 +1,13 @@
 """Cable's storage seam: every statement on the messages table, named in ``sql/<dialect>/queries.sql``.
 
-A PostgreSQL backend is a second query file and the same class: nothing else in the part writes SQL.
+PostgreSQL is a second query file and the same class: nothing else in the part writes SQL. What a broadcast
+needs there beyond its insert (the ordering lock before it, the ``NOTIFY`` after it, both in its transaction) is
+two more named statements that SQLite's file does not have.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import dataclass
 
@@ -44,17 +45,28 @@ class CableStorage:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.queries = load_queries("solidstack.cable", db.dialect, db.paramstyle)
+        #: Run before the insert in its transaction (PostgreSQL: the lock that makes ids commit order).
+        self._before = self.queries.get("order_broadcasts")
+        #: Run after it (PostgreSQL: NOTIFY, delivered at the commit).
+        self._announce = self.queries.get("announce_message")
+
+    @property
+    def notifies(self) -> bool:
+        """Whether a broadcast wakes listeners itself (``NOTIFY``); else the publisher wakes them after it."""
+        return self._announce is not None
 
     def insert(self, channel: str, payload: str, *, now: float | None = None) -> int:
         """Store one message; returns its id (its place in the delivery order)."""
+        hashed = channel_hash(channel)
+        params = {"channel": channel, "channel_hash": hashed, "payload": payload,
+                  "created_at": time.time() if now is None else now}
         with self.db.transaction() as conn:
-            cursor = conn.execute(self.queries["insert_message"], {
-                "channel": channel,
-                "channel_hash": channel_hash(channel),
-                "payload": payload,
-                "created_at": time.time() if now is None else now,
-            })
-            return int(cursor.lastrowid or 0)
+            if self._before is not None:
+                conn.execute(self._before)
+            [new_id] = self.db.insert_many(conn, self.queries["insert_message"], [params])
+            if self._announce is not None:
+                conn.execute(self._announce, {"channel_hash": hashed})
+            return int(new_id)
 
     def last_id(self) -> int:
         row = self.db.query_one(self.queries["last_id"])
@@ -62,7 +74,7 @@ class CableStorage:
 
     def poll(self, since: int, channels: list[str], *, limit: int = POLL_LIMIT) -> PollResult:
         """Messages with ``id > since`` on ``channels``, oldest first, and the table's newest id."""
-        hashes = json.dumps(sorted({channel_hash(c) for c in channels}))
+        hashes = self.db.array(sorted({channel_hash(c) for c in channels}))
         rows = self.db.query(self.queries["poll_messages"], {"since": since, "hashes": hashes, "limit": limit})
         newest = scanned = since
         wanted = set(channels)
