@@ -3,11 +3,13 @@ to 1,000 WebSocket connections on one server process.
 
     .venv/bin/pip install -e '.[web,dev,bench]'      # redis client; a Redis server on 127.0.0.1:6379
     .venv/bin/python benchmarks/cable_bench.py [--messages 500] [--fanout 1000]
+    .venv/bin/python benchmarks/cable_bench.py --postgres postgresql://postgres@127.0.0.1:5432/DBNAME
 
 Latency: a child process publishes one message every 5 ms (an idle system, not a flood); the subscriber in
 this process records receive time minus send time (CLOCK_MONOTONIC is shared by processes on Linux).
 Throughput: the child publishes as fast as it can; messages/s from first send to last receipt.
-Every figure is printed with the Redis figure of the same run and their ratio.
+Every figure is printed with the Redis figure of the same run and their ratio. ``--postgres URL`` puts the cable
+database on that PostgreSQL database (created when missing; NOTIFY wake-ups) instead of a SQLite file.
 """
 
 from __future__ import annotations
@@ -26,6 +28,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CABLE_YML = "development:\n  adapter: solid_cable\n  polling_interval: 1.second\n  message_retention: 1.day\n"
+DATABASE_YML = "development:\n  cable:\n    adapter: postgresql\n    url: {url}\n"
+
+
+def write_app(root: Path, postgres_url: str | None = None) -> None:
+    """An app folder with cable.yml, and a database.yml putting the cable database on PostgreSQL when asked."""
+    (root / "config").mkdir(parents=True, exist_ok=True)
+    (root / "config" / "cable.yml").write_text(CABLE_YML)
+    if postgres_url:
+        (root / "config" / "database.yml").write_text(DATABASE_YML.format(url=postgres_url))
 
 PUBLISHER = r"""
 import json, os, sys, time
@@ -162,18 +173,19 @@ def main() -> None:
     parser.add_argument("--throughput", type=int, default=5000)
     parser.add_argument("--fanout", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--postgres", metavar="URL", help="the cable database on PostgreSQL (a postgresql:// URL)")
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="cable-bench-"))
-    (root / "config").mkdir()
-    (root / "config" / "cable.yml").write_text(CABLE_YML)
+    write_app(root, args.postgres)
     import solidstack
     from solidstack.tasks import migrate_all
 
     app = solidstack.configure(root, "development")
     migrate_all(app)
     env = dict(os.environ, SECRET_KEY_BASE="bench")
-    print(f"cable on SQLite (polling_interval 1 s, wake-up sockets) vs Redis pub/sub, {time.strftime('%F %T')}")
+    engine = "PostgreSQL (NOTIFY)" if args.postgres else "SQLite (wake-up sockets)"
+    print(f"cable on {engine}, polling_interval 1 s, vs Redis pub/sub, {time.strftime('%F %T')}")
 
     results = {}
     for name, bench in (("solidstack", bench_cable), ("redis", bench_redis)):
