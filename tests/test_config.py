@@ -168,3 +168,48 @@ def test_the_scheduler_section_of_queue_yml(app_root: Path) -> None:
     write(app_root, "queue.yml", "development:\n  scheduler: every hour\n")
     with pytest.raises(ConfigError, match=r"scheduler.*expected a mapping"):
         load_queue_config(App(app_root, "development"))
+
+
+def test_postgresql_entries_as_rails_writes_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from solidstack.db import DatabaseError, connect
+
+    monkeypatch.setenv("DB_HOST", "db.internal")
+    write(tmp_path, "database.yml", """
+default: &default
+  adapter: postgresql
+  host: <%= ENV.fetch("DB_HOST", "127.0.0.1") %>
+  port: <%= ENV.fetch("DB_PORT", 5432) %>
+  username: app
+  pool: <%= ENV.fetch("RAILS_MAX_THREADS") { 5 } %>
+production:
+  queue:
+    <<: *default
+    database: app_queue
+    listen: false
+  cache:
+    url: postgres://app:secret@db2.internal:6432/app_cache
+  cable:
+    <<: *default
+    adapter: postgis
+    database: app_cable
+""")
+    databases = App(tmp_path, "production").databases
+    queue = connect(databases["queue"])
+    assert queue.dialect == "postgresql" and queue.listen is False  # type: ignore[attr-defined]
+    assert queue.label == "queue database postgresql://app@db.internal:5432/app_queue"
+    cache = connect(databases["cache"])  # the adapter follows the URL's scheme; the password is never shown
+    assert cache.label == "cache database postgresql://app@db2.internal:6432/app_cache"
+    with pytest.raises(DatabaseError, match=r"\[production\] cable: .*adapter 'postgis'.*supported: sqlite3, "
+                                            r"postgresql"):
+        connect(databases["cable"])
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ("adapter: postgresql\n    listen: nope\n    database: x", r"queue.listen: expected true or false"),
+    ("adapter: postgresql\n    pool: 0\n    database: x", r"queue.pool: .*at least 1"),
+    ("adapter: postgresql", r"queue.database: a postgresql entry needs `database:` \(or `url:`\)"),
+])
+def test_bad_postgresql_entries_name_the_key(tmp_path: Path, entry: str, message: str) -> None:
+    write(tmp_path, "database.yml", f"production:\n  queue:\n    {entry}\n")
+    with pytest.raises(ConfigError, match=message):
+        _ = App(tmp_path, "production").databases

@@ -202,3 +202,34 @@ def test_a_forked_child_opens_its_own_connections_and_leaves_the_parents_alone(e
     with engine_db.transaction() as conn:
         conn.execute(insert_sql(engine_db), ("parent again",))
     assert sorted(row[0] for row in engine_db.query("SELECT v FROM t")) == ["child", "parent", "parent again"]
+
+
+def test_pooled_connections_the_server_dropped_are_replaced_before_use(tmp_path: Path) -> None:
+    """pg_terminate_backend of every pooled connection (a server restart looks the same): the next transaction
+    and the next read get fresh connections instead of an error."""
+    from engines import admin_execute
+
+    with postgres_database() as url:
+        db = connect(pg_config(tmp_path, url, pool=3))
+        make_table(db)
+        barrier = threading.Barrier(3)
+
+        def hold() -> None:  # three connections in the pool
+            with db.transaction() as conn:
+                conn.execute(insert_sql(db), (f"v{threading.get_ident()}",))
+                barrier.wait(10)
+
+        threads = [threading.Thread(target=hold) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        admin_execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+                      f"'{url.rsplit('/', 1)[1]}'")
+        with db.transaction() as conn:
+            conn.execute(insert_sql(db), ("after",))
+        assert db.query("SELECT count(*) FROM t")[0][0] == 4
+        admin_execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+                      f"'{url.rsplit('/', 1)[1]}'")
+        assert db.query("SELECT count(*) FROM t")[0][0] == 4
+        db.close()

@@ -29,7 +29,7 @@ def open_database(where: str):  # type: ignore[no-untyped-def]
     if where.startswith(("postgresql://", "postgres://")):
         from solidstack.db.postgresql import PostgreSQLDatabase
 
-        return PostgreSQLDatabase(where)
+        return PostgreSQLDatabase(where, name="queue")
     from solidstack.db import SQLiteDatabase
 
     return SQLiteDatabase(where)

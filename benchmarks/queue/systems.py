@@ -84,6 +84,41 @@ class Solid(System):
         use_adapter(None)
 
 
+class SolidPostgres(Solid):
+    """solidstack on a fresh PostgreSQL database (``SOLIDSTACK_BENCH_PG_URL``, default the local server)."""
+
+    name, backend, bulk = "solidstack", "PostgreSQL", True
+    server = os.environ.get("SOLIDSTACK_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432")
+
+    def _admin(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(f"{self.server}/postgres", autocommit=True) as conn:
+            conn.execute(sql)  # type: ignore[arg-type]
+
+    def setup(self) -> None:
+        from solidstack.db import migrate, package_migrations
+        from solidstack.db.postgresql import PostgreSQLDatabase
+        from solidstack.queue import QueueStorage, SolidQueueAdapter, use_adapter
+
+        self.dbname = f"solidstack_bench_{os.getpid()}_{id(self) % 10_000}"
+        self._admin(f"DROP DATABASE IF EXISTS {self.dbname} WITH (FORCE)")
+        self.path = f"{self.server}/{self.dbname}"  # type: ignore[assignment]
+        db = PostgreSQLDatabase(self.path, name="queue")
+        migrate(db, package_migrations("solidstack.queue", "postgresql"))
+        self.storage = QueueStorage(db)
+        self.adapter = SolidQueueAdapter(self.storage)
+        use_adapter(self.adapter)
+        import jobs_solid
+
+        self.job = jobs_solid.NoopJob
+
+    def close(self) -> None:
+        self.storage.db.close()
+        self._admin(f"DROP DATABASE IF EXISTS {self.dbname} WITH (FORCE)")
+        super().close()
+
+
 class HueySqlite(System):
     name, backend = "huey", "SQLite"
 

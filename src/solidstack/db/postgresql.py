@@ -145,7 +145,8 @@ class _State(threading.local):
         self.conn: Connection | None = None
         self.depth = 0
         self.after_commit: list[Callable[[], None]] = []
-        self.notified: set[tuple[str, str]] = set()
+        #: NOTIFYs of this transaction, in order, sent in one message with its COMMIT.
+        self.notified: dict[tuple[str, str], None] = {}
 
 
 class PostgreSQLDatabase:
@@ -320,8 +321,14 @@ class PostgreSQLDatabase:
     # -- transactions and queries ----------------------------------------------------------------------------
 
     @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """A write transaction (``BEGIN`` ... ``COMMIT``) on one pooled connection; nested calls join it."""
+    def transaction(self, *, durable: bool = True) -> Iterator[Connection]:
+        """A write transaction (``BEGIN`` ... ``COMMIT``) on one pooled connection; nested calls join it.
+
+        ``durable=False``: the commit does not wait for the WAL flush (``synchronous_commit = off`` for this
+        transaction only): a server crash may lose its last milliseconds of such commits, atomically. For
+        transitions whose loss at-least-once delivery absorbs (claims and finishes: the job runs again), never
+        for an enqueue.
+        """
         self._check_fork()
         state = self._state
         if state.depth:
@@ -331,10 +338,10 @@ class PostgreSQLDatabase:
             finally:
                 state.depth -= 1
             return
-        raw = self._begin()
+        raw = self._begin(durable)
         conn = Connection(raw)
         try:
-            state.conn, state.depth, state.after_commit, state.notified = conn, 1, [], set()
+            state.conn, state.depth, state.after_commit, state.notified = conn, 1, [], {}
             try:
                 yield conn
             except BaseException as exc:
@@ -345,9 +352,16 @@ class PostgreSQLDatabase:
                 if isinstance(exc, psycopg.Error):
                     raise self.translate(exc) from exc
                 raise
+            notified = state.notified
             self._reset(state)
             try:
-                raw.execute("COMMIT")
+                if notified:
+                    # One round trip for the NOTIFYs and the COMMIT (a simple query of several statements, in
+                    # the open transaction: delivered at this commit, never without it).
+                    raw.execute(b"".join(_notify_statement(raw, channel, payload) for channel, payload in notified)
+                                + b"COMMIT", prepare=False)
+                else:
+                    raw.execute("COMMIT")
             except psycopg.Error as exc:
                 state.after_commit = []
                 raise self.translate(exc) from exc
@@ -362,14 +376,14 @@ class PostgreSQLDatabase:
             except Exception:
                 log.exception("%s: an after-commit callback failed", self.label)
 
-    def _begin(self) -> psycopg.Connection[Any]:
+    def _begin(self, durable: bool = True) -> psycopg.Connection[Any]:
         """A pooled connection with a transaction begun. A connection the server dropped while it sat in the
         pool (a restart, ``pg_terminate_backend``) fails right here, before anything was done on it: it goes
         back to the pool, which discards it, and the next one is tried."""
         for attempt in range(self.pool_size + 1):
             raw = self._checkout()
             try:
-                raw.execute("BEGIN")
+                raw.execute(b"BEGIN" if durable else b"BEGIN; SET LOCAL synchronous_commit TO OFF", prepare=False)
                 return raw
             except psycopg.Error as exc:
                 broken = raw.broken
@@ -381,7 +395,7 @@ class PostgreSQLDatabase:
     @staticmethod
     def _reset(state: _State) -> None:
         state.depth = 0
-        state.notified = set()
+        state.notified = {}
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` once this thread's current transaction commits (now, outside one)."""
@@ -399,11 +413,7 @@ class PostgreSQLDatabase:
         """``NOTIFY channel`` inside this thread's transaction (delivered at its commit, never on rollback);
         once per transaction, however many changes it announces. Outside a transaction, at once."""
         if self.in_transaction():
-            key = (channel, payload)
-            if key in self._state.notified:
-                return
-            self._state.notified.add(key)
-            self._state.conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))  # type: ignore[union-attr]
+            self._state.notified[(channel, payload)] = None  # sent with the COMMIT
         else:
             self._autocommit("SELECT pg_notify(%s, %s)", (channel, payload))
 
@@ -506,6 +516,12 @@ class PostgreSQLDatabase:
                     f"and `port:`){where}")
             return DatabaseUnavailable(f"lost the connection to the {self.label}: {reason}{where}")
         return exc
+
+
+def _notify_statement(raw: psycopg.Connection[Any], channel: str, payload: str) -> bytes:
+    statement = psycopg.sql.SQL("NOTIFY {}, {}; ").format(psycopg.sql.Identifier(channel),
+                                                         psycopg.sql.Literal(payload))
+    return statement.as_bytes(raw)
 
 
 def _connect_failure(exc: BaseException) -> str | None:

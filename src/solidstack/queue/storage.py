@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +76,9 @@ class QueueStorage:
         # single write lock, which an idle worker must not take from enqueuers. PostgreSQL's BEGIN locks nothing,
         # and the claim's SKIP LOCKED select is the look.
         self._look_first = db.dialect == "sqlite"
+        self._claim_in_one = "claim_all" in self.sql
+        self._enqueue_in_one = "enqueue_ready" in self.sql
+        self._finish_in_one = "finish_own_claims" in self.sql
 
     def announce_ready(self) -> None:
         """Wake the idle workers once the current transaction commits: jobs became ready.
@@ -93,6 +96,8 @@ class QueueStorage:
         # Most jobs have no schedule and no concurrency limit: their rows leave those columns out (Python's
         # sqlite3 binds a None through its adapter lookup, ~0.5 µs each: 2.5 of a bulk enqueue's ~9 µs a job).
         plain = all(job.scheduled_at is None and job.concurrency_key is None for job in jobs)
+        if plain and self._enqueue_in_one:
+            return self._enqueue_in_one_statement(jobs, now)
         width = 5 if plain else len(NewJob._fields)
         rows = [(*job[:width], now, now) for job in jobs]
         with self.db.transaction() as conn:
@@ -119,28 +124,58 @@ class QueueStorage:
                 conn.executemany(self.sql["insert_scheduled"], scheduled)
         return ids
 
+    def _enqueue_in_one_statement(self, jobs: Sequence[NewJob], now: float) -> list[int]:
+        """Where the dialect has ``enqueue_ready`` (PostgreSQL: a data-modifying CTE over arrays), plain jobs,
+        their ready rows and the NOTIFY are one statement: its own transaction (one round trip) outside a
+        transaction, part of the caller's inside one."""
+        queues, classes, arguments, priorities, keys = (list(column) for column in zip(*(job[:5] for job in jobs),
+                                                                                       strict=True))
+        rows = self.db.query(self.sql["enqueue_ready"], {
+            "queue_names": queues, "class_names": classes, "arguments": arguments, "priorities": priorities,
+            "active_job_ids": keys, "now": now, "channel": self.wakeups.channel or None})
+        return [row[0] for row in rows]
+
     # -- claim and finish ------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _queue_filters(queues: Sequence[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Each entry of a worker's queue list as the suffix of its queries (``all``, ``in_prefix``,
+        ``in_queue``) and their parameters."""
+        for queue in queues:
+            if queue == "*":
+                yield "all", {}
+            elif queue.endswith("*"):
+                prefix = queue[:-1]
+                yield "in_prefix", {"prefix": prefix, "prefix_end": _prefix_end(prefix)}
+            else:
+                yield "in_queue", {"queue": queue}
 
     def _ready_ids(self, conn: Any, queues: Sequence[str], limit: int) -> list[int]:
         ids: list[int] = []
         seen: set[int] = set()
-        for queue in queues:
+        for kind, params in self._queue_filters(queues):
             remaining = limit - len(ids)
             if remaining <= 0:
                 break
-            if queue == "*":
-                rows = conn.execute(self.sql["ready_all"], {"limit": remaining})
-            elif queue.endswith("*"):
-                prefix = queue[:-1]
-                rows = conn.execute(self.sql["ready_in_prefix"],
-                                    {"prefix": prefix, "prefix_end": _prefix_end(prefix), "limit": remaining})
-            else:
-                rows = conn.execute(self.sql["ready_in_queue"], {"queue": queue, "limit": remaining})
-            for (job_id,) in rows:
+            for (job_id,) in conn.execute(self.sql[f"ready_{kind}"], {**params, "limit": remaining}):
                 if job_id not in seen:
                     seen.add(job_id)
                     ids.append(job_id)
         return ids
+
+    def _claim_in_one_statement(self, conn: Any, process_id: int | None, queues: Sequence[str], limit: int,
+                                now: float) -> list[JobRow]:
+        """Where the dialect has ``claim_*`` queries (PostgreSQL: data-modifying CTEs), each queue's claim is
+        one statement: pick with SKIP LOCKED, delete the ready rows, insert the claims, return the jobs."""
+        claimed: list[JobRow] = []
+        for kind, params in self._queue_filters(queues):
+            remaining = limit - len(claimed)
+            if remaining <= 0:
+                break
+            rows = conn.execute(self.sql[f"claim_{kind}"], {**params, "limit": remaining,
+                                                              "process_id": process_id, "now": now}).fetchall()
+            claimed += [JobRow(**dict(row)) for row in rows]
+        return claimed
 
     def claim(self, process_id: int | None, queues: Sequence[str], limit: int, now: float, *,
               finished: Sequence[int] = (), preserve: bool = True) -> list[JobRow]:
@@ -152,10 +187,16 @@ class QueueStorage:
         """
         if not finished and (limit <= 0 or (self._look_first and not self._ready_ids(self.db.connection(), queues, 1))):
             return []
-        with self.db.transaction() as conn:
+        # Not durable: a claim or finish that a server crash loses is undone whole, and the job runs again
+        # (at-least-once); the commit does not wait for the disk (decision 0020).
+        with self.db.transaction(durable=False) as conn:
             if finished:
                 self._finish(conn, finished, process_id, now, preserve)
-            ids = self._ready_ids(conn, queues, limit) if limit > 0 else []
+            if limit <= 0:
+                return []
+            if self._claim_in_one:
+                return self._claim_in_one_statement(conn, process_id, queues, limit, now)
+            ids = self._ready_ids(conn, queues, limit)
             if not ids:
                 return []
             array = self.db.array(ids)
@@ -183,6 +224,13 @@ class QueueStorage:
 
     def _finish(self, conn: Any, job_ids: Sequence[int], process_id: int | None, now: float,
                 preserve: bool) -> list[int]:
+        if self._finish_in_one:
+            # PostgreSQL: the claims this process holds deleted and their jobs finished in one statement.
+            rows = conn.execute(self.sql["finish_own_claims" if preserve else "finish_own_claims_deleting"],
+                                {"ids": self.db.array(job_ids), "process_id": process_id, "now": now}).fetchall()
+            if rows and self.gate.release_rows(conn, rows, now):
+                self.announce_ready()
+            return [row["id"] for row in rows]
         owned = self._take_claims(conn, job_ids, process_id)
         if owned:
             # The statement returns each job's concurrency columns: no second read to free their slots.

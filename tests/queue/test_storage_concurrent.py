@@ -1,0 +1,171 @@
+"""Claims, dispatch and recurring runs from several threads at once, each on its own connection, on both engines;
+and the PostgreSQL wake-ups: NOTIFY at commit only, once per transaction, the listener's reconnection."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from solidstack.queue.storage import NewJob, QueueStorage
+
+NOW = 1_800_000_000.0
+
+
+@pytest.fixture
+def storage(engine_storage: QueueStorage) -> QueueStorage:
+    return engine_storage
+
+
+def new(queue: str = "default", at: float | None = None) -> NewJob:
+    return NewJob(queue, "J", '{"args":[],"kwargs":{}}', 0, str(uuid.uuid4()), at)
+
+
+def in_threads(count: int, target: Callable[[int], Any]) -> list[Any]:
+    results: list[Any] = [None] * count
+    errors: list[BaseException] = []
+
+    def run(index: int) -> None:
+        try:
+            results[index] = target(index)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    return results
+
+
+def test_concurrent_claimers_never_claim_a_job_twice(storage: QueueStorage) -> None:
+    ids = storage.enqueue([new(f"q{i % 3}") for i in range(600)], NOW)
+
+    def claimer(process_id: int) -> list[int]:
+        mine: list[int] = []
+        while True:
+            rows = storage.claim(process_id, ["*"], 7, NOW)
+            if not rows:
+                return mine
+            mine += [row.id for row in rows]
+            storage.finish([row.id for row in rows], process_id, NOW)
+
+    claimed = in_threads(4, claimer)
+    counts = Counter(job_id for batch in claimed for job_id in batch)
+    assert sorted(counts) == ids
+    assert max(counts.values()) == 1
+    assert storage.counts()["finished"] == 600 and storage.counts()["claimed"] == 0
+
+
+def test_concurrent_dispatchers_move_each_scheduled_job_once(storage: QueueStorage) -> None:
+    storage.enqueue([new(at=NOW + 1) for _ in range(300)], NOW)
+    moved = in_threads(3, lambda _: sum(iter(lambda: storage.dispatch_due(NOW + 2, 10), 0)))
+    assert sum(moved) == 300
+    assert storage.counts()["ready"] == 300 and storage.counts()["scheduled"] == 0
+
+
+def test_concurrent_enqueuers_get_distinct_ids_and_ready_rows(storage: QueueStorage) -> None:
+    batches = in_threads(4, lambda _: [job_id for _ in range(20) for job_id in storage.enqueue(
+        [new(), new(at=NOW + 60), new()], NOW)])
+    all_ids = [job_id for batch in batches for job_id in batch]
+    assert len(set(all_ids)) == 240
+    assert storage.counts()["ready"] == 160 and storage.counts()["scheduled"] == 80
+
+
+# -- PostgreSQL wake-ups ---------------------------------------------------------------------------------------
+
+
+def pg_only(storage: QueueStorage) -> None:
+    if storage.db.dialect != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+
+
+def test_notify_fires_at_commit_once_per_transaction_and_never_on_rollback(storage: QueueStorage) -> None:
+    pg_only(storage)
+    import psycopg
+
+    listener = psycopg.connect(storage.db.conninfo, autocommit=True)
+    try:
+        listener.execute("LISTEN solidstack_queue")
+
+        def received(wait: float = 0.5) -> int:
+            return sum(1 for _ in listener.notifies(timeout=wait))
+
+        with storage.db.transaction():
+            storage.enqueue([new()], NOW)
+            storage.enqueue([new(), new()], NOW)
+            storage.release([], None, NOW)
+            assert received(0.3) == 0, "delivered before the commit"
+        assert received() == 1, "one notification for the whole transaction"
+        with pytest.raises(RuntimeError), storage.db.transaction():
+            storage.enqueue([new()], NOW)
+            raise RuntimeError("rolled back")
+        assert received() == 0
+        storage.enqueue([new(at=NOW + 60)], NOW)  # scheduled: nothing became ready
+        assert received() == 0
+    finally:
+        listener.close()
+
+
+def test_a_worker_waiter_wakes_on_notify_and_after_its_connection_is_terminated(storage: QueueStorage) -> None:
+    pg_only(storage)
+    from engines import admin_execute
+    from solidstack.db.pglisten import Listener
+
+    waiter = storage.wakeups.listener()
+    assert waiter is not None
+    listener = Listener.of(storage.db)  # type: ignore[arg-type]
+    try:
+        assert listener.connected.wait(10)
+        time.sleep(0.1)
+        assert not waiter.wait(0.05)
+        started = time.monotonic()
+        storage.enqueue([new()], time.time())
+        assert waiter.wait(5) and time.monotonic() - started < 2.0
+        # The server drops the listening connection: the listener reconnects and wakes its waiters (a
+        # notification may have been missed meanwhile).
+        admin_execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      f"WHERE datname = '{storage.db.params['dbname']}' AND query LIKE 'LISTEN%'")
+        assert waiter.wait(10)
+        deadline = time.monotonic() + 10
+        while listener.connections < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert listener.connections == 2 and listener.connected.wait(10)
+        waiter.wait(0.2)  # drain
+        storage.enqueue([new()], time.time())
+        assert waiter.wait(5), "no wake-up after the reconnection"
+    finally:
+        waiter.close()
+        listener.close()
+
+
+def test_listen_false_means_polling_only(storage: QueueStorage) -> None:
+    pg_only(storage)
+    storage.db.listen = False  # type: ignore[attr-defined]
+    quiet = QueueStorage(storage.db)
+    assert quiet.wakeups.listener() is None
+    quiet.enqueue([new()], NOW)  # no NOTIFY sent, nothing fails
+    assert quiet.claim(1, ["*"], 1, NOW)
+
+
+def test_claims_walk_an_index_in_order_without_statistics(storage: QueueStorage) -> None:
+    """autovacuum off, never analyzed: the claim must not read and sort a whole queue (decision 0020)."""
+    pg_only(storage)
+    storage.enqueue([new(f"q{i % 4}") for i in range(20_000)], NOW)
+    analyzed = storage.db.query("SELECT last_analyze, last_autoanalyze FROM pg_stat_user_tables "
+                                "WHERE relname = 'solidstack_ready_executions'")
+    assert list(analyzed[0]) == [None, None]
+    params = {"limit": 3, "queue": "q2", "prefix": "q2", "prefix_end": "q3", "process_id": 1, "now": NOW}
+    for name in ("ready_all", "ready_in_queue", "ready_in_prefix", "claim_all", "claim_in_queue",
+                 "claim_in_prefix"):
+        plan = "\n".join(row[0] for row in storage.db.query("EXPLAIN " + storage.sql[name], params))
+        # (The claim's final sort of its :limit returned rows is fine; a sort of the ready rows is not.)
+        assert "Sort Key: r." not in plan and "Bitmap" not in plan and "Seq Scan on solidstack_ready" not in plan, \
+            f"{name}:\n{plan}"
