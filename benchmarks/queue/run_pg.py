@@ -35,7 +35,7 @@ from run import machine  # noqa: E402
 RESULTS = HERE.parent / "results"
 OURS = "solidstack (PostgreSQL)"
 PEER = "pgqueuer (PostgreSQL)"
-SYSTEMS = (systems_pg.SolidPg, systems_pg.PgQueuer, systems_pg.Procrastinate)
+SYSTEMS = (systems_pg.SolidPg, systems_pg.SolidPg10, systems_pg.PgQueuer, systems_pg.Procrastinate)
 GROUPS = (("processes", 3), ("hosts", 3))
 
 

@@ -236,8 +236,15 @@ class SolidPg(PgSystem):
         self.db = None
 
 
+class SolidPg10(SolidPg):
+    """solidstack on PostgreSQL with 10 worker threads: claims of up to 10 jobs, as pgqueuer's default batch."""
+
+    name = "solidstack 10 threads"
+    threads = 10
+
+
 def label(system: type[System] | System) -> str:
     return f"{system.name} ({system.backend})"
 
 
-__all__ = ["HERE", "PY", "PgQueuer", "PgSystem", "Procrastinate", "SolidPg", "commits", "settle"]
+__all__ = ["HERE", "PY", "PgQueuer", "PgSystem", "Procrastinate", "SolidPg", "SolidPg10", "commits", "settle"]
