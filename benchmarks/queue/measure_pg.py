@@ -124,8 +124,10 @@ class Proc(Worker):
 def group(system: PgSystem, work: Path, kind: str, count: int) -> list[Proc]:
     """``count`` worker processes (``kind`` "processes": one machine) or supervisor trees (``kind`` "hosts"):
     each tree a ``ForkSupervisor`` with the default queue.yml (one worker of 3 threads, one dispatcher) in a
-    session of its own, with its own hostname (``SOLIDSTACK_HOSTNAME``) and wake-up folder
-    (``SOLIDSTACK_WAKEUP_DIR``), so nothing but the server's NOTIFY can wake it."""
+    session of its own, with its own wake-up folder (``SOLIDSTACK_WAKEUP_DIR``), so nothing but the server's
+    NOTIFY can wake it (on PostgreSQL solidstack wakes by NOTIFY only anyway). ``SOLIDSTACK_HOSTNAME`` is set too,
+    but solidstack has no hostname override yet (it reads ``socket.gethostname()``): every tree registers the
+    machine's real hostname."""
     import sys
 
     out = work / f"{system.name}-pg-{kind}.out"

@@ -174,8 +174,8 @@ def table(q: dict, groups: dict, extra: dict, target_rows: list, meta: dict) -> 
         lines += ["", "| solidstack on PostgreSQL, several processes | figure |", "|---|---|"]
         for kind, count in GROUPS:
             what = ("worker processes (3 threads each), one machine" if kind == "processes" else
-                    "simulated hosts: supervisor trees (1 worker, 1 dispatcher) with their own hostname and "
-                    "wake-up folder")
+                    "simulated hosts: supervisor trees (1 worker, 1 dispatcher), each its own session and "
+                    "wake-up folder (no hostname override exists yet)")
             lines.append(f"| {count} {what}: jobs/s, {meta['jobs']:,} jobs arriving in one bulk enqueue | "
                          f"{fmt(groups[f'{kind}_throughput'])} |")
             lines.append(f"| {count} {kind}: commits per job (start-up and idle polls included) | "
