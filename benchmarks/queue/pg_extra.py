@@ -3,6 +3,8 @@
 - Cable: broadcast-to-receive latency across processes (``cable_bench.bench_cable``: a child publishes every
   5 ms, this process receives), with the cable database on a fresh PostgreSQL database (NOTIFY wake-ups); Redis
   pub/sub in the same run as the reference when Redis answers.
+- The floor of any NOTIFY wake-up: ``pg_notify`` in autocommit from this process, received by a bare psycopg
+  connection blocked in ``select`` in another process (payload: the send time).
 - Cache: ops/s of set, get-hit, get-miss and increment on one thread, 100-byte values: solidstack's
   ``DatabaseStore`` on PostgreSQL, on SQLite (a file in the temp dir), and Django's ``DatabaseCache`` on the
   same PostgreSQL server (minimal settings; ``MAX_ENTRIES`` raised above the key count, or its default of 300
@@ -55,6 +57,50 @@ def cable(work: Path, runs: int, messages: int, redis: bool) -> dict:
         solidstack.cable.reset()
         solidstack.db.close_all()
         return {k: spread(v) for k, v in out.items()}
+    finally:
+        systems_pg.drop_database(database)
+
+
+# -- the NOTIFY floor ---------------------------------------------------------------------------------------------
+
+LISTENER = r"""
+import select, sys, time
+import psycopg
+conn = psycopg.connect(sys.argv[1], autocommit=True)
+conn.execute("LISTEN bench_floor")
+print("ready", flush=True)
+count, seen = int(sys.argv[2]), []
+while len(seen) < count:
+    if not select.select([conn.pgconn.socket], [], [], 10)[0]:
+        break
+    conn.pgconn.consume_input()
+    while (note := conn.pgconn.notifies()) is not None:
+        seen.append((time.monotonic_ns() - int(note.extra)) / 1e6)
+print(" ".join(f"{ms:.4f}" for ms in seen), flush=True)
+"""
+
+
+def notify_floor(samples: int) -> list[float]:
+    """Milliseconds from ``pg_notify`` (autocommit, so sent at its commit) to receipt in another process."""
+    import subprocess
+    import sys
+
+    import psycopg
+
+    database = systems_pg.create_database()
+    url = systems_pg.dsn(database)
+    try:
+        child = subprocess.Popen([sys.executable, "-c", LISTENER, url, str(samples)], stdout=subprocess.PIPE,
+                                 text=True)
+        assert child.stdout is not None
+        child.stdout.readline()
+        with psycopg.connect(url, autocommit=True) as conn:
+            for _ in range(samples):
+                conn.execute("SELECT pg_notify('bench_floor', %s)", (str(time.monotonic_ns()),))
+                time.sleep(0.01)
+        values = [float(v) for v in child.stdout.read().split()]
+        child.wait(10)
+        return values
     finally:
         systems_pg.drop_database(database)
 
@@ -153,6 +199,13 @@ def cache(work: Path, runs: int, keys: int) -> dict:
 def run(work: Path, args: Namespace) -> dict:
     out: dict = {}
     messages = 200 if args.quick else 500
+    floor: dict[str, list[float]] = {}
+    for run in range(args.runs):
+        print(f"  run {run + 1}/{args.runs}: the NOTIFY floor ...", flush=True)
+        values = sorted(notify_floor(args.samples))
+        floor.setdefault("p50", []).append(values[len(values) // 2])
+        floor.setdefault("p99", []).append(values[min(len(values) - 1, int(0.99 * len(values)))])
+    out["notify_floor"] = {k: spread(v) for k, v in floor.items()}
     try:
         out["cable"] = cable(work, args.runs, messages, args.redis)
     except Exception as exc:  # the cable on PostgreSQL is new: report why, keep the rest of the run
@@ -168,6 +221,11 @@ def run(work: Path, args: Namespace) -> dict:
 
 def rows(extra: dict) -> list[str]:
     lines: list[str] = []
+    f = extra.get("notify_floor")
+    if f:
+        lines += ["", "| the floor of a NOTIFY wake-up across processes (bare psycopg) | p50 (ms) | p99 (ms) |",
+                  "|---|---|---|", f"| `pg_notify` in autocommit → a listener blocked in `select` | "
+                  f"{_fmt(f['p50'], 2)} | {_fmt(f['p99'], 2)} |"]
     c = extra.get("cable")
     if c:
         lines += ["", "| cable, broadcast-to-receive across processes | p50 (ms) | p99 (ms) |", "|---|---|---|",
