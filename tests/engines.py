@@ -9,6 +9,9 @@ Reuse from any test folder (``tests/conftest.py`` adds this folder to ``sys.path
     from engines import ENGINES, fresh_database      # or the fixtures of tests/conftest.py:
     def test_x(engine_db): ...                        # a Database, parametrized over both engines
     def test_y(engine_config): ...                    # a DatabaseConfig entry, for connect() and the CLI
+    def test_z(engine_storage): ...                   # the queue's storage, migrated, on both engines
+    with postgres_database() as url: ...              # a fresh database of its own, dropped after
+    cluster = ThrowawayCluster()                      # a server of its own, to restart (never the shared one)
 """
 
 from __future__ import annotations
@@ -169,3 +172,116 @@ def postgres_database_yml(url: str, **extra: object) -> str:
     lines = "".join(f"    {key}: {str(value).lower() if isinstance(value, bool) else value}\n"
                     for key, value in extra.items())
     return POSTGRES_DATABASE_YML.format(**pg_url_parts(url), extra=lines.rstrip("\n"))
+
+
+class ThrowawayCluster:
+    """A PostgreSQL server of its own (initdb + pg_ctl in a temp dir, on a free loopback port), for tests that
+    restart the server: the shared one is never restarted. Trust auth; the superuser is ``postgres``."""
+
+    BIN = Path("/usr/lib/postgresql")
+
+    def __init__(self) -> None:
+        import shutil
+        import socket
+        import tempfile
+
+        versions = sorted((p for p in self.BIN.glob("*/bin/initdb")), key=lambda p: int(p.parts[-3]))
+        if not versions:
+            pytest.skip("no PostgreSQL server binaries (/usr/lib/postgresql/*/bin/initdb) to start a cluster")
+        self.bin = versions[-1].parent
+        self.dir = Path(tempfile.mkdtemp(prefix="solidstack-pg-"))
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self._as_postgres = os.geteuid() == 0  # initdb refuses to run as root
+        if self._as_postgres:
+            shutil.chown(self.dir, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.dir / "data"), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}"
+
+    def _run(self, tool: str, *args: str) -> None:
+        import subprocess
+
+        cmd = [str(self.bin / tool), *args]
+        if self._as_postgres:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+
+    def _pg_ctl(self, action: str) -> None:
+        self._run("pg_ctl", "-D", str(self.dir / "data"), "-l", str(self.dir / "server.log"), "-w", "-t", "60",
+                  "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1", "-m", "fast", action)
+
+    def start(self) -> None:
+        self._pg_ctl("start")
+
+    def restart(self) -> None:
+        self._pg_ctl("restart")
+
+    def stop(self) -> None:
+        import shutil
+
+        with contextlib.suppress(Exception):
+            self._pg_ctl("stop")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Pgbouncer:
+    """Debian's pgbouncer in transaction mode on a free loopback port, in front of the test server (skipped
+    where it is not installed). Run as ``postgres`` when the tests run as root: it refuses root."""
+
+    def __init__(self, server_port: int = 5432) -> None:
+        import shutil
+        import socket
+        import subprocess
+        import tempfile
+        import time
+
+        binary = shutil.which("pgbouncer") or ("/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").exists() else None)
+        if binary is None:
+            if postgres_required():
+                pytest.fail("pgbouncer is required here (CI): apt-get install pgbouncer")
+            pytest.skip("pgbouncer is not installed (apt-get install pgbouncer)")
+        self.dir = Path(tempfile.mkdtemp(prefix="solidstack-pgbouncer-"))
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        (self.dir / "userlist.txt").write_text('"postgres" ""\n')
+        (self.dir / "pgbouncer.ini").write_text(
+            f"[databases]\n* = host=127.0.0.1 port={server_port}\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\n"
+            f"listen_port = {self.port}\nauth_type = trust\nauth_file = {self.dir}/userlist.txt\n"
+            f"pool_mode = transaction\nunix_socket_dir =\nlogfile = {self.dir}/pgbouncer.log\n"
+            f"pidfile = {self.dir}/pgbouncer.pid\nmax_client_conn = 500\ndefault_pool_size = 10\n"
+            "ignore_startup_parameters = extra_float_digits,options\n")
+        cmd = [binary, str(self.dir / "pgbouncer.ini")]
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+            for name in ("userlist.txt", "pgbouncer.ini"):
+                shutil.chown(self.dir / name, "postgres", "postgres")
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"pgbouncer did not start; see {self.dir}/pgbouncer.log")
+
+    def url(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def stop(self) -> None:
+        import shutil
+
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except Exception:
+                self.proc.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)

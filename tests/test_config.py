@@ -213,3 +213,24 @@ def test_bad_postgresql_entries_name_the_key(tmp_path: Path, entry: str, message
     write(tmp_path, "database.yml", f"production:\n  queue:\n    {entry}\n")
     with pytest.raises(ConfigError, match=message):
         _ = App(tmp_path, "production").databases
+
+
+def test_install_for_postgresql_writes_four_entries_on_one_server(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from solidstack.tasks import install
+
+    root = tmp_path / "Shop-App"
+    written, _ = install(root, "postgresql")
+    assert root / "config" / "database.yml" in written
+    monkeypatch.setenv("DB_HOST", "db.internal")
+    monkeypatch.setenv("DB_PASSWORD", "s3cret")
+    databases = App(root, "production").databases
+    assert set(databases) == {"primary", "queue", "cache", "cable"}
+    for name, entry in databases.items():
+        assert entry.adapter == "postgresql"
+        assert entry.options["host"] == "db.internal" and entry.options["password"] == "s3cret"
+        assert entry.database == ("shop_app_production" if name == "primary" else f"shop_app_production_{name}")
+    queue_migrations = sorted(p.name for p in (root / "db" / "queue_migrate").iterdir())
+    assert queue_migrations[0] == "0001_create_queue_tables.sql"
+    assert "BIGSERIAL" in (root / "db" / "queue_migrate" / queue_migrations[0]).read_text()
+    assert install(root, "postgresql")[0] == []  # nothing overwritten

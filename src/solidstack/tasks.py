@@ -47,8 +47,16 @@ def migrate_all(app: App) -> list[MigrationResult]:
     return [_migrate_entry(config, packages) for config, packages in by_entry.values()]
 
 
+#: What Python writes beside a package's files once it is installed (pip compiles ``config/environment.py``
+#: into ``templates/config/__pycache__``); never part of the templates.
+_NOT_TEMPLATES = ("__pycache__",)
+_NOT_TEMPLATE_SUFFIXES = (".pyc", ".pyo")
+
+
 def _copy_tree(source, target: Path, written: list[Path], skipped: list[Path]) -> None:  # type: ignore[no-untyped-def]
     for entry in source.iterdir():
+        if entry.name in _NOT_TEMPLATES or entry.name.endswith(_NOT_TEMPLATE_SUFFIXES):
+            continue
         destination = target / entry.name
         if entry.is_dir():
             _copy_tree(entry, destination, written, skipped)

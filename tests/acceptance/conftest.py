@@ -128,6 +128,22 @@ def pg_jobs_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Job
         solidstack._reset_parts()  # close the pools before the database is dropped
 
 
+@pytest.fixture
+def make_jobs_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], JobsApp]]:
+    """Build the app with a database.yml of the test's choosing (a server it started, say); cleaned up after."""
+    made: list[Iterator[JobsApp]] = []
+
+    def make(database_yml: str) -> JobsApp:
+        gen = _jobs_app(tmp_path, monkeypatch, database_yml=database_yml)
+        made.append(gen)
+        return next(gen)
+
+    yield make
+    for gen in made:
+        for _ in gen:
+            pass
+
+
 def _jobs_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_yml: str | None = None) -> Iterator[JobsApp]:
     root = tmp_path / "app"
     root.mkdir()

@@ -193,3 +193,117 @@ def test_wrong_database_name_and_unmigrated_database(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stdout + result.stderr
         assert "0001_create_queue_tables" in result.stdout
         assert run_cli(root, "jobs", "status").returncode == 0
+
+
+def test_a_server_restart_mid_run_loses_nothing(make_jobs_app: Any) -> None:
+    """The server restarted under a running `solidstack jobs` (its own throwaway cluster: the shared server is
+    never restarted): every job runs, none twice, nothing is left claimed, the log says so in plain lines."""
+    from engines import ThrowawayCluster, postgres_database_yml, require_postgres
+
+    require_postgres()
+    cluster = ThrowawayCluster()
+    try:
+        app = make_jobs_app(postgres_database_yml(f"{cluster.url}/restart_test"))
+        enqueue_counts(300)
+        proc = app.start()
+        app.wait_for(lambda: len(app.lines("count")) >= 50, timeout=60, what="the first jobs")
+        cluster.restart()
+        enqueue_counts(200, start=300)
+        app.wait_for(lambda: len({int(p[1]) for p in app.lines("count")}) >= 500, timeout=90,
+                     what="every job after the restart")
+        code, output = app.stop(proc)
+        counts = Counter(int(p[1]) for p in app.lines("count"))
+        assert set(counts) == set(range(500))
+        assert code == 0, output
+        assert queue_storage().counts()["claimed"] == 0
+        assert "Traceback" not in output, output
+        assert "lost the connection" in output or "LISTEN connection failed" in output, output
+    finally:
+        import solidstack
+
+        solidstack._reset_parts()
+        cluster.stop()
+
+
+ENQUEUER = """
+import sys
+sys.path.insert(0, {root!r})
+import solidstack
+solidstack.configure({root!r}, "test")
+from app.jobs import CountJob
+for i in range({start}, {start} + {count}):
+    CountJob.perform_later(i)
+"""
+
+
+def test_three_supervisors_and_three_enqueuers_run_every_job_once(pg_jobs_app: Any) -> None:
+    """Three supervisors of two workers each on one database while three other processes enqueue one job at a
+    time: SKIP LOCKED claims give every job to exactly one worker."""
+    procs = [pg_jobs_app.start() for _ in range(3)]
+    enqueuers = [subprocess.Popen([sys.executable, "-c", ENQUEUER.format(root=str(pg_jobs_app.root), start=k * 700,
+                                                                        count=700)],
+                                  env=pg_jobs_app.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for k in range(3)]
+    for enqueuer in enqueuers:
+        _out, err = enqueuer.communicate(timeout=120)
+        assert enqueuer.returncode == 0, err
+    pg_jobs_app.wait_for(lambda: len(pg_jobs_app.lines("count")) >= 2100, timeout=120, what="2100 jobs")
+    time.sleep(0.3)  # would catch a late duplicate
+    outputs = [pg_jobs_app.stop(proc) for proc in procs]
+    counts = Counter(int(parts[1]) for parts in pg_jobs_app.lines("count"))
+    assert set(counts) == set(range(2100))
+    assert max(counts.values()) == 1, "a job ran twice"
+    assert len({parts[2] for parts in pg_jobs_app.lines("count")}) >= 4, "the work was not shared"
+    for code, output in outputs:
+        assert code == 0 and "Traceback" not in output, output
+    assert queue_storage().counts()["claimed"] == 0 and queue_storage().processes() == []
+
+
+def test_listen_false_runs_jobs_by_polling_without_a_listening_connection(make_jobs_app: Any) -> None:
+    """For poolers in transaction mode (pgbouncer drops LISTEN): no LISTEN anywhere, the workers poll."""
+    from engines import admin_execute, postgres_database
+
+    with postgres_database(create=False) as url:
+        app = make_jobs_app(postgres_database_yml(url, listen=False))
+        proc = app.start()
+        enqueue_counts(50)
+        app.wait_for(lambda: len(app.lines("count")) >= 50, timeout=60, what="50 jobs by polling")
+        dbname = url.rsplit("/", 1)[1]
+        import psycopg
+
+        with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+            listening = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND query LIKE "
+                                     "'LISTEN%%'", (dbname,)).fetchone()[0]
+        assert listening == 0
+        code, output = app.stop(proc)
+        assert code == 0, output
+        import solidstack
+
+        solidstack._reset_parts()
+        admin_execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+
+
+def test_behind_pgbouncer_in_transaction_mode_with_listen_false(make_jobs_app: Any) -> None:
+    """pgbouncer (transaction pooling) drops LISTEN and, before 1.21, named prepared statements: with
+    `listen: false` and `prepared_statements: false` the queue migrates and runs every job, by polling."""
+    from engines import Pgbouncer, postgres_database
+
+    with postgres_database() as url:
+        bouncer = Pgbouncer()
+        try:
+            app = make_jobs_app(postgres_database_yml(bouncer.url(url.rsplit("/", 1)[1]), listen=False,
+                                                      prepared_statements=False))
+            proc = app.start()
+            enqueue_counts(400)
+            app.wait_for(lambda: len(app.lines("count")) >= 400, timeout=90, what="400 jobs through pgbouncer")
+            time.sleep(0.3)
+            code, output = app.stop(proc)
+            counts = Counter(int(p[1]) for p in app.lines("count"))
+            assert set(counts) == set(range(400)) and max(counts.values()) == 1
+            assert code == 0 and "Traceback" not in output, output
+            assert queue_storage().counts()["claimed"] == 0
+        finally:
+            import solidstack
+
+            solidstack._reset_parts()
+            bouncer.stop()

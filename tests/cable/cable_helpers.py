@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -9,8 +10,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from websockets.sync.client import ClientConnection, connect
 
 import solidstack
 from solidstack.tasks import migrate_all
@@ -114,7 +117,6 @@ class Server:
 def broadcast_from_child(root: Path, stream: str, message: object) -> None:
     """Broadcast from another process, as a job or a web request would."""
     code = "import json, sys; from solidstack.cable import broadcast; broadcast(sys.argv[1], json.loads(sys.argv[2]))"
-    import json
 
     subprocess.run([sys.executable, "-c", code, stream, json.dumps(message)], env=child_env(root), check=True,
                    timeout=30)
@@ -133,3 +135,43 @@ def ensure_js(*packages: str) -> None:
                             timeout=300)
     if result.returncode != 0:
         pytest.fail(f"npm ci failed in {JS}:\n{result.stdout}\n{result.stderr}")
+
+
+PROTOCOL = "actioncable-v1-json"
+
+
+class Client:
+    """A thin Action Cable client: JSON frames, pings skipped unless asked for."""
+
+    def __init__(self, url: str, **options: Any) -> None:
+        # Entered as a context manager: websockets 17 warns about a bare connect().
+        self._connect = connect(url, subprotocols=[PROTOCOL, "actioncable-unsupported"], open_timeout=10, **options)
+        self.ws: ClientConnection = self._connect.__enter__()
+
+    def recv(self, timeout: float = 10.0, *, pings: bool = False) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = json.loads(self.ws.recv(timeout=max(0.01, deadline - time.monotonic())))
+            if pings or frame.get("type") != "ping":
+                return frame
+
+    def send(self, frame: Any) -> None:
+        self.ws.send(frame if isinstance(frame, str | bytes) else json.dumps(frame))
+
+    def subscribe(self, **params: Any) -> tuple[str, dict[str, Any]]:
+        identifier = json.dumps(params)
+        self.send({"command": "subscribe", "identifier": identifier})
+        return identifier, self.recv()
+
+    def perform(self, identifier: str, action: str, **data: Any) -> None:
+        self.send({"command": "message", "identifier": identifier, "data": json.dumps({"action": action, **data})})
+
+    def close(self) -> None:
+        self._connect.__exit__(None, None, None)
+
+
+def welcome(server: Server, query: str = "?user=alice", **options: Any) -> Client:
+    client = Client(server.url + query, **options)
+    assert client.ws.subprotocol == PROTOCOL
+    assert client.recv() == {"type": "welcome"}
+    return client

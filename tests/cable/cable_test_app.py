@@ -54,6 +54,8 @@ class SecretChannel(Channel):
 cable = CableApp([ChatChannel, SecretChannel, StreamsChannel], connection_class=UserConnection,
                  allowed_request_origins=["https://allowed.example", "/https://.*\\.trusted\\.example/"],
                  max_message_size=4096)
+#: The same with the default frame size limit (1 MiB).
+roomy = CableApp([ChatChannel, SecretChannel, StreamsChannel], connection_class=UserConnection)
 
 
 async def home(request: Any) -> PlainTextResponse:

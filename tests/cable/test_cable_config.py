@@ -49,6 +49,15 @@ def test_settings_at_the_top_level_and_the_other_keys() -> None:
     assert config.allowed_request_origins == ("https://a.example", "/https://.*\\.b\\.example/")
 
 
+def test_connection_limits_default_and_from_the_file() -> None:
+    from solidstack.cable.limits import ConnectionLimits
+
+    assert parse_cable_config({}, file="cable.yml", env="test").limits == ConnectionLimits(100, 50.0, 200)
+    config = parse_cable_config({"max_subscriptions_per_connection": 5, "max_commands_per_second": 2.5,
+                                 "max_commands_burst": 10}, file="cable.yml", env="test")
+    assert config.limits == ConnectionLimits(max_subscriptions=5, commands_per_second=2.5, burst=10)
+
+
 @pytest.mark.parametrize(("data", "key", "reason"), [
     ({"adapter": "redis"}, "adapter", "unknown cable adapter"),
     ({"polling_interval": "soon"}, "polling_interval", "expected a duration"),
@@ -58,6 +67,12 @@ def test_settings_at_the_top_level_and_the_other_keys() -> None:
     ({"trim_batch_size": 0}, "trim_batch_size", "at least 1"),
     ({"allowed_request_origins": "/(/"}, "allowed_request_origins", "invalid origin pattern"),
     ({"polling_intervall": 1}, "polling_intervall", "unknown key"),
+    ({"max_subscriptions_per_connection": 0}, "max_subscriptions_per_connection", "from 1 to"),
+    ({"max_subscriptions_per_connection": 10**20}, "max_subscriptions_per_connection", "from 1 to"),
+    ({"max_commands_per_second": float("nan")}, "max_commands_per_second", "above 0"),
+    ({"max_commands_per_second": float("inf")}, "max_commands_per_second", "above 0"),
+    ({"max_commands_per_second": "fast"}, "max_commands_per_second", "commands per second"),
+    ({"max_commands_burst": True}, "max_commands_burst", "whole number"),
 ])
 def test_bad_values_name_the_file_environment_and_key(data: dict, key: str, reason: str) -> None:
     with pytest.raises(ConfigError) as info:

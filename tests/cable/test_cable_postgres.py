@@ -15,7 +15,6 @@ from test_cable_pubsub import Inbox
 import solidstack
 from engines import postgres_database
 from solidstack.cable import SolidCablePubSub, pubsub, reset, subscribe
-from solidstack.cable.listener import APPLICATION_NAME
 
 
 @pytest.fixture
@@ -62,35 +61,36 @@ def test_a_message_whose_transaction_commits_after_a_later_one_is_not_skipped(pg
     assert inbox.items == ["first", "second"]
 
 
+LISTENERS = ("SELECT pid FROM pg_stat_activity WHERE query ILIKE 'LISTEN %%solidstack_cable%%' "
+             "AND datname = current_database() AND pid <> pg_backend_pid()")
+
+
 def test_a_dropped_listening_connection_reconnects_and_misses_nothing(pg_app: solidstack.App,
                                                                      caplog: pytest.LogCaptureFixture) -> None:
-    """pg_terminate_backend on the listener: one warning, a reconnect, the message committed meanwhile is
-    delivered from the table, and NOTIFY wakes it again afterwards (the polling interval is 60 s)."""
+    """pg_terminate_backend on the listening connection: one line says so, it reconnects, the message committed
+    meanwhile is delivered from the table, and NOTIFY wakes the listener again (the polling interval is 60 s)."""
     current = _pubsub()
     db = current.storage.db
     inbox = Inbox()
     subscribe("drop", inbox)
     current.broadcast("drop", 1)
     assert inbox.wait(1, timeout=10) == [1]
-    with caplog.at_level(logging.INFO, logger="solidstack.cable"):
-        terminated = db.query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE application_name = %(name)s AND datname = current_database() AND pid <> pg_backend_pid()",
-            {"name": APPLICATION_NAME})
-        assert len(terminated) == 1
+    with caplog.at_level(logging.INFO):
+        [listener] = db.query(LISTENERS)
+        db.query("SELECT pg_terminate_backend(%(pid)s)", {"pid": listener["pid"]})
         current.broadcast("drop", 2)  # committed while the listener is down or reconnecting
         assert inbox.wait(2, timeout=10) == [1, 2]
         deadline = time.monotonic() + 10
-        while "listening on the" not in caplog.text and time.monotonic() < deadline:
+        while not db.query(LISTENERS) and time.monotonic() < deadline:
             time.sleep(0.05)
-        time.sleep(0.2)
+        assert db.query(LISTENERS), "the listener did not LISTEN again"
         started = time.monotonic()
         broadcast_from_child(pg_app.root, "drop", 3)  # another process: only the NOTIFY can deliver it in time
         assert inbox.wait(3, timeout=20) == [1, 2, 3]
         assert time.monotonic() - started < 20
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and "lost the listening connection" in warnings[0], warnings
-    assert "listening on the" in caplog.text
+    lost = [r.getMessage() for r in caplog.records if "LISTEN connection failed" in r.getMessage()]
+    assert len(lost) == 1, caplog.text
+    assert "Traceback" not in caplog.text
 
 
 def test_listen_off_delivers_by_polling(tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -104,9 +104,7 @@ def test_listen_off_delivers_by_polling(tmp_path: Path, pg_url: str, monkeypatch
         broadcast_from_child(app.root, "poll", "by polling")
         assert inbox.wait(1, timeout=10) == ["by polling"]
         db = _pubsub().storage.db
-        listeners = db.query("SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = %(name)s "
-                             "AND datname = current_database()", {"name": APPLICATION_NAME})
-        assert listeners[0]["n"] == 0
+        assert db.query(LISTENERS) == []
     finally:
         reset()
         solidstack.db.close_all()
@@ -137,3 +135,18 @@ def test_websocket_clients_receive_broadcasts_from_other_processes(pg_app: solid
     finally:
         server.stop()
     assert "Traceback" not in server.output(), server.output()
+
+
+def test_a_database_not_migrated_is_a_clear_error(pg_url: str) -> None:
+    from solidstack.cable.storage import CableStorage
+    from solidstack.db import DatabaseError
+    from solidstack.db.postgresql import PostgreSQLDatabase
+
+    db = PostgreSQLDatabase(pg_url, name="cable")
+    try:
+        bus = SolidCablePubSub(CableStorage(db))
+        with pytest.raises(DatabaseError, match="migrate"):
+            bus.broadcast("s", 1)
+        bus.close()
+    finally:
+        db.close()

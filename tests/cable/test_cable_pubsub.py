@@ -43,15 +43,13 @@ class Inbox:
 @contextlib.contextmanager
 def engine_app(engine: str, root: Path, **options: object) -> Iterator[solidstack.App]:
     """An app whose cable database is of ``engine`` (a fresh PostgreSQL database, dropped after)."""
-    try:
-        if engine == "sqlite":
-            yield make_app(root, **options)  # type: ignore[arg-type]
-        else:
-            with postgres_database() as url:
-                yield make_app(root, postgres_url=url, **options)  # type: ignore[arg-type]
-    finally:
-        reset()  # stops the listener thread (and closes its connection) before the database is dropped
-        solidstack.db.close_all()
+    with contextlib.ExitStack() as stack:
+        url = None if engine == "sqlite" else stack.enter_context(postgres_database())
+        try:
+            yield make_app(root, postgres_url=url, **options)  # type: ignore[arg-type]
+        finally:
+            reset()  # stops the listener thread and closes the connections before the database is dropped
+            solidstack.db.close_all()
 
 
 @pytest.fixture

@@ -6,54 +6,12 @@ import json
 import signal
 import subprocess
 import sys
-import time
-from typing import Any
 
 import pytest
-from cable_helpers import SECRET, Server, broadcast_from_child, child_env
+from cable_helpers import SECRET, Client, Server, broadcast_from_child, child_env, welcome
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-from websockets.sync.client import ClientConnection, connect
 
 from solidstack.cable.turbo import derive_key, sign_stream_name, verify_stream_name
-
-PROTOCOL = "actioncable-v1-json"
-
-
-class Client:
-    """A thin Action Cable client: JSON frames, pings skipped unless asked for."""
-
-    def __init__(self, url: str, **options: Any) -> None:
-        # Entered as a context manager: websockets 17 warns about a bare connect().
-        self._connect = connect(url, subprotocols=[PROTOCOL, "actioncable-unsupported"], open_timeout=10, **options)
-        self.ws: ClientConnection = self._connect.__enter__()
-
-    def recv(self, timeout: float = 10.0, *, pings: bool = False) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            frame = json.loads(self.ws.recv(timeout=max(0.01, deadline - time.monotonic())))
-            if pings or frame.get("type") != "ping":
-                return frame
-
-    def send(self, frame: Any) -> None:
-        self.ws.send(frame if isinstance(frame, str | bytes) else json.dumps(frame))
-
-    def subscribe(self, **params: Any) -> tuple[str, dict[str, Any]]:
-        identifier = json.dumps(params)
-        self.send({"command": "subscribe", "identifier": identifier})
-        return identifier, self.recv()
-
-    def perform(self, identifier: str, action: str, **data: Any) -> None:
-        self.send({"command": "message", "identifier": identifier, "data": json.dumps({"action": action, **data})})
-
-    def close(self) -> None:
-        self._connect.__exit__(None, None, None)
-
-
-def welcome(server: Server, query: str = "?user=alice", **options: Any) -> Client:
-    client = Client(server.url + query, **options)
-    assert client.ws.subprotocol == PROTOCOL
-    assert client.recv() == {"type": "welcome"}
-    return client
 
 
 def test_welcome_ping_subscribe_and_a_broadcast_from_another_process(server: Server) -> None:

@@ -10,10 +10,11 @@ def test_slow_client_is_disconnected_without_recursion() -> None:
     import asyncio
 
     from solidstack.cable import asgi
+    from solidstack.cable import session as sessions
 
     async def scenario() -> list[str | None]:
-        session = asgi._Session(asgi.CableApp(), websocket=None, loop=asyncio.get_running_loop())  # type: ignore[arg-type]
-        for i in range(asgi.MAX_PENDING_FRAMES + 5):
+        session = sessions.Session(asgi.CableApp(), websocket=None, loop=asyncio.get_running_loop())  # type: ignore[arg-type]
+        for i in range(sessions.MAX_PENDING_FRAMES + 5):
             session.send_text(str(i))
         frames = []
         while not session.outbox.empty():
@@ -21,6 +22,6 @@ def test_slow_client_is_disconnected_without_recursion() -> None:
         return frames
 
     frames = asyncio.run(scenario())
-    assert len(frames) == asgi.MAX_PENDING_FRAMES + 2
+    assert len(frames) == sessions.MAX_PENDING_FRAMES + 2
     assert json.loads(frames[-2]) == {"type": "disconnect", "reason": "slow_client", "reconnect": True}  # type: ignore[arg-type]
     assert frames[-1] is None

@@ -1,7 +1,7 @@
 """End to end in headless Chromium (Debian's, through Playwright): the app as bin/dev runs it — web, jobs, mail.
 
 Request a link, watch "check your inbox" change by itself when the job has sent the email (over /cable, with
-the published @rails/actioncable client), open the mailbox, follow the link, land signed in; a used link and an
+the published @rails/actioncable client), open the mailbox, follow the link, confirm, land signed in; a used link and an
 expired one are refused with a clear page. Screenshots of each step go to test-artifacts/.
 """
 
@@ -65,31 +65,40 @@ def test_sign_in_with_a_magic_link_in_a_browser(live_app: Running, browser: Any,
     href = link.get_attribute("href")
     assert href and href.startswith(f"{live_app.url}/session/")
     link.click()
+    # The link opens a page that asks (a GET signs no one in, and mail scanners do not use the link up).
+    page.wait_for_url(href)
+    assert page.inner_text("#confirm-sign-in h1") == f"Sign in as {email}?"
+    shot(page, "5_confirm_sign_in")
+    page.click("#confirm-sign-in-button")
     page.wait_for_url(f"{live_app.url}/")
     assert page.inner_text("#flash") == f"Signed in as {email}."
     assert "You're signed in" in page.inner_text("#signed-in")
-    shot(page, "5_signed_in")
+    shot(page, "6_signed_in")
 
     response = page.goto(href)
     assert response is not None and response.status == 410
     assert page.inner_text("#link-problem h1") == "This link was already used"
-    shot(page, "6_link_already_used")
+    shot(page, "7_link_already_used")
+    copied = context.cookies()
     page.click("#sign-out")
     page.wait_for_url(f"{live_app.url}/")
     assert page.inner_text("#flash") == "Signed out."
+    context.add_cookies(copied)  # the cookie as it was before sign-out: revoked, so signed out all the same
+    page.goto(live_app.url)
+    assert page.locator("#signed-in").count() == 0 and page.locator("#request-link").is_visible()
 
     expired = MagicLink.create(email, lifetime=-1)
     response = page.goto(f"{live_app.url}/session/{expired.token}")
     assert response is not None and response.status == 410
     assert page.inner_text("#link-problem h1") == "This link has expired"
     assert page.locator("#request-link").is_visible()  # with the form to ask for a new one
-    shot(page, "7_link_expired")
+    shot(page, "8_link_expired")
 
     page.goto(live_app.url)
     page.fill("#email", "not an email")
     page.click("#request-link button[type=submit]")
     assert page.inner_text("#email-error") == "Enter a valid email address, like you@example.com."
-    shot(page, "8_invalid_email")
+    shot(page, "9_invalid_email")
     context.close()
     assert problems == []
     assert "smtp://127.0.0.1" in live_app.output()  # the email went by SMTP to the mailbox server

@@ -119,3 +119,44 @@ def test_a_flood_of_requests_gets_clear_answers_and_loses_nothing(live_app: Runn
         assert httpx2.get(f"{live_app.url}/up").text == "ok"
     finally:
         cache.delete("rate-limit:ip:127.0.0.1")  # later tests ask for links from this address too
+
+
+def test_sign_out_closes_that_sessions_sockets_and_a_copied_cookie_is_anonymous(
+        live_app: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over the real server: a cable socket of a signed-in session is identified by its ``sessions`` row."""
+    use_app(live_app.root, "development", monkeypatch)
+    from app.models import MagicLink
+
+    email = "sockets@example.com"
+
+    def signed_in() -> tuple[httpx2.Client, str]:
+        client = httpx2.Client(base_url=live_app.url, follow_redirects=False, timeout=10)
+        link = MagicLink.create(email)
+        page = client.get(f"/session/{link.token}")
+        token = re.search(r'name="authenticity_token" value="([^"]+)"', page.text)
+        assert page.status_code == 200 and token
+        assert client.post(f"/session/{link.token}", data={"authenticity_token": token.group(1)}).status_code == 303
+        return client, "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+
+    def sign_out(client: httpx2.Client) -> None:
+        token = re.search(r'name="authenticity_token" value="([^"]+)"', client.get("/").text)
+        assert token and client.post("/sign_out", data={"authenticity_token": token.group(1)}).status_code == 303
+
+    first, copied = signed_in()
+    with cable(live_app.url, copied) as ws:
+        stream = frames(ws)
+        assert next(stream) == {"type": "welcome"}
+        sign_out(first)  # this session's sockets are told to go
+        assert next(stream) == {"type": "disconnect", "reason": "remote", "reconnect": True}
+    second, live_cookie = signed_in()  # the same user, a new session
+    with cable(live_app.url, copied) as stale, cable(live_app.url, live_cookie) as live:
+        assert next(frames(stale)) == {"type": "welcome"} and next(frames(live)) == {"type": "welcome"}
+        sign_out(second)
+        assert next(frames(live)) == {"type": "disconnect", "reason": "remote", "reconnect": True}
+        # The copy's socket was anonymous: the same broadcast, already delivered to the live one, is not for it.
+        with pytest.raises(TimeoutError):
+            while True:
+                frame = json.loads(stale.recv(timeout=1))
+                assert frame.get("type") == "ping", frame
+    first.close()
+    second.close()

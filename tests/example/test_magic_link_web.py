@@ -39,6 +39,17 @@ def ask(client: TestClient, email: str, token: str | None = None) -> object:
     return client.post("/magic_links", data={"email": email, "authenticity_token": token})
 
 
+def sign_in(client: TestClient, path: str) -> object:
+    """Open the link (a confirmation page that leaves it unused), then press its button."""
+    from app.models import MagicLink
+
+    page = client.get(path)
+    assert page.status_code == 200 and 'id="confirm-sign-in"' in page.text, page.text
+    assert page.headers["cache-control"] == "no-store"
+    assert MagicLink.find_by_token(path.rsplit("/", 1)[1]).used_at is None  # type: ignore[union-attr]
+    return client.post(path, data={"authenticity_token": token_of(page.text)})
+
+
 def run_jobs() -> int:
     storage = queue_storage()
     worker = Worker(storage)
@@ -70,12 +81,14 @@ def test_a_link_is_requested_sent_and_used(client: TestClient, example: Path) ->
     assert run_jobs() == 1
     assert 'data-state="sent"' in client.get("/magic_links/sent").text
     path = link_in_mailbox(client, "ann@example.com")
-    signed_in = client.get(path)
+    signed_in = sign_in(client, path)
     assert signed_in.status_code == 303 and signed_in.headers["location"] == "/"
     home = client.get("/").text
     assert "Signed in as ann@example.com." in home and "You're signed in" in home
 
     replay = client.get(path)
+    assert replay.status_code == 410 and "This link was already used" in replay.text
+    replay = client.post(path, data={"authenticity_token": token_of(client.get("/").text)})
     assert replay.status_code == 410 and "This link was already used" in replay.text
     assert client.post("/sign_out", data={}).status_code == 403  # no token: not signed out
     assert "You're signed in" in client.get("/").text
@@ -119,11 +132,15 @@ def test_expired_and_forged_links_get_clear_pages(client: TestClient, example: P
     expired = MagicLink.create("late@example.com", lifetime=-1)
     response = client.get(f"/session/{expired.token}")
     assert response.status_code == 410 and "This link has expired" in response.text
+    response = client.post(f"/session/{expired.token}", data={"authenticity_token": token_of(response.text)})
+    assert response.status_code == 410 and "This link has expired" in response.text
     forged = expired.token[:-4] + ("AAAA" if not expired.token.endswith("AAAA") else "BBBB")
     for token in (forged, "short", "x" * 5000, "..%2F..%2Fetc", "' OR 1=1 --"):
         response = client.get(f"/session/{token}")
         assert response.status_code == 404, token
         assert "This sign-in link is not valid" in response.text
+        response = client.post(f"/session/{token}", data={"authenticity_token": token_of(response.text)})
+        assert response.status_code == 404, token
     assert "You're signed in" not in client.get("/").text
     assert client.get("/no/such/page").status_code == 404
     assert client.get("/magic_links").status_code == 405
@@ -183,3 +200,46 @@ def test_the_rate_limit_counts_live_in_the_cache_database(client: TestClient, ex
     assert cache.read("rate-limit:email:counted@example.com") == 1
     assert cache.read("rate-limit:ip:testclient") == 1
     assert (example / "storage" / "test_cache.sqlite3").exists()
+
+
+def test_login_csrf_opening_an_attackers_link_does_not_sign_the_victim_in(client: TestClient, example: Path) -> None:
+    """The attacker asks for a link to their own account and gets a victim to open it (a GET)."""
+    from app.models import MagicLink
+
+    link = MagicLink.create("attacker@example.com")
+    with TestClient(client.app, follow_redirects=False) as victim:
+        page = victim.get(f"/session/{link.token}")
+        # A page that asks, naming the account; not a sign-in.
+        assert page.status_code == 200 and "Sign in as attacker@example.com?" in page.text
+        assert "You're signed in" not in victim.get("/").text
+        # Mail scanners prefetch links: any number of GETs leaves the link usable.
+        assert victim.get(f"/session/{link.token}").status_code == 200
+        assert MagicLink.find(link.id).used_at is None  # type: ignore[union-attr]
+        # The attacker's cross-site form cannot carry the victim's authenticity token: refused, link kept.
+        for data in ({}, {"authenticity_token": "forged"},
+                     {"authenticity_token": token_of(client.get(f"/session/{link.token}").text)}):
+            response = victim.post(f"/session/{link.token}", data=data)
+            assert response.status_code == 403 and "This form has expired" in response.text
+        assert "You're signed in" not in victim.get("/").text
+        assert MagicLink.find(link.id).used_at is None  # type: ignore[union-attr]
+
+
+def test_a_session_cookie_copied_before_sign_out_does_not_work_after_it(client: TestClient, example: Path) -> None:
+    from app.models import MagicLink, Session
+
+    link = MagicLink.create("copied@example.com")
+    assert sign_in(client, f"/session/{link.token}").status_code == 303
+    assert "You're signed in" in client.get("/").text
+    copied = client.cookies.get("_magic_link_session")
+    assert copied
+    with TestClient(client.app, follow_redirects=False, cookies={"_magic_link_session": copied}) as thief:
+        assert "You're signed in" in thief.get("/").text  # the copy works while the session lives
+        out = client.post("/sign_out", data={"authenticity_token": token_of(client.get("/").text)})
+        assert out.status_code == 303 and "Signed out." in client.get("/").text
+        thief.cookies.set("_magic_link_session", copied)
+        home = thief.get("/")
+        assert "You're signed in" not in home.text and "copied@example.com" not in home.text
+        # Signing out with the copy cannot sign anyone else out either: the row is gone already.
+        assert thief.post("/sign_out", data={"authenticity_token": token_of(thief.get("/").text)}).status_code == 303
+    # Sign-out deleted the row, not left it to expire.
+    assert Session.cleanup(now=10**12) == 0  # sign-out deleted the row; nothing was left to expire

@@ -169,3 +169,21 @@ def test_claims_walk_an_index_in_order_without_statistics(storage: QueueStorage)
         # (The claim's final sort of its :limit returned rows is fine; a sort of the ready rows is not.)
         assert "Sort Key: r." not in plan and "Bitmap" not in plan and "Seq Scan on solidstack_ready" not in plan, \
             f"{name}:\n{plan}"
+
+
+def test_a_claim_whose_commit_answer_was_lost_is_handed_back(storage: QueueStorage) -> None:
+    """The connection drops after the server committed a claim but before its answer came: the worker never got
+    those jobs. The next claim first hands back what the process holds but does not have, and they run."""
+    from solidstack.queue import Worker, WorkerConfig
+
+    worker = Worker(storage, WorkerConfig(threads=1, polling_interval=0.1))
+    worker.process_id = storage.register_process("Worker", worker.name, NOW)
+    ids = storage.enqueue([new(), new()], NOW)
+    stray = storage.claim(worker.process_id, ["*"], 2, NOW)  # as if its answer had been lost
+    assert [row.id for row in stray] == ids
+    worker._resync = True
+    worker._claiming = True
+    worker._claim(NOW, by_thread=False)  # releases both, then claims one for its one thread
+    assert storage.counts()["ready"] + len(worker._ready) == 2
+    assert len(worker._ready) == 1 and worker._ready[0].id == ids[0]
+    assert storage.claimed_by(worker.process_id) == [ids[0]]

@@ -232,3 +232,37 @@ def test_schedule_recurring_task_through_the_app(app) -> None:  # type: ignore[n
                                              "the nightly report")]
     assert unschedule_recurring_task("nightly_report") is True
     assert unschedule_recurring_task("nightly_report") is False
+
+
+def test_schedulers_racing_in_threads_enqueue_each_run_once(storage: QueueStorage) -> None:
+    """Several schedulers at the same moment, each on its own connection: the unique (task_key, run_at) lets one
+    win each run; on PostgreSQL the losers wait for the winner's commit, get no row back and roll back."""
+    import threading
+
+    from solidstack.queue.scheduler import RecurringStore
+
+    tasks = parse({"tick": {"class": "MagicLinkCleanupJob", "schedule": "every second"}})
+    store = RecurringStore(storage)
+    start = ts(2024, 1, 1)
+    barrier = threading.Barrier(4)
+    won: list[float] = []
+    errors: list[BaseException] = []
+
+    def race() -> None:
+        try:
+            for n in range(1, 21):
+                barrier.wait(10)
+                if store.enqueue_run(tasks[0], start + n, start + n) is not None:
+                    won.append(start + n)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=race) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert sorted(won) == [start + n for n in range(1, 21)]
+    assert [at for _, at in runs(storage)] == [start + n for n in range(1, 21)]
+    assert storage.counts()["ready"] == 20

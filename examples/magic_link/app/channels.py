@@ -8,12 +8,12 @@ from .models import MagicLink
 
 
 class AppConnection(Connection):
-    """A browser tab; who it is comes from the signed session cookie (SessionMiddleware reads it)."""
+    """A browser tab; who it is comes from its session (``CurrentSession`` looked it up for the handshake)."""
 
     identified_by = ("session_email",)
 
     def connect(self) -> None:
-        self.session_email = self.request.session.get("email")
+        self.session_email = getattr(self.request.state, "email", None)
 
 
 class InboxChannel(Channel):

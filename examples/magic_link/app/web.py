@@ -3,6 +3,12 @@
 Starlette + Jinja2. The session is a signed cookie (Starlette's SessionMiddleware, itsdangerous); every form
 carries an authenticity token kept in that session; link requests are rate-limited through the cache; the
 "check your inbox" page hears over ``/cable`` when the job has sent the email.
+
+Following a link only shows a confirmation page; its form (a POST with the authenticity token) signs in. So a
+mail scanner that fetches the link does not use it up, and a victim sent to an attacker's own link is not
+signed in as the attacker without seeing whose account it is (login CSRF). Being signed in is a row in the
+``sessions`` table whose token the cookie carries (:class:`CurrentSession`); signing out deletes it, so a copy
+of the cookie stops working too.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from solidstack import current_app
 from solidstack.cable import CableApp, remote_connections
@@ -33,8 +40,9 @@ from solidstack.queue.asgi import jobs_lifespan
 from . import mailer, rate_limit
 from .channels import AppConnection, InboxChannel
 from .jobs import SendMagicLinkEmailJob
-from .models import MagicLink
+from .models import MagicLink, Session
 from .models.magic_link import LIFETIME
+from .models.session import LIFETIME as SESSION_LIFETIME
 
 log = logging.getLogger("app")
 
@@ -84,9 +92,41 @@ def csrf_ok(request: Request, form: Any) -> bool:
     return isinstance(sent, str) and isinstance(kept, str) and secrets.compare_digest(sent, kept)
 
 
+#: The key of the session cookie that holds the token of the ``sessions`` row.
+SESSION_TOKEN = "session_token"
+
+
+class CurrentSession:
+    """ASGI middleware (inside SessionMiddleware): who is signed in, from the ``sessions`` row of the cookie's token.
+
+    Sets ``scope["state"]["email"]`` (``request.state.email``, also on the cable's handshake) to the email, or
+    ``None``; a token whose row is gone (signed out, expired) is dropped from the cookie.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            session = scope.get("session", {})
+            token, email = session.get(SESSION_TOKEN), None
+            if isinstance(token, str):
+                record = await run_in_threadpool(Session.find_by_token, token)
+                if record is None:
+                    session.pop(SESSION_TOKEN, None)
+                else:
+                    email = record.email
+            scope.setdefault("state", {})["email"] = email
+        await self.app(scope, receive, send)
+
+
+def signed_in_as(request: Request) -> str | None:
+    return getattr(request.state, "email", None)
+
+
 def render(request: Request, name: str, status: int = 200, **context: Any) -> Response:
     context.setdefault("flash", request.session.pop("flash", None))
-    context.update(csrf=csrf_token(request), signed_in_as=request.session.get("email"),
+    context.update(csrf=csrf_token(request), signed_in_as=signed_in_as(request),
                    development=current_app().env != "production")
     return templates.TemplateResponse(request, name, context, status_code=status)
 
@@ -149,14 +189,38 @@ async def mailbox(request: Request) -> Response:
     return render(request, "mailbox.html", mails=await run_in_threadpool(mailer.delivered))
 
 
+async def confirm_sign_in(request: Request) -> Response:
+    """``GET /session/<token>``: the page that asks before signing in. It leaves the link unused."""
+    token = request.path_params["token"]
+    outcome, link = await run_in_threadpool(MagicLink.check, token)
+    if outcome != "valid" or link is None:
+        return _link_problem(request, outcome)
+    response = render(request, "confirm_sign_in.html", email=link.email, token=token)
+    # The token is in this page: keep it out of caches and out of the Referer of anything it loads.
+    response.headers.update({"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+    return response
+
+
 async def sign_in(request: Request) -> Response:
+    """``POST /session/<token>`` from the confirmation page's form: use the link, start a session."""
+    form = await request.form()
+    if not csrf_ok(request, form):
+        log.warning("refused a sign-in without a valid authenticity token from %s", _ip(request))
+        return problem(request, 403, "This form has expired",
+                       "The page's security token was missing or did not match your session. Open the link "
+                       "from your email again.")
     outcome, link = await run_in_threadpool(MagicLink.redeem, request.path_params["token"])
     if outcome == "signed_in" and link is not None:
+        _, session_token = await run_in_threadpool(Session.start, link.email)
         # A new session on sign-in: nothing from before (a planted cookie) carries over.
         request.session.clear()
-        request.session.update(email=link.email, flash=f"Signed in as {link.email}.")
+        request.session.update({SESSION_TOKEN: session_token, "flash": f"Signed in as {link.email}."})
         log.info("%s signed in with magic link %d", link.email, link.id)
         return RedirectResponse("/", status_code=303)
+    return _link_problem(request, outcome)
+
+
+def _link_problem(request: Request, outcome: str) -> Response:
     pages = {
         "used": (410, "This link was already used",
                  "Each sign-in link works once. Ask for a new one below."),
@@ -176,7 +240,9 @@ async def sign_out(request: Request) -> Response:
     if not csrf_ok(request, form):
         return problem(request, 403, "This form has expired",
                        "The page's security token was missing or did not match your session. Reload and try again.")
-    email = request.session.get("email")
+    email, token = signed_in_as(request), request.session.get(SESSION_TOKEN)
+    if isinstance(token, str):
+        await run_in_threadpool(Session.end, token)  # every copy of this cookie is signed out too
     request.session.clear()
     request.session["flash"] = "Signed out."
     if email:
@@ -211,7 +277,8 @@ def create_app() -> Starlette:
         Route("/magic_links", request_link, methods=["POST"]),
         Route("/magic_links/sent", sent),
         Route("/mailbox", mailbox),
-        Route("/session/{token:path}", sign_in),
+        Route("/session/{token:path}", confirm_sign_in, methods=["GET"]),
+        Route("/session/{token:path}", sign_in, methods=["POST"]),
         Route("/sign_out", sign_out, methods=["POST"]),
         Route("/up", up),
         WebSocketRoute("/cable", cable),
@@ -219,7 +286,8 @@ def create_app() -> Starlette:
     ]
     production = current_app().env == "production"
     middleware = [Middleware(SessionMiddleware, secret_key=secret_key_base(), session_cookie="_magic_link_session",
-                             same_site="lax", https_only=production, max_age=14 * 24 * 3600)]
+                             same_site="lax", https_only=production, max_age=SESSION_LIFETIME),
+                  Middleware(CurrentSession)]
     # SOLID_QUEUE_IN_PUMA=1 (or SOLIDSTACK_JOBS_IN_PROCESS=1): the supervisor runs in this server's lifespan.
     return Starlette(routes=routes, middleware=middleware, lifespan=jobs_lifespan(),
                      exception_handlers={404: not_found, 405: method_not_allowed})

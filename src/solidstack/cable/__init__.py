@@ -13,6 +13,7 @@ from .adapter import broadcast, broadcasts, build_pubsub, pubsub, reset, subscri
 from .channel import Channel, RejectedError
 from .config import CableConfig, database_config, load_cable_config
 from .connection import Connection, UnauthorizedError
+from .limits import ConnectionLimits
 from .pubsub import MemoryPubSub, PubSub, SolidCablePubSub
 from .remote import RemoteConnection, RemoteConnections, remote_connections
 from .turbo import StreamsChannel, sign_stream_name, verify_stream_name
@@ -35,6 +36,7 @@ __all__ = [
     "CableConfig",
     "Channel",
     "Connection",
+    "ConnectionLimits",
     "MemoryPubSub",
     "PubSub",
     "RejectedError",

@@ -9,8 +9,11 @@ Serve it in any Starlette/FastAPI app (``WebSocketRoute("/cable", CableApp(...))
 - client → server: ``{"command": "subscribe" | "unsubscribe", "identifier": id}`` and
   ``{"command": "message", "identifier": id, "data": "<json>"}``, where ``id`` is a JSON string.
 
-Bad input (malformed JSON, an identifier that is not JSON, unknown commands, oversized frames, unknown
-channels) is logged and answered where the protocol has an answer; the connection stays open.
+Bad input (malformed JSON, JSON nested too deeply to parse, an identifier that is not JSON, unknown commands,
+oversized frames, unknown channels) is logged and answered where the protocol has an answer; the connection
+stays open. Abuse is bounded per socket (:mod:`.limits`): a subscription beyond
+``max_subscriptions_per_connection`` gets ``reject_subscription``; a socket sending frames faster than its
+command budget gets ``disconnect`` (``too_many_commands``, no reconnect) and is closed. Both are logged.
 """
 
 from __future__ import annotations
@@ -19,45 +22,27 @@ import asyncio
 import json
 import logging
 import re
-import threading
 import time
 from collections.abc import Iterable
-from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import PlainTextResponse
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from .adapter import pubsub as process_pubsub
-from .channel import Channel, RejectedError
+from .channel import Channel
 from .connection import Connection, UnauthorizedError
+from .limits import ConnectionLimits
 from .pubsub import PubSub
 from .remote import RemoteConnections
 from .router import StreamRouter
+from .session import PROTOCOL, Session, call, overrides
 
 log = logging.getLogger("solidstack.cable")
 
-PROTOCOL = "actioncable-v1-json"
 PING_INTERVAL = 3.0
 #: A client frame above this size (in characters) is dropped and logged.
 MAX_MESSAGE_SIZE = 1024 * 1024
-#: Frames waiting for a slow client; past this the client is disconnected rather than let memory grow.
-MAX_PENDING_FRAMES = 10_000
-
-
-async def call(fn: Any, *args: Any) -> Any:
-    """Call a channel or connection hook: ``async def`` on the loop, a plain function in a worker thread."""
-    if asyncio.iscoroutinefunction(fn):
-        return await fn(*args)
-    result = await run_in_threadpool(fn, *args)
-    if asyncio.iscoroutine(result):
-        return await result
-    return result
-
-
-def _overrides(bound: Any, base: Any) -> bool:
-    return getattr(bound, "__func__", None) is not base
 
 
 def origin_allowed(origin: str | None, host: str | None, scheme: str, allowed: Iterable[str] | None) -> bool:
@@ -79,276 +64,28 @@ def origin_allowed(origin: str | None, host: str | None, scheme: str, allowed: I
     return False
 
 
-class _Session:
-    """One open socket: its outbox, its subscriptions, and the :class:`Runtime` a connection talks to."""
-
-    def __init__(self, app: CableApp, websocket: WebSocket, loop: asyncio.AbstractEventLoop) -> None:
-        self.app = app
-        self.websocket = websocket
-        self.loop = loop
-        self.loop_thread = threading.get_ident()
-        self.outbox: asyncio.Queue[str | None] = asyncio.Queue()
-        self.subscriptions: dict[str, Channel] = {}
-        #: Broadcasts that arrive while a subscription awaits its confirmation are held, then sent after it.
-        self.pending: dict[str, list[str]] = {}
-        #: Stream subscriptions started on the event loop (``async def subscribed``), running in worker threads
-        #: because subscribing reads the database; a subscription is confirmed once they are done.
-        self.adding: list[asyncio.Future[Any]] = []
-        self.closing = False
-        self.app_connection: Connection | None = None
-
-    # -- Runtime ---------------------------------------------------------------------------------------------
-
-    def send(self, frame: dict[str, Any]) -> None:
-        self.send_text(json.dumps(frame, separators=(",", ":"), ensure_ascii=False))
-
-    def send_text(self, text: str) -> None:
-        if threading.get_ident() == self.loop_thread:
-            self._put(text)
-        else:
-            self.loop.call_soon_threadsafe(self._put, text)
-
-    def _put(self, text: str | None) -> None:
-        if self.closing and text is not None:
-            return
-        if self.outbox.qsize() >= MAX_PENDING_FRAMES and text is not None:
-            log.warning("cable: client too slow (%d frames waiting); disconnecting it", self.outbox.qsize())
-            self.close("slow_client", True)
-            return
-        self.outbox.put_nowait(text)
-
-    def add_stream(self, channel: Channel, stream: str, callback: Any) -> None:
-        handler = self._stream_handler(channel, callback)
-        if threading.get_ident() == self.loop_thread:  # never the database on the event loop
-            self.adding.append(self.loop.run_in_executor(None, self.app.router.add, stream, (self, channel), handler))
-        else:
-            self.app.router.add(stream, (self, channel), handler)
-
-    def remove_stream(self, channel: Channel, stream: str) -> None:
-        if self.adding and threading.get_ident() == self.loop_thread:
-            # After the adds still running in threads, or a late add would bring the route back.
-            pending = list(self.adding)
-
-            async def remove_later() -> None:
-                await asyncio.gather(*pending, return_exceptions=True)
-                self.app.router.remove(stream, (self, channel))
-
-            self.adding.append(self.loop.create_task(remove_later()))
-            return
-        self.app.router.remove(stream, (self, channel))
-
-    async def streams_added(self) -> None:
-        """Wait for the stream subscriptions started on the loop; raises the first that failed."""
-        while self.adding:
-            adding, self.adding = self.adding, []
-            for result in await asyncio.gather(*adding, return_exceptions=True):
-                if isinstance(result, BaseException):
-                    raise result
-
-    def close(self, reason: str, reconnect: bool) -> None:
-        if threading.get_ident() != self.loop_thread:
-            self.loop.call_soon_threadsafe(self.close, reason, reconnect)
-            return
-        if self.closing:
-            return
-        self.closing = True  # first: nothing queued after this, not even by a full outbox calling back here
-        self.outbox.put_nowait(json.dumps({"type": "disconnect", "reason": reason, "reconnect": reconnect}))
-        self.outbox.put_nowait(None)
-
-    def internal_message(self, payload: str) -> None:
-        """A command on the connection's internal stream (:mod:`.remote`); on the event loop."""
-        try:
-            message = json.loads(payload)
-        except ValueError:
-            message = None
-        if isinstance(message, dict) and message.get("type") == "disconnect":
-            log.info("cable: removing connection %s (remote disconnect)",
-                     self.app_connection.connection_identifier if self.app_connection else "?")
-            self.close("remote", message.get("reconnect", True) is not False)
-        else:
-            log.warning("cable: ignored an internal message it does not know: %.200s", payload)
-
-    # -- streams ---------------------------------------------------------------------------------------------
-
-    def _stream_handler(self, channel: Channel, callback: Any) -> Any:
-        identifier = channel.identifier
-        prefix = '{"identifier":' + json.dumps(identifier, ensure_ascii=False) + ',"message":'
-
-        def forward(payload: str) -> None:
-            held = self.pending.get(identifier)
-            if held is not None:
-                held.append(payload)
-            else:
-                self._put(prefix + payload + "}")
-
-        def with_callback(payload: str) -> None:
-            try:
-                result = callback(json.loads(payload))
-                if asyncio.iscoroutine(result):
-                    self.loop.create_task(result)
-            except Exception:
-                log.exception("cable: stream callback of %s failed", channel.channel_identifier())
-
-        return forward if callback is None else with_callback
-
-    # -- commands --------------------------------------------------------------------------------------------
-
-    async def handle(self, text: str) -> None:
-        if len(text) > self.app.max_message_size:
-            log.warning("cable: dropped a %d-character frame (limit %d)", len(text), self.app.max_message_size)
-            return
-        try:
-            data = json.loads(text)
-        except ValueError:
-            log.warning("cable: dropped a frame that is not JSON: %.200r", text)
-            return
-        if not isinstance(data, dict):
-            log.warning("cable: dropped a frame that is not a JSON object: %.200r", text)
-            return
-        command, identifier = data.get("command"), data.get("identifier")
-        if not isinstance(identifier, str):
-            log.warning("cable: dropped a %r command without a string identifier", command)
-            return
-        if command == "subscribe":
-            await self.subscribe(identifier)
-        elif command == "unsubscribe":
-            await self.unsubscribe(identifier)
-        elif command == "message":
-            await self.perform(identifier, data.get("data"))
-        else:
-            log.warning("cable: received unrecognized command %.100r", command)
-
-    async def subscribe(self, identifier: str) -> None:
-        if identifier in self.subscriptions:
-            log.info("cable: already subscribed to %s", identifier)
-            return
-        try:
-            params = json.loads(identifier)
-        except ValueError:
-            params = None
-        if not isinstance(params, dict):
-            log.warning("cable: rejected a subscription whose identifier is not a JSON object: %.200r", identifier)
-            self.send({"identifier": identifier, "type": "reject_subscription"})
-            return
-        channel_class = self.app.channels.get(params.get("channel"))  # type: ignore[arg-type]
-        if channel_class is None:
-            log.warning("cable: rejected a subscription to unknown channel %.100r", params.get("channel"))
-            self.send({"identifier": identifier, "type": "reject_subscription"})
-            return
-        channel = channel_class(self.app_connection, identifier, params)  # type: ignore[arg-type]
-        self.subscriptions[identifier] = channel
-        self.pending[identifier] = []
-        try:
-            await call(channel.subscribed)
-            await self.streams_added()
-        except RejectedError:
-            channel.reject()
-        except Exception:
-            log.exception("cable: %s#subscribed failed; rejecting", channel.channel_identifier())
-            channel.reject()
-        held = self.pending.pop(identifier, [])
-        if channel.rejected:
-            channel.stop_all_streams()
-            self.subscriptions.pop(identifier, None)
-            log.info("cable: %s rejected a subscription", channel.channel_identifier())
-            self.send({"identifier": identifier, "type": "reject_subscription"})
-            return
-        self.send({"identifier": identifier, "type": "confirm_subscription"})
-        prefix = '{"identifier":' + json.dumps(identifier, ensure_ascii=False) + ',"message":'
-        for payload in held:
-            self._put(prefix + payload + "}")
-
-    async def unsubscribe(self, identifier: str) -> None:
-        channel = self.subscriptions.pop(identifier, None)
-        if channel is None:
-            log.warning("cable: unable to find subscription with identifier %.200r", identifier)
-            return
-        await self._remove(channel)
-
-    async def _remove(self, channel: Channel) -> None:
-        channel.stop_all_streams()
-        if _overrides(channel.unsubscribed, Channel.unsubscribed):
-            try:
-                await call(channel.unsubscribed)
-            except Exception:
-                log.exception("cable: %s#unsubscribed failed", channel.channel_identifier())
-
-    async def perform(self, identifier: str, raw: Any) -> None:
-        channel = self.subscriptions.get(identifier)
-        if channel is None:
-            log.warning("cable: unable to find subscription with identifier %.200r", identifier)
-            return
-        try:
-            data = json.loads(raw) if isinstance(raw, str) else None
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            log.warning("cable: dropped a message whose data is not a JSON object: %.200r", raw)
-            return
-        resolved = channel.resolve_action(data)
-        if resolved is None:
-            return
-        method, args = resolved
-        try:
-            await call(method, *args)
-        except Exception:
-            log.exception("cable: %s#%s failed", channel.channel_identifier(), data.get("action", "receive"))
-
-    # -- life ------------------------------------------------------------------------------------------------
-
-    async def run(self) -> None:
-        writer = asyncio.create_task(self._write())
-        try:
-            while not self.closing:
-                message = await self.websocket.receive()
-                if message["type"] == "websocket.disconnect":
-                    break
-                text = message.get("text")
-                if text is None:
-                    log.warning("cable: dropped a binary frame (%s uses text frames)", PROTOCOL)
-                    continue
-                await self.handle(text)
-        except (WebSocketDisconnect, RuntimeError):
-            pass
-        finally:
-            self.closing = True
-            self.outbox.put_nowait(None)
-            for channel in list(self.subscriptions.values()):
-                await self._remove(channel)
-            self.subscriptions.clear()
-            await writer
-
-    async def _write(self) -> None:
-        try:
-            while True:
-                text = await self.outbox.get()
-                if text is None:
-                    break
-                await self.websocket.send_text(text)
-            await self.websocket.close()
-        except Exception:  # the client went away; the reader notices and cleans up
-            pass
-
-
 class CableApp:
     """An ASGI app speaking Action Cable's protocol.
 
     ``channels``: the channel classes clients may subscribe to (by ``identifier_name`` or class name).
     ``connection_class``: identifies the user of each socket (:class:`Connection`). ``pubsub``: where
     broadcasts come from (default: this process's, from ``config/cable.yml``). ``allowed_request_origins``:
-    origins besides the page's own host (default: ``cable.yml``'s).
+    origins besides the page's own host (default: ``cable.yml``'s). ``limits``: per-socket bounds on
+    subscriptions and command rate (default: ``cable.yml``'s, see :mod:`.limits`).
     """
 
     def __init__(self, channels: Iterable[type[Channel]] = (), *, connection_class: type[Connection] = Connection,
                  pubsub: PubSub | None = None, allowed_request_origins: Iterable[str] | None = None,
-                 max_message_size: int = MAX_MESSAGE_SIZE, ping_interval: float = PING_INTERVAL) -> None:
+                 max_message_size: int = MAX_MESSAGE_SIZE, ping_interval: float = PING_INTERVAL,
+                 limits: ConnectionLimits | None = None) -> None:
         self.channels: dict[str, type[Channel]] = {cls.channel_identifier(): cls for cls in channels}
         self.connection_class = connection_class
         self._pubsub = pubsub
         self._origins = tuple(allowed_request_origins) if allowed_request_origins is not None else None
+        self._limits = limits
         self.max_message_size = max_message_size
         self.ping_interval = ping_interval
-        self.sessions: set[_Session] = set()
+        self.sessions: set[Session] = set()
         self._router: StreamRouter | None = None
         self._pinger: asyncio.Task[None] | None = None
 
@@ -374,6 +111,15 @@ class CableApp:
             self._origins = load_cable_config(current_app()).allowed_request_origins or ()
         return self._origins
 
+    @property
+    def limits(self) -> ConnectionLimits:
+        if self._limits is None:
+            from ..config import current_app
+            from .config import load_cable_config
+
+            self._limits = load_cable_config(current_app()).limits
+        return self._limits
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
@@ -395,11 +141,11 @@ class CableApp:
         loop = asyncio.get_running_loop()
         if self._router is None:
             self._router = StreamRouter(self.pubsub, loop)
-        session = _Session(self, websocket, loop)
+        session = Session(self, websocket, loop)
         connection = self.connection_class(websocket, session)
         session.app_connection = connection
         try:
-            if _overrides(connection.connect, Connection.connect):
+            if overrides(connection.connect, Connection.connect):
                 await call(connection.connect)
         except UnauthorizedError:
             log.info("cable: an unauthorized connection attempt was rejected")
@@ -412,7 +158,8 @@ class CableApp:
         self.sessions.add(session)
         self._ensure_pinger()
         internal = connection.internal_channel
-        if internal is not None:  # remote commands for this identity (see remote.py); off the loop: a database read
+        if internal is not None:  # remote commands for this identity (see remote.py)
+            # Off the loop: subscribing a new stream reads the database.
             await loop.run_in_executor(None, self.router.add, internal, (session, internal), session.internal_message)
         session.send({"type": "welcome"})
         try:
@@ -421,7 +168,7 @@ class CableApp:
             if internal is not None:
                 self.router.remove(internal, (session, internal))
             self.sessions.discard(session)
-            if _overrides(connection.disconnect, Connection.disconnect):
+            if overrides(connection.disconnect, Connection.disconnect):
                 try:
                     await call(connection.disconnect)
                 except Exception:

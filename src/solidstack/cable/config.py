@@ -14,6 +14,7 @@ from typing import Any
 from ..config import App, DatabaseConfig, Section
 from ..config.database import connects_to_name
 from ..config.loader import boolean, duration, env_override, part_section, positive_duration, positive_int, string
+from .limits import ConnectionLimits, count, rate
 
 #: ``solid_cable`` is the database adapter; ``test`` and ``async`` deliver in memory within one process
 #: (``test`` also records every broadcast for assertions).
@@ -34,6 +35,9 @@ class CableConfig:
     silence_polling: bool = True
     #: Origins a browser may open the socket from; ``None`` means same origin as the Host header only.
     allowed_request_origins: tuple[str, ...] | None = None
+    #: Per-socket bounds: subscriptions held, and the command rate (``max_subscriptions_per_connection``,
+    #: ``max_commands_per_second``, ``max_commands_burst``).
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
     file: str = field(default="(defaults)", compare=False)
 
     @property
@@ -91,6 +95,11 @@ def parse_cable_config(data: dict[str, Any] | None, *, file: str | Path, env: st
         trim_batch_size=section.get("trim_batch_size", positive_int, 100),
         silence_polling=section.get("silence_polling", boolean, True),
         allowed_request_origins=section.get("allowed_request_origins", _origins, None),
+        limits=ConnectionLimits(
+            max_subscriptions=section.get("max_subscriptions_per_connection", count, 100),
+            commands_per_second=section.get("max_commands_per_second", rate, 50.0),
+            burst=section.get("max_commands_burst", count, 200),
+        ),
         file=str(file),
     )
     section.finish()

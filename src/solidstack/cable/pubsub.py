@@ -3,9 +3,9 @@
 :class:`SolidCablePubSub` is the Solid Cable model: broadcasts are rows of a messages table; one listener
 thread per process polls for the channels this process subscribes to, woken at once by the publisher and at
 the latest every ``polling_interval``: on SQLite by a datagram after the commit (:mod:`.wakeup`), on
-PostgreSQL by the ``NOTIFY`` the broadcast's transaction sends (:mod:`.listener`; none with ``listen: false``).
-:class:`MemoryPubSub` delivers within one
-process (the ``test`` and ``async`` adapters) and, for ``test``, records what was broadcast.
+PostgreSQL by the ``NOTIFY`` the broadcast's transaction sends, heard on the process's one ``LISTEN``
+connection (:mod:`solidstack.db.pglisten`; none with ``listen: false``). :class:`MemoryPubSub` delivers within
+one process (the ``test`` and ``async`` adapters) and, for ``test``, records what was broadcast.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..db import DatabaseError, background_section
-from .storage import CableStorage, channel_hash
+from ..db.notify import Wakeups
+from .storage import CableStorage
 from .wakeup import WakeupSocket, notify, wakeup_dir
 
 log = logging.getLogger("solidstack.cable")
@@ -36,6 +37,10 @@ def encode(message: Any) -> str:
         return json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"cannot broadcast {message!r}: messages must be JSON values ({exc})") from None
+
+
+def _not_migrated(label: str) -> DatabaseError:
+    return DatabaseError(f"the cable messages table is missing in the {label} (run `solidstack db migrate`)")
 
 
 class PubSub(Protocol):
@@ -85,8 +90,6 @@ class SolidCablePubSub:
         self._wakeup_dir = None if storage.notifies else wakeup_dir(storage.db.path)
         self._lock = threading.Lock()
         self._channels: dict[str, _Channel] = {}
-        #: Hashes of the subscribed channels, for skipping notifications of other channels (replaced, not mutated).
-        self._hashes: frozenset[int] = frozenset()
         self._listener: threading.Thread | None = None
         self._wakeup: Any = None
         self._poll_failing = False
@@ -104,12 +107,14 @@ class SolidCablePubSub:
         """Like :meth:`broadcast`, for a payload that is already JSON text."""
         try:
             self.storage.insert(stream, payload)
-        except sqlite3.OperationalError as exc:
+        except (sqlite3.OperationalError, DatabaseError) as exc:
             if "no such table" in str(exc):
-                raise DatabaseError(
-                    f"the cable messages table is missing in the {self.storage.db.label} "
-                    "(run `solidstack db migrate`)"
-                ) from exc
+                raise _not_migrated(self.storage.db.label) from exc
+            raise
+        except Exception as exc:
+            # PostgreSQL: the broadcast function of the migration is missing (undefined_function).
+            if getattr(exc, "sqlstate", None) == "42883":
+                raise _not_migrated(self.storage.db.label) from exc
             raise
         if self._wakeup_dir is not None:
             notify(self._wakeup_dir)
@@ -126,7 +131,6 @@ class SolidCablePubSub:
             if channel is None:
                 channel = self._channels[stream] = _Channel(cursor=since)
             channel.subscribers.append(_Subscriber(callback, since, raw))
-            self._hashes = frozenset(map(channel_hash, self._channels))
             self._ensure_listener()
 
     def unsubscribe(self, stream: str, callback: Callback) -> None:
@@ -141,7 +145,6 @@ class SolidCablePubSub:
                     break
             if not channel.subscribers:
                 del self._channels[stream]
-                self._hashes = frozenset(map(channel_hash, self._channels))
 
     @property
     def streams(self) -> list[str]:
@@ -160,26 +163,19 @@ class SolidCablePubSub:
                 self._wakeup = WakeupSocket(self._wakeup_dir)
             except OSError as exc:
                 log.warning("cable: no wake-up socket (%s); polling every %ss", exc, self.polling_interval)
-        elif getattr(db, "listen", False):
-            from .listener import NotifyListener
-
-            self._wakeup = NotifyListener(db, self._relevant)
         else:
-            log.info("cable: listen is off for the %s; polling every %ss", db.label, self.polling_interval)
+            # The process's one LISTEN connection to this database (db/pglisten.py), shared with the queue when
+            # both use the same entry; None with `listen: false`.
+            self._wakeup = Wakeups(db, "cable").listener()
+            if self._wakeup is None:
+                log.info("cable: listen is off for the %s; polling every %ss", db.label, self.polling_interval)
         self._listener = threading.Thread(target=self._listen, name="solidstack-cable-listener", daemon=True)
         self._listener.start()
 
-    def _relevant(self, payload: str) -> bool:
-        """Whether a notification's payload (a channel hash) names a channel this process listens to."""
-        try:
-            return int(payload) in self._hashes
-        except ValueError:
-            return True
-
     def _listen(self) -> None:
-        connect = getattr(self._wakeup, "connect", None)
-        if connect is not None:
-            connect()  # LISTEN before the first poll: nothing committed after that poll waits for the next
+        connected = getattr(getattr(self._wakeup, "listener", None), "connected", None)
+        if connected is not None:  # LISTEN before the first poll, so nothing after it waits for the next one
+            connected.wait(1.0)
         while not self._stopped.is_set():
             try:
                 caught_up = self.poll_once()

@@ -1,8 +1,8 @@
 """Cable's storage seam: every statement on the messages table, named in ``sql/<dialect>/queries.sql``.
 
-PostgreSQL is a second query file and the same class: nothing else in the part writes SQL. What a broadcast
-needs there beyond its insert (the ordering lock before it, the ``NOTIFY`` after it, both in its transaction) is
-two more named statements that SQLite's file does not have.
+PostgreSQL is a second query file and the same class: nothing else in the part writes SQL. A broadcast there is
+one statement, ``broadcast`` (a function that takes the ordering lock, inserts and sends ``NOTIFY``; decision
+0210), where SQLite inserts with ``insert_message`` in a ``BEGIN IMMEDIATE`` transaction.
 """
 
 from __future__ import annotations
@@ -45,27 +45,22 @@ class CableStorage:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.queries = load_queries("solidstack.cable", db.dialect, db.paramstyle)
-        #: Run before the insert in its transaction (PostgreSQL: the lock that makes ids commit order).
-        self._before = self.queries.get("order_broadcasts")
-        #: Run after it (PostgreSQL: NOTIFY, delivered at the commit).
-        self._announce = self.queries.get("announce_message")
+        #: PostgreSQL: lock, insert and NOTIFY in one statement, its own transaction (or the caller's).
+        self._broadcast = self.queries.get("broadcast")
 
     @property
     def notifies(self) -> bool:
         """Whether a broadcast wakes listeners itself (``NOTIFY``); else the publisher wakes them after it."""
-        return self._announce is not None
+        return self._broadcast is not None
 
     def insert(self, channel: str, payload: str, *, now: float | None = None) -> int:
         """Store one message; returns its id (its place in the delivery order)."""
-        hashed = channel_hash(channel)
-        params = {"channel": channel, "channel_hash": hashed, "payload": payload,
+        params = {"channel": channel, "channel_hash": channel_hash(channel), "payload": payload,
                   "created_at": time.time() if now is None else now}
+        if self._broadcast is not None:
+            return int(self.db.connection().execute(self._broadcast, params).fetchone()[0])
         with self.db.transaction() as conn:
-            if self._before is not None:
-                conn.execute(self._before)
             [new_id] = self.db.insert_many(conn, self.queries["insert_message"], [params])
-            if self._announce is not None:
-                conn.execute(self._announce, {"channel_hash": hashed})
             return int(new_id)
 
     def last_id(self) -> int:

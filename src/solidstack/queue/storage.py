@@ -364,6 +364,10 @@ class QueueStorage:
                 conn.execute(self.sql["delete_process"], {"id": pid})
         return again, failed
 
+    def claimed_by(self, process_id: int | None) -> list[int]:
+        """The ids of the jobs ``process_id`` holds claimed."""
+        return [row[0] for row in self.db.query(self.sql["claimed_by_process"], {"process_id": process_id})]
+
     def processes(self) -> list[dict[str, Any]]:
         return [dict(row) for row in self.db.query(self.sql["all_processes"])]
 

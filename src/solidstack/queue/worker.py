@@ -71,6 +71,8 @@ class Worker:
         #: Ran, to be finished by the next claim (only when a loop is attached).
         self._finished: list[int] = []
         self._deferred = False
+        #: A claim failed on a lost connection: the next one first releases claims this process does not hold.
+        self._resync = False
         #: The last claim filled every idle thread: the queue likely has more, the threads claim for themselves.
         self._busy = False
         self._claiming = False
@@ -159,13 +161,20 @@ class Worker:
                     self._peers.wait(remaining)
             finished, self._finished = self._finished, []
             limit = 0 if self._stopping else max(0, self._idle())
+            resync, self._resync = self._resync, False
+            known = set(self._running) | {row.id for row in self._ready} | set(finished)
+        if resync:
+            self._release_unknown_claims(known, now)
         try:
             rows = self.storage.claim(self.process_id, self.config.queues, limit, now, finished=finished,
                                       preserve=self.preserve_finished_jobs) if limit or finished else []
-        except BaseException:
+        except BaseException as exc:
             with self._cond:  # finish them with the next claim; the claims stand until then
                 self._finished[:0] = finished
                 self._claiming = self._busy = False
+                # A lost connection may have lost only the COMMIT's answer: the claim may stand, for jobs this
+                # process never got. The next claim looks (see _release_unknown_claims).
+                self._resync = self._resync or isinstance(exc, DatabaseUnavailable)
             raise
         with self._cond:
             self._claiming = False
@@ -303,6 +312,19 @@ class Worker:
             log.error("%s (job %d) failed: %s: %s", row.class_name, row.id, type(exc).__name__, exc,
                       exc_info=(type(exc), exc, exc.__traceback__))
             self._record(lambda: self.storage.fail(row.id, self.process_id, outcome.error or error_record(exc), now))
+
+    def _release_unknown_claims(self, known: set[int], now: float) -> None:
+        """Claims this process holds in the database but not in hand: a claim whose COMMIT went through while
+        the connection dropped before its answer came. Back to ready, as a graceful stop would hand them."""
+        try:
+            stray = [job_id for job_id in self.storage.claimed_by(self.process_id) if job_id not in known]
+            if stray:
+                released = self.storage.release(stray, self.process_id, now)
+                log.warning("%s: released %d job(s) claimed while the connection was lost: %s", self.name,
+                            len(released), released)
+        except DatabaseUnavailable:
+            with self._cond:
+                self._resync = True
 
     def _record(self, write: Callable[[], Any]) -> None:
         """Record a job's outcome, waiting out a lost database connection (a server restart) with backoff: the

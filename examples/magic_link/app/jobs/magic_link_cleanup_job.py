@@ -2,7 +2,7 @@ import logging
 
 from solidstack.queue import Job
 
-from ..models import MagicLink
+from ..models import MagicLink, Session
 
 log = logging.getLogger("app")
 
@@ -12,4 +12,5 @@ class MagicLinkCleanupJob(Job):
 
     def perform(self) -> None:
         count = MagicLink.cleanup()
-        log.info("Cleaned up %d expired magic links", count)
+        sessions = Session.cleanup()
+        log.info("Cleaned up %d expired magic links and %d expired sessions", count, sessions)

@@ -1,3 +1,4 @@
 from .magic_link import MagicLink
+from .session import Session
 
-__all__ = ["MagicLink"]
+__all__ = ["MagicLink", "Session"]

@@ -76,6 +76,19 @@ class MagicLink:
         return MagicLink(**{**self.__dict__, "sent_at": now})
 
     @classmethod
+    def check(cls, token: str, now: float | None = None) -> tuple[Redemption | Literal["valid"], MagicLink | None]:
+        """What :meth:`redeem` would say, without using the link (``"valid"`` where it would sign in).
+
+        Opening a link only looks: mail scanners fetch links before their reader does.
+        """
+        link = cls.find_by_token(token)
+        if link is None:
+            return "invalid", None
+        if link.used_at is not None:
+            return "used", link
+        return ("expired" if link.expired(now) else "valid"), link
+
+    @classmethod
     def redeem(cls, token: str, now: float | None = None) -> tuple[Redemption, MagicLink | None]:
         """Use the link once: ``("signed_in", link)`` the first time, else why not.
 

@@ -1,22 +1,10 @@
--- Named queries of the cable part (PostgreSQL): the same names and parameters as sql/sqlite/queries.sql, plus
--- the statements a broadcast runs around its insert here (`order_broadcasts`, `announce_message`).
+-- Named queries of the cable part (PostgreSQL): the same names and parameters as sql/sqlite/queries.sql, except
+-- that a broadcast is `broadcast` (ordered, inserted and announced in one statement) instead of `insert_message`.
 
--- name: order_broadcasts
--- Broadcasts insert one at a time, each holding this lock from before its id is drawn until its commit (the
--- lock is released after the commit is visible): ids become visible in id order, so a listener that has read
--- up to id N never later sees a smaller id commit, and `id > cursor` skips nothing (decision 0210).
--- The key is a constant of this table: 0x536f6c6964436162 ("SolidCab").
-SELECT pg_advisory_xact_lock(6012143227472404834)
-
--- name: insert_message
-INSERT INTO solidstack_cable_messages (channel, channel_hash, payload, created_at)
-VALUES (:channel, :channel_hash, :payload, :created_at)
-RETURNING id
-
--- name: announce_message
--- Wakes the listeners of every process on every machine at the commit (never on a rollback). The payload is
--- the channel's hash, so a process that does not listen to that channel does not poll.
-SELECT pg_notify('solidstack_cable', CAST(:channel_hash AS text))
+-- name: broadcast
+-- Order lock, insert and NOTIFY in one statement: see solidstack_cable_broadcast() in migrations/0001 and
+-- decision 0210.
+SELECT solidstack_cable_broadcast(:channel, :channel_hash, :payload, :created_at) AS id
 
 -- name: last_id
 SELECT coalesce(max(id), 0) AS last_id FROM solidstack_cable_messages
