@@ -307,3 +307,13 @@ def test_behind_pgbouncer_in_transaction_mode_with_listen_false(make_jobs_app: A
 
             solidstack._reset_parts()
             bouncer.stop()
+
+
+def test_async_mode_runs_workers_as_threads_sharing_one_pool_and_one_listener(pg_jobs_app: Any) -> None:
+    enqueue_counts(200)
+    proc = pg_jobs_app.start("--mode", "async")
+    pg_jobs_app.wait_for(lambda: len(pg_jobs_app.lines("count")) >= 200, timeout=60, what="200 jobs")
+    code, output = pg_jobs_app.stop(proc)
+    assert code == 0 and "Traceback" not in output, output
+    assert len({parts[2] for parts in pg_jobs_app.lines("count")}) == 1  # one process
+    assert sorted(int(parts[1]) for parts in pg_jobs_app.lines("count")) == list(range(200))

@@ -28,7 +28,11 @@ from psycopg import errors as pgerrors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from .errors import DatabaseError, DatabaseUnavailable
+from .pgerrors import connect_failure, first_line, translate
+from .pgrows import Connection, Reader, Result, Row, row_factory
 from .queries import to_pyformat
+
+__all__ = ["Connection", "PostgreSQLDatabase", "Row", "row_factory"]
 
 log = logging.getLogger("solidstack.db")
 # The pool logs a warning for each dead connection it discards: after a server restart, one per connection and
@@ -44,98 +48,6 @@ CHECK_IDLE_AFTER = 2.0
 # child closes them (see the module's docstring).
 _abandoned: list[Any] = []
 _all_databases: weakref.WeakSet[PostgreSQLDatabase] = weakref.WeakSet()
-
-
-class Row:
-    """A result row: ``row[0]``, ``row["column"]``, ``dict(row)``, tuple unpacking and ``==`` with a tuple."""
-
-    __slots__ = ("_index", "_values")
-
-    def __init__(self, values: Sequence[Any], index: dict[str, int]) -> None:
-        self._values = values
-        self._index = index
-
-    def __getitem__(self, key: int | str) -> Any:
-        if isinstance(key, str):
-            return self._values[self._index[key]]
-        return self._values[key]
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self._values)
-
-    def __len__(self) -> int:
-        return len(self._values)
-
-    def keys(self) -> list[str]:
-        return list(self._index)
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Row):
-            return tuple(self._values) == tuple(other._values)
-        return tuple(self._values) == other
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"Row({dict(zip(self._index, self._values, strict=False))!r})"
-
-
-def row_factory(cursor: Any) -> Callable[[Sequence[Any]], Row]:
-    """psycopg row factory for :class:`Row` (the column index is built once per result)."""
-    index = {column.name: i for i, column in enumerate(cursor.description or ())}
-    return lambda values: Row(values, index)
-
-
-class Connection:
-    """The connection a transaction yields: ``execute`` returns a psycopg cursor of :class:`Row`."""
-
-    __slots__ = ("raw",)
-
-    def __init__(self, raw: psycopg.Connection[Any]) -> None:
-        self.raw = raw
-
-    def execute(self, sql: str, params: Any = None) -> Any:
-        return self.raw.execute(sql, params or None)
-
-    def executemany(self, sql: str, rows: Sequence[Any]) -> None:
-        with self.raw.cursor() as cursor:
-            cursor.executemany(sql, rows)
-
-
-class _Result:
-    """A read's rows, fetched before its connection went back to the pool."""
-
-    __slots__ = ("_rows", "rowcount")
-
-    def __init__(self, rows: list[Row], rowcount: int) -> None:
-        self._rows = rows
-        self.rowcount = rowcount
-
-    def __iter__(self) -> Iterator[Row]:
-        return iter(self._rows)
-
-    def fetchall(self) -> list[Row]:
-        return self._rows
-
-    def fetchone(self) -> Row | None:
-        return self._rows[0] if self._rows else None
-
-
-class _Reader:
-    """What :meth:`PostgreSQLDatabase.connection` returns outside a transaction: each statement on a pooled
-    connection in autocommit, its rows fetched at once."""
-
-    __slots__ = ("db",)
-
-    def __init__(self, db: PostgreSQLDatabase) -> None:
-        self.db = db
-
-    def execute(self, sql: str, params: Any = None) -> _Result:
-        return self.db._autocommit(sql, params)
-
-    def executemany(self, sql: str, rows: Sequence[Any]) -> None:
-        with self.db.transaction() as conn:
-            conn.executemany(sql, rows)
 
 
 class _State(threading.local):
@@ -287,7 +199,7 @@ class PostgreSQLDatabase:
             psycopg.connect(self.conninfo, autocommit=True).close()
             return False
         except psycopg.Error as exc:
-            if _connect_failure(exc) != "no database":
+            if connect_failure(exc) != "no database":
                 raise self.translate(exc) from exc
         dbname = str(self.params.get("dbname", ""))
         try:
@@ -301,7 +213,7 @@ class PostgreSQLDatabase:
                 f"it: create it (CREATE DATABASE {dbname}) or give the role CREATEDB{self._where()}"
             ) from exc
         except psycopg.Error as exc:
-            raise DatabaseError(f"cannot create the {self.label}: {_first_line(exc)}{self._where()}") from exc
+            raise DatabaseError(f"cannot create the {self.label}: {first_line(exc)}{self._where()}") from exc
         log.info("created the %s", self.label)
         return True
 
@@ -417,24 +329,24 @@ class PostgreSQLDatabase:
         else:
             self._autocommit("SELECT pg_notify(%s, %s)", (channel, payload))
 
-    def connection(self) -> Connection | _Reader:
+    def connection(self) -> Connection | Reader:
         """This thread's transaction's connection, or a reader that runs each statement in autocommit."""
         self._check_fork()
         state = self._state
         if state.depth and state.conn is not None:
             return state.conn
-        return _Reader(self)
+        return Reader(self)
 
-    def _autocommit(self, sql: str, params: Any) -> _Result:
+    def _autocommit(self, sql: str, params: Any) -> Result:
         state = self._state
         if state.depth and state.conn is not None:
             cursor = state.conn.execute(sql, params)
-            return _Result(cursor.fetchall() if cursor.description else [], cursor.rowcount)
+            return Result(cursor.fetchall() if cursor.description else [], cursor.rowcount)
         for attempt in range(self.pool_size + 1):
             raw = self._checkout()
             try:
                 cursor = raw.execute(sql, params or None)
-                return _Result(cursor.fetchall() if cursor.description else [], cursor.rowcount)
+                return Result(cursor.fetchall() if cursor.description else [], cursor.rowcount)
             except psycopg.Error as exc:
                 # A connection dropped while pooled: the statement never ran; run it on the next one (these are
                 # reads and NOTIFYs, safe to repeat).
@@ -486,74 +398,16 @@ class PostgreSQLDatabase:
 
     def translate(self, exc: BaseException) -> BaseException:
         """One clear :class:`DatabaseError` for what a user can fix or wait out; other errors as they are."""
-        if isinstance(exc, DatabaseError):
-            return exc
         if isinstance(exc, psycopg_pool.PoolTimeout):
             return self._pool_timeout(exc)
-        if not isinstance(exc, psycopg.Error):
-            return exc
-        where, reason = self._where(), _first_line(exc)
         user = self.params.get("user") or os.environ.get("PGUSER") or "the current user"
-        if isinstance(exc, pgerrors.UndefinedTable):
-            return DatabaseError(f"the {self.label} is not migrated ({reason}): run `solidstack db migrate`{where}")
-        if isinstance(exc, pgerrors.InsufficientPrivilege):
-            return DatabaseError(
-                f"the role {user!r} lacks a right on the {self.label} ({reason}): grant it (GRANT ... TO {user}) "
-                f"or use the role that ran `solidstack db migrate`{where}")
-        failure = _connect_failure(exc)
-        if failure == "no database":
-            return DatabaseError(
-                f"the {self.label} does not exist: run `solidstack db migrate` (it creates it when the role may), "
-                f"or check `database:` in {self.source or 'its database.yml entry'}")
-        if failure == "login":
-            return DatabaseError(
-                f"the server refused the login to the {self.label} ({reason}): check `username:` and `password:`"
-                f"{where}")
-        if isinstance(exc, psycopg.OperationalError):
-            if failure == "unreachable":
-                return DatabaseUnavailable(
-                    f"cannot connect to the {self.label}: {reason} (is PostgreSQL running there? check `host:` "
-                    f"and `port:`){where}")
-            return DatabaseUnavailable(f"lost the connection to the {self.label}: {reason}{where}")
-        return exc
+        return translate(exc, label=self.label, source=self.source, user=str(user))
 
 
 def _notify_statement(raw: psycopg.Connection[Any], channel: str, payload: str) -> bytes:
     statement = psycopg.sql.SQL("NOTIFY {}, {}; ").format(psycopg.sql.Identifier(channel),
                                                          psycopg.sql.Literal(payload))
     return statement.as_bytes(raw)
-
-
-def _connect_failure(exc: BaseException) -> str | None:
-    """What kind of connection failure ``exc`` is: libpq reports them as text, without a SQLSTATE."""
-    if isinstance(exc, pgerrors.InvalidCatalogName):
-        return "no database"
-    if isinstance(exc, pgerrors.InvalidPassword | pgerrors.InvalidAuthorizationSpecification):
-        return "login"
-    if not isinstance(exc, psycopg.OperationalError) or exc.sqlstate:
-        return None
-    text = str(exc)
-    if "FATAL:" in text and "database" in text and "does not exist" in text:
-        return "no database"
-    if "password authentication failed" in text or ("role" in text and "does not exist" in text) or \
-            "no pg_hba.conf entry" in text or "no password supplied" in text:
-        return "login"
-    if text.startswith("connection failed") or "could not translate host name" in text or \
-            "timeout expired" in text or "Connection refused" in text:
-        return "unreachable"
-    return None
-
-
-def _first_line(exc: BaseException) -> str:
-    """The useful line of a libpq message (which repeats the host and spreads a hint over more lines)."""
-    text = str(exc).strip()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if not lines:
-        return type(exc).__name__
-    line = lines[0]
-    if "failed: " in line:
-        line = line.rsplit("failed: ", 1)[1]
-    return line.removeprefix("FATAL:").strip()
 
 
 def _after_fork_in_child() -> None:
