@@ -32,6 +32,14 @@ ROOT = Path(__file__).resolve().parent.parent
 CABLE_YML = "development:\n  adapter: solid_cable\n  polling_interval: 1.second\n  message_retention: 1.day\n"
 DATABASE_YML = "development:\n  cable:\n    adapter: postgresql\n    url: {url}\n"
 
+
+def write_app(root: Path, postgres_url: str = "") -> None:
+    """An app folder with cable.yml, and a database.yml putting the cable database on PostgreSQL when asked."""
+    (root / "config").mkdir(parents=True, exist_ok=True)
+    (root / "config" / "cable.yml").write_text(CABLE_YML)
+    if postgres_url:
+        (root / "config" / "database.yml").write_text(DATABASE_YML.format(url=postgres_url))
+
 PUBLISHER = r"""
 import json, os, sys, time
 kind, count, pause = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
@@ -191,10 +199,7 @@ def main() -> None:
 
 def run(args: argparse.Namespace, postgres_url: str) -> None:
     root = Path(tempfile.mkdtemp(prefix="cable-bench-"))
-    (root / "config").mkdir()
-    (root / "config" / "cable.yml").write_text(CABLE_YML)
-    if postgres_url:
-        (root / "config" / "database.yml").write_text(DATABASE_YML.format(url=postgres_url))
+    write_app(root, postgres_url)
     import solidstack
     from solidstack.tasks import migrate_all
 
