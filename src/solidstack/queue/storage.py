@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 from ..db import Database, SQLiteDatabase, load_queries
 from ..db.notify import Wakeups
 from .concurrency import Gate
-from .liveness import IDENTITY_KEY, START_KEY, dead_processes, identity, start_time
+from .liveness import IDENTITY_KEY, START_KEY, dead_processes, hostname, identity, start_time
 from .rows import NewJob
 
 #: The wake-up topic of the queue: workers listen, whoever makes a job ready announces it (see ``db/notify.py``).
@@ -334,7 +333,7 @@ class QueueStorage:
         with self.db.transaction() as conn:
             row = conn.execute(self.sql["insert_process"], {
                 "kind": kind, "name": name, "now": now, "supervisor_id": supervisor_id,
-                "pid": own_pid, "hostname": socket.gethostname(),
+                "pid": own_pid, "hostname": hostname(),
                 "metadata": json.dumps(metadata),
             }).fetchone()
             return int(row[0])

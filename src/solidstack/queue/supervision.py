@@ -10,7 +10,6 @@ import logging
 import os
 import secrets
 import signal
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import Any
 from . import events
 from .config import DispatcherConfig, QueueConfig, WorkerConfig
 from .dispatcher import Dispatcher
+from .liveness import hostname
 from .runner import Role
 from .storage import QueueStorage
 from .worker import Worker
@@ -112,7 +112,7 @@ class Supervisor:
 
     def _register(self, now: float, mode: str) -> None:
         self.process_id = self.storage.register_process(
-            self.kind, self.name, now, metadata={"mode": mode, "hostname": socket.gethostname()})
+            self.kind, self.name, now, metadata={"mode": mode, "hostname": hostname()})
         self._ids.add(self.process_id)
 
     def _start(self, mode: str) -> None:
