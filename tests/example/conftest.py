@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +16,7 @@ from solidstack.tasks import migrate_all
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.append(str(Path(__file__).parents[1]))  # browser_helpers, shared with tests/cable
 
-from magic_link_helpers import Running, close_databases, copy_example, start_dev, use_app
+from magic_link_helpers import ENGINES, Running, close_databases, copy_example, on_engine, start_dev, use_app
 
 from browser_helpers import headless_chromium
 
@@ -28,40 +25,6 @@ from browser_helpers import headless_chromium
 def _close_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     yield
     close_databases(tmp_path_factory.getbasetemp())
-
-
-#: The example runs on both engines: SQLite (its own config/database.yml) and PostgreSQL (its
-#: config/database.postgresql.yml copied over it, as its README tells a user to do; nothing else changes).
-ENGINES = ["sqlite", "postgresql"]
-
-
-@contextlib.contextmanager
-def on_engine(root: Path, engine: str, env: str) -> Iterator[dict[str, str]]:
-    """Point the copy at ``root`` to ``engine``; yields the variables its processes need (``DB_NAME``: fresh
-    databases of their own on the test server), and drops those databases afterwards."""
-    if engine == "sqlite":
-        yield {}
-        return
-    from engines import drop_database, random_database_name, require_postgres
-
-    require_postgres()
-    prefix = random_database_name("sslink")
-    shutil.copy(root / "config" / "database.postgresql.yml", root / "config" / "database.yml")
-    previous = os.environ.get("DB_NAME")
-    os.environ["DB_NAME"] = prefix
-    try:
-        yield {"DB_NAME": prefix}
-    finally:
-        from solidstack.db import close_all
-
-        close_all()
-        solidstack._reset_parts()
-        if previous is None:
-            os.environ.pop("DB_NAME", None)
-        else:
-            os.environ["DB_NAME"] = previous
-        for suffix in ("", "_queue", "_cache", "_cable"):
-            drop_database(f"{prefix}_{env}{suffix}")
 
 
 @pytest.fixture(params=ENGINES)
