@@ -155,6 +155,7 @@ class Listener:
                 self.connections += 1
                 if failing_since_logged:
                     log.info("%s: listening again after a lost connection", self.db.label)
+                    outage.answered(str(getattr(self.db, "source", "") or ""))
                     failing_since_logged = False
                 delay = RECONNECT_FIRST
                 self._sync_channels(conn)
@@ -171,7 +172,7 @@ class Listener:
                     # anything else is said here.
                     error = self.db.translate(exc)
                     if isinstance(error, DatabaseUnavailable):
-                        outage.unavailable(error, "LISTEN connection (polling until it is back)")
+                        outage.unavailable(error, "the LISTEN connection failed (polling until it is back)")
                     else:
                         log.warning("%s: the LISTEN connection failed (%s); reconnecting with backoff, polling "
                                     "until then", self.db.label, _short(exc))
