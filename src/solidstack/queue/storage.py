@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 from ..db import Database, SQLiteDatabase, load_queries
 from ..db.notify import Wakeups
 from .concurrency import Gate
-from .liveness import IDENTITY_KEY, START_KEY, dead_processes, identity, start_time
+from .liveness import IDENTITY_KEY, START_KEY, dead_processes, hostname, identity, start_time
 from .rows import NewJob
 
 #: The wake-up topic of the queue: workers listen, whoever makes a job ready announces it (see ``db/notify.py``).
@@ -284,11 +283,11 @@ class QueueStorage:
 
     def _release_after_death(self, conn: Any, job_ids: Sequence[int], reason: str, max_deaths: int,
                              now: float) -> tuple[list[int], list[int]]:
-        """Claimed jobs of a dead process: run again, or failed once they have died ``max_deaths`` times."""
+        """Claimed jobs of a dead process, whose claims the caller has just taken (deleted, in ``conn``): run
+        again, or failed once they have died ``max_deaths`` times."""
         if not job_ids:
             return [], []
         array = self.db.array(job_ids)
-        conn.execute(self.sql["delete_claimed"], {"ids": array})
         deaths = conn.execute(self.sql["count_process_death"], {"ids": array, "now": now}).fetchall()
         again = [row[0] for row in deaths if row[1] < max_deaths]
         failed = [row[0] for row in deaths if row[1] >= max_deaths]
@@ -334,7 +333,7 @@ class QueueStorage:
         with self.db.transaction() as conn:
             row = conn.execute(self.sql["insert_process"], {
                 "kind": kind, "name": name, "now": now, "supervisor_id": supervisor_id,
-                "pid": own_pid, "hostname": socket.gethostname(),
+                "pid": own_pid, "hostname": hostname(),
                 "metadata": json.dumps(metadata),
             }).fetchone()
             return int(row[0])
@@ -380,13 +379,17 @@ class QueueStorage:
                 ids += [row[0] for row in conn.execute(self.sql["supervisees"], {"id": process_id})]
             for pid in ids:
                 claimed = [row[0] for row in conn.execute(self.sql["claimed_by_process"], {"process_id": pid})]
+                # Only the claims this transaction deletes are released: on PostgreSQL another pruner may have
+                # released them meanwhile and a worker claimed them again (the read above does not lock), and
+                # releasing those would put a running job back in the queue (seen in the soak on PostgreSQL as a
+                # duplicate ready row).
+                claimed = self._take_claims(conn, claimed, pid) if claimed else []
                 if died:
                     a, f = self._release_after_death(conn, claimed, reason, max_deaths, now)
                     again += a
                     failed += f
                 elif claimed:
                     array = self.db.array(claimed)
-                    conn.execute(self.sql["delete_claimed"], {"ids": array})
                     conn.execute(self.sql["ready_from_jobs"], {"ids": array, "now": now})
                     self.announce_ready()
                     again += claimed
@@ -424,7 +427,7 @@ class QueueStorage:
     def release_orphaned_claims(self, now: float, max_deaths: int) -> tuple[list[int], list[int]]:
         """Claims whose process row is gone (its process died and was pruned mid-claim): run again."""
         with self.db.transaction() as conn:
-            ids = [row[0] for row in conn.execute(self.sql["orphaned_claims"])]
+            ids = [row[0] for row in conn.execute(self.sql["take_orphaned_claims"])]
             return self._release_after_death(conn, ids, "the process that claimed the job is gone", max_deaths, now)
 
     # -- failed jobs -----------------------------------------------------------------------------------------
