@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 
-from .outcomes import cancel, check_timeout, result_of
+from .outcomes import cancel, check_timeout, current_storage, result_of
 from .serialization import dump_arguments
 
 log = logging.getLogger("solidstack.queue")
@@ -271,9 +271,7 @@ class Job:
 
     @classmethod
     def _result_class(cls, job_id: int, *, timeout: float | None = 0) -> Any:
-        from .adapters import queue_storage
-
-        return result_of(queue_storage(), job_id, timeout)
+        return result_of(current_storage(), job_id, timeout)
 
     def _result_instance(self, *, timeout: float | None = 0) -> Any:
         return type(self)._result_class(self._stored_id(), timeout=timeout)

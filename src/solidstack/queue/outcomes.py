@@ -176,7 +176,7 @@ class Outcomes:
     def cancel(self, job_ids: Sequence[int], now: float) -> dict[int, str]:
         """Cancel jobs; returns for each id what happened: ``cancelled`` (it was waiting: now finished as
         cancelled), ``cancelling`` (it is running: its worker is told), or why not: ``unknown``, ``finished``,
-        ``cancelled``, ``failed``."""
+        ``already cancelled``, ``failed``."""
         outcome: dict[int, str] = {}
         with self.db.transaction() as conn:
             for job_id in job_ids:
@@ -188,6 +188,8 @@ class Outcomes:
                         self.storage.announce_ready()  # its concurrency slot went to a blocked job
                     conn.execute(self.sql["mark_cancelled"], {"id": job_id, "now": now, "finish": True})
                     status = "cancelled"
+                elif status == "cancelled":
+                    status = "already cancelled"
                 elif status == "claimed":
                     conn.execute(self.sql["mark_cancelled"], {"id": job_id, "now": now, "finish": False})
                     status = "cancelling"
@@ -207,7 +209,15 @@ def refusal(job_id: int, status: str) -> str:
         return f"job {job_id}: no such job (unknown id, or finished and not kept)"
     if status == "failed":
         return f"job {job_id}: it failed already (discard it with `solidstack jobs discard {job_id}`)"
-    return f"job {job_id}: it is {status} already"
+    return f"job {job_id}: it is {status.removeprefix('already ')} already"
+
+
+def current_storage() -> QueueStorage:
+    """The storage jobs are enqueued into: the current adapter's, else the current app's queue database."""
+    from .adapters import current_adapter, queue_storage
+
+    storage = getattr(current_adapter(), "storage", None)
+    return storage if storage is not None else queue_storage()
 
 
 def result_of(storage: QueueStorage, job_id: int, timeout: float | None = 0) -> Any:
@@ -231,11 +241,7 @@ def cancel(*job_ids: int, storage: QueueStorage | None = None) -> dict[int, str]
     Returns ``{id: "cancelled" | "cancelling"}``; raises :class:`CancelError` naming every id that is unknown or
     already done (the others are cancelled all the same).
     """
-    if storage is None:
-        from .adapters import queue_storage
-
-        storage = queue_storage()
-    outcome = storage.cancel(list(job_ids), time.time())
+    outcome = (storage or current_storage()).cancel(list(job_ids), time.time())
     refused = [refusal(job_id, status) for job_id, status in outcome.items()
                if status not in ("cancelled", "cancelling")]
     if refused:

@@ -8,9 +8,9 @@ Timeouts: an async job's is an ``asyncio.timeout`` on its loop (see ``worker._ru
 thread, which Python cannot stop: at its deadline the watchdog sets ``cancelled`` (a job that checks it stops)
 and records the run as failed with :class:`~.outcomes.JobTimeout` (so ``retry_on(JobTimeout)`` acts), which
 takes its claim: the job is never held by a hung thread. The thread's own outcome, if it ever returns, is
-dropped. A thread still busy ``HUNG_GRACE`` seconds after its deadline makes the worker stop as a graceful stop
-does (its other jobs finish or go back to their queues) so that its supervisor starts a fresh process
-(decision 0032).
+dropped. A thread still busy its timeout again after its deadline (at most ``HUNG_GRACE`` seconds) makes the
+worker stop as a graceful stop does (its other jobs finish or go back to their queues) so that its supervisor
+starts a fresh process (decision 0032).
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ log = logging.getLogger("solidstack.queue")
 TICK = 0.05
 #: How often the database is asked which running jobs were cancelled.
 CANCEL_CHECK = 0.5
-#: A plain job's thread still busy this long after its timeout: the worker process is replaced.
-HUNG_GRACE = 10.0
+#: A plain job's thread still busy its timeout again after its deadline, or this long at most: the worker process
+#: is replaced.
+HUNG_GRACE = 60.0
 
 
 class Watchdog:
@@ -52,7 +53,7 @@ class Watchdog:
         self._jobs: dict[int, tuple[JobRow, Job]] = {}
         self._deadlines: dict[int, float] = {}
         self._futures: dict[int, Future[Any]] = {}
-        self._timed_out: dict[int, float] = {}  # abandoned plain jobs: when their deadline passed
+        self._timed_out: dict[int, float] = {}  # abandoned plain jobs: when they count as hung
         self._cancelled: set[int] = set()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -122,8 +123,10 @@ class Watchdog:
             due = [job_id for job_id, deadline in self._deadlines.items() if deadline <= now]
             for job_id in due:
                 del self._deadlines[job_id]
-                self._timed_out[job_id] = now
-            hung = [job_id for job_id, at in self._timed_out.items() if now - at >= self.hung_grace]
+                entry = self._jobs.get(job_id)
+                grace = min(entry[1].timeout or 0.0, self.hung_grace) if entry else self.hung_grace
+                self._timed_out[job_id] = now + grace
+            hung = [job_id for job_id, at in self._timed_out.items() if now >= at]
         for job_id in due:
             entry = self._jobs.get(job_id)
             if entry is None:
@@ -135,8 +138,8 @@ class Watchdog:
             self.worker.execution.handle_error(row, job, error)
         if hung and not self._hung_reported:
             self._hung_reported = True
-            log.error("%s: job(s) %s still running %.0f s past their timeout; stopping this worker so that a "
-                      "fresh process replaces it", self.worker.name, hung, self.hung_grace)
+            log.error("%s: job(s) %s still running long past their timeout; stopping this worker so that a "
+                      "fresh process replaces it", self.worker.name, hung)
             self.on_hung()
 
     def _check_cancelled(self) -> None:
