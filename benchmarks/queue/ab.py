@@ -3,8 +3,9 @@
     git archive main | tar -x -C /tmp/base             # the tree to compare against
     .venv/bin/python benchmarks/queue/ab.py /tmp/base/src [--rounds 5] [--jobs 3000] [--engine sqlite|postgresql]
 
-Each round measures the base tree, then this one (``src/`` of this checkout), as ``run.py``'s throughput figure
-does (one worker process, 3 threads, no-op jobs from a full queue), and prints both medians and the ratio.
+Each round measures the base tree and this one (``src/`` of this checkout), alternating which goes first, as
+``run.py``'s throughput figure does (one worker process, 3 threads, no-op jobs from a full queue), and prints
+both medians and the ratio.
 Interleaving keeps a machine's drift (other load, thermal) from passing for a difference.
 """
 
@@ -49,7 +50,8 @@ def main() -> None:
     head = str(HERE.parent.parent / "src")
     rates: dict[str, list[float]] = {"base": [], "head": []}
     for n in range(args.rounds):
-        for name, src in (("base", args.base), ("head", head)):
+        order = (("base", args.base), ("head", head))
+        for name, src in order if n % 2 == 0 else order[::-1]:  # alternate who goes first
             rates[name].append(measure_once(src, args.engine, args.jobs))
         print(f"round {n + 1}: base {rates['base'][-1]:,.0f}  head {rates['head'][-1]:,.0f} jobs/s", flush=True)
     base, head_rate = statistics.median(rates["base"]), statistics.median(rates["head"])
