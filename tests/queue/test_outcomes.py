@@ -254,7 +254,8 @@ def test_async_capacity_runs_many_async_jobs_at_once(storage: QueueStorage) -> N
     assert result_of(storage, jobs[-1].provider_job_id) == "slept"
 
 
-@pytest.mark.parametrize(("value", "reason"), [("0", "at least 1"), ("lots", "whole number"), ("-5", "at least 1")])
+@pytest.mark.parametrize(("value", "reason"), [("0", "at least 1"), ("lots", "whole number"), ("-5", "at least 1"),
+                                                  ("1000000", "at most 100,000")])
 def test_async_capacity_is_validated_in_queue_yml(app_root: Any, value: str, reason: str) -> None:
     from solidstack.config import App
     from solidstack.config.errors import ConfigError

@@ -94,6 +94,10 @@ class Watchdog:
             self._deadlines.pop(job_id, None)
             return True
 
+    def abandoned(self, job_id: int) -> bool:
+        """A plain job recorded as timed out while its thread still runs it (it holds no claim)."""
+        return job_id in self._timed_out
+
     def stop(self) -> None:
         self._stop.set()
 
