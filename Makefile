@@ -3,6 +3,7 @@
 #               (make demo PORT=8001 to serve on another port)
 #   make test   creates .venv, installs solidstack, runs the whole test suite
 #   make bench  also installs the bench extra (huey, RQ, Dramatiq, Celery, matplotlib), runs benchmarks/queue
+#   make bench-pg  the PostgreSQL suite (pgqueuer, procrastinate; cable and cache) against BENCH_PG_URL
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -14,7 +15,7 @@ TEST_TIMEOUT ?= 1200
 TEST_LIMIT := $(if $(shell command -v timeout 2>/dev/null),timeout --kill-after=30 $(TEST_TIMEOUT))
 REDIS_START := redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
 
-.PHONY: demo test lint clean bench
+.PHONY: demo test lint clean bench bench-pg
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +38,11 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 bench: $(BENCH_STAMP)
 	redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || $(REDIS_START)
 	$(BIN)/python benchmarks/queue/run.py $(BENCH_ARGS)
+
+# Needs a PostgreSQL server whose role may create databases (BENCH_PG_URL, default postgresql://postgres@127.0.0.1:5432);
+# Redis is optional here (huey on Redis as the latency reference).
+bench-pg: $(BENCH_STAMP)
+	$(BIN)/python benchmarks/queue/run_pg.py $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
