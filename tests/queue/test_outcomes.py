@@ -177,10 +177,13 @@ def test_cancel_refuses_unknown_and_done_jobs_naming_them(storage: QueueStorage)
         cancel(waiting, storage=storage)
 
 
-def test_cancel_a_limited_ready_job_frees_its_slot(storage: QueueStorage) -> None:
+def test_cancel_a_blocked_job_and_a_limited_ready_one_which_frees_its_slot(storage: QueueStorage) -> None:
     limited = new()._replace(concurrency_key="k", concurrency_limit=1, concurrency_duration=60.0)
     first, second = storage.enqueue([limited, limited._replace(active_job_id=str(uuid.uuid4()))], NOW)
+    third = storage.enqueue([limited._replace(active_job_id=str(uuid.uuid4()))], NOW)[0]
     assert storage.job_result(second).status == "blocked"
+    assert storage.cancel([third], NOW) == {third: "cancelled"}  # blocked: leaves the blocked table
+    assert storage.counts()["blocked"] == 1
     assert storage.cancel([first], NOW) == {first: "cancelled"}
     assert storage.job_result(second).status == "ready"
     assert storage.cancel([second], NOW) == {second: "cancelled"}
