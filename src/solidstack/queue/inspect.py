@@ -1,0 +1,343 @@
+"""Read the queue's state for people: jobs by state, one job in full, processes, recurring tasks, counts.
+
+The dashboard (and anything else that shows the queue) reads through here; the SQL is in
+``sql/<dialect>/inspect.sql``. Built for large tables: lists are keyset pages walking the primary key backwards
+(never ``OFFSET``), and counts stop at a cap and say so (:class:`Count`), so a page costs the same with a
+thousand jobs or ten million.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from ..db.queries import parse_queries, to_pyformat
+from .queues import QueueInfo, queues
+from .storage import QueueStorage
+
+#: The states a job can be in, in the order the dashboard shows them (``claimed`` is "in progress").
+STATES = ("ready", "scheduled", "claimed", "blocked", "failed", "finished")
+#: Counts stop here by default: counting a million rows is what makes dashboards slow.
+COUNT_CAP = 10_000
+_NO_AFTER = 2**62
+_FOREVER = 1e18
+
+
+@cache
+def _inspect_queries(dialect: str, paramstyle: str) -> dict[str, str]:
+    text = resources.files("solidstack.queue").joinpath("sql", dialect, "inspect.sql").read_text(encoding="utf-8")
+    queries = parse_queries(text)
+    if paramstyle == "pyformat":
+        queries = {name: to_pyformat(sql) for name, sql in queries.items()}
+    return queries
+
+
+def inspect_queries(storage: QueueStorage) -> dict[str, str]:
+    """The inspection queries for ``storage``'s dialect."""
+    return _inspect_queries(storage.db.dialect, storage.db.paramstyle)
+
+
+@dataclass(frozen=True)
+class Count:
+    """A number of rows; ``capped`` when counting stopped at the cap (there are at least ``value``)."""
+
+    value: int
+    capped: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.value:,}+" if self.capped else f"{self.value:,}"
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """What a list of jobs is narrowed to; every field is optional. ``since``/``until`` (Unix seconds) bound
+    when the job entered its state (finished, failed, ...)."""
+
+    class_name: str | None = None
+    queue: str | None = None
+    search: str | None = None
+    since: float | None = None
+    until: float | None = None
+
+    def params(self) -> dict[str, Any]:
+        search = None
+        if self.search:
+            escaped = self.search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            search = f"%{escaped}%"
+        return {"class_name": self.class_name or None, "queue": self.queue or None, "search": search,
+                "since": self.since if self.since is not None else 0.0,
+                "until": self.until if self.until is not None else _FOREVER}
+
+    @property
+    def empty(self) -> bool:
+        return not (self.class_name or self.queue or self.search or self.since is not None or self.until is not None)
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    """One row of a list of jobs. ``state_at``: when it entered its state (ready, failed, finished ...), or its
+    scheduled time for a scheduled job. ``detail``: the holding process id (claimed), the concurrency key
+    (blocked) or the error (failed)."""
+
+    id: int
+    queue_name: str
+    class_name: str
+    arguments: str
+    priority: int
+    active_job_id: str
+    scheduled_at: float | None
+    finished_at: float | None
+    concurrency_key: str | None
+    executions: int
+    created_at: float
+    state_at: float | None
+    detail: Any
+    state: str = ""
+
+    @property
+    def error(self) -> dict[str, Any]:
+        return _error(self.detail) if self.state == "failed" else {}
+
+
+@dataclass(frozen=True)
+class Page:
+    """A keyset page: ``jobs`` newest first; ``next_after`` is the cursor of the next page (None at the end)."""
+
+    jobs: list[JobSummary]
+    next_after: int | None
+
+
+@dataclass(frozen=True)
+class JobDetail:
+    """Everything stored about one job."""
+
+    id: int
+    state: str
+    queue_name: str
+    class_name: str
+    arguments: str
+    priority: int
+    active_job_id: str
+    created_at: float
+    updated_at: float
+    scheduled_at: float | None
+    finished_at: float | None
+    executions: int
+    process_deaths: int
+    concurrency_key: str | None
+    #: The error of its failed execution: ``exception_class``, ``message``, ``backtrace`` (list of lines).
+    error: dict[str, Any] = field(default_factory=dict)
+    failed_at: float | None = None
+    claimed_at: float | None = None
+    process: dict[str, Any] | None = None
+    recurring_task: str | None = None
+    state_at: float | None = None
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    """A registered process with the jobs it holds now; ``stale`` when its heartbeat is older than the
+    threshold (it is probably dead and will be pruned)."""
+
+    id: int
+    kind: str
+    name: str
+    hostname: str | None
+    pid: int
+    supervisor_id: int | None
+    last_heartbeat_at: float
+    created_at: float
+    metadata: dict[str, Any]
+    stale: bool
+    running: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class RecurringInfo:
+    key: str
+    schedule: str
+    description_of_schedule: str
+    cron: str
+    target: str
+    queue_name: str | None
+    priority: int | None
+    static: bool
+    description: str | None
+    last_run_at: float | None
+    last_job_id: int | None
+    next_run_at: float | None
+
+
+def _error(text: Any) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        return {"exception_class": "?", "message": str(text), "backtrace": []}
+    return value if isinstance(value, dict) else {"exception_class": "?", "message": str(value), "backtrace": []}
+
+
+class QueueInspector:
+    """Reads of one queue database for people. ``count_cap``: where counts stop (and say so)."""
+
+    def __init__(self, storage: QueueStorage, *, count_cap: int = COUNT_CAP,
+                 process_alive_threshold: float = 300.0) -> None:
+        self.storage = storage
+        self.db = storage.db
+        self.sql = inspect_queries(storage)
+        self.count_cap = count_cap
+        self.process_alive_threshold = process_alive_threshold
+
+    # -- counts and queues -----------------------------------------------------------------------------------
+
+    def _count(self, sql: str, params: dict[str, Any]) -> Count:
+        row = self.db.query_one(sql, {**params, "cap": self.count_cap + 1})
+        n = int(row["n"]) if row else 0
+        return Count(min(n, self.count_cap), n > self.count_cap)
+
+    def count(self, state: str, filter: JobFilter | None = None) -> Count:
+        _check_state(state)
+        if filter is None or filter.empty:
+            return self._count(self.sql[f"count_{state}_all"], {})
+        return self._count(self.sql[f"count_{state}"], filter.params())
+
+    def counts(self, filter: JobFilter | None = None) -> dict[str, Count]:
+        """Each state's number of jobs (capped), narrowed by ``filter``."""
+        return {state: self.count(state, filter) for state in STATES}
+
+    def queues(self, now: float | None = None) -> list[QueueInfo]:
+        """Every queue with ready jobs or a pause: size, latency, paused."""
+        return queues(self.storage, now)
+
+    def class_names(self) -> list[str]:
+        """Job classes of the unfinished jobs, for a filter menu."""
+        return [row[0] for row in self.db.query(self.sql["class_names"])]
+
+    # -- lists -----------------------------------------------------------------------------------------------
+
+    def jobs(self, state: str, filter: JobFilter | None = None, *, after: int | None = None,
+             limit: int = 50) -> Page:
+        """A page of jobs in ``state``, newest first, after the job id ``after`` (the previous page's cursor)."""
+        _check_state(state)
+        params = {**(filter or JobFilter()).params(), "after": after if after is not None else _NO_AFTER,
+                  "limit": limit + 1}
+        rows = self.db.query(self.sql[f"jobs_{state}"], params)
+        jobs = [JobSummary(**dict(row), state=state) for row in rows[:limit]]
+        return Page(jobs, jobs[-1].id if len(rows) > limit else None)
+
+    def job_ids(self, state: str, filter: JobFilter | None = None, *, batch: int = 1000) -> Iterator[list[int]]:
+        """The ids of every job in ``state`` matching ``filter``, in batches (for actions on "all matching")."""
+        after: int | None = None
+        while True:
+            page = self.jobs(state, filter, after=after, limit=batch)
+            if page.jobs:
+                yield [job.id for job in page.jobs]
+            if page.next_after is None:
+                return
+            after = page.next_after
+
+    def job(self, job_id: int) -> JobDetail | None:
+        """One job with everything stored about it, or ``None`` when there is no such job."""
+        row = self.db.query_one(self.sql["job_detail"], {"id": job_id})
+        if row is None:
+            return None
+        r = dict(row)
+        if r["finished_at"] is not None:
+            state, state_at = "finished", r["finished_at"]
+        elif r["failed_at"] is not None:
+            state, state_at = "failed", r["failed_at"]
+        elif r["claimed_at"] is not None:
+            state, state_at = "claimed", r["claimed_at"]
+        elif r["ready_at"] is not None:
+            state, state_at = "ready", r["ready_at"]
+        elif r["scheduled_for"] is not None:
+            state, state_at = "scheduled", r["scheduled_for"]
+        elif r["blocked_key"] is not None:
+            state, state_at = "blocked", None
+        else:
+            state, state_at = "unknown", None
+        process = None
+        if r["process_id"] is not None:
+            process = {"id": r["process_id"], "name": r["process_name"], "hostname": r["process_hostname"],
+                       "pid": r["process_pid"]}
+        return JobDetail(
+            id=r["id"], state=state, queue_name=r["queue_name"], class_name=r["class_name"],
+            arguments=r["arguments"], priority=r["priority"], active_job_id=r["active_job_id"],
+            created_at=r["created_at"], updated_at=r["updated_at"], scheduled_at=r["scheduled_at"],
+            finished_at=r["finished_at"], executions=r["executions"], process_deaths=r["process_deaths"],
+            concurrency_key=r["concurrency_key"] or r["blocked_key"], error=_error(r["error"]),
+            failed_at=r["failed_at"], claimed_at=r["claimed_at"], process=process,
+            recurring_task=r["recurring_task"], state_at=state_at)
+
+    # -- processes and recurring tasks -----------------------------------------------------------------------
+
+    def processes(self, now: float | None = None, *, running_limit: int = 1000) -> list[ProcessInfo]:
+        """Every registered process with the jobs it is running now (up to ``running_limit`` in all)."""
+        now = time.time() if now is None else now
+        running: dict[int, list[dict[str, Any]]] = {}
+        for row in self.db.query(self.sql["running_jobs"], {"limit": running_limit}):
+            running.setdefault(row["process_id"], []).append(dict(row))
+        result = []
+        for p in self.storage.processes():
+            try:
+                metadata = json.loads(p["metadata"] or "{}")
+            except ValueError:
+                metadata = {}
+            result.append(ProcessInfo(
+                id=p["id"], kind=p["kind"], name=p["name"], hostname=p["hostname"], pid=p["pid"],
+                supervisor_id=p["supervisor_id"], last_heartbeat_at=p["last_heartbeat_at"],
+                created_at=p["created_at"], metadata=metadata if isinstance(metadata, dict) else {},
+                stale=now - p["last_heartbeat_at"] > self.process_alive_threshold,
+                running=running.get(p["id"], [])))
+        return result
+
+    def recurring_tasks(self, now: float | None = None) -> list[RecurringInfo]:
+        """The recurring tasks the schedulers registered, with their last run (and its job) and next run."""
+        from .schedule import parse_schedule
+
+        now = time.time() if now is None else now
+        last = {row["task_key"]: (row["run_at"], row["job_id"])
+                for row in self.db.query(self.sql["recurring_last_run_jobs"])}
+        tasks = []
+        for row in self.db.query(self.sql["recurring_tasks"]):
+            try:
+                schedule = parse_schedule(row["schedule"])
+                words, cron, next_run = schedule.describe(), schedule.cron, schedule.next_after(now)
+            except ValueError as exc:
+                words, cron, next_run = f"invalid schedule: {exc}", "", None
+            run_at, job_id = last.get(row["key"], (None, None))
+            tasks.append(RecurringInfo(
+                key=row["key"], schedule=row["schedule"], description_of_schedule=words, cron=cron,
+                target=row["class_name"] or f"command {row['command']}", queue_name=row["queue_name"],
+                priority=row["priority"], static=bool(row["static"]), description=row["description"],
+                last_run_at=run_at, last_job_id=job_id, next_run_at=next_run))
+        return tasks
+
+    # -- for charts and metrics ------------------------------------------------------------------------------
+
+    def finished_per_minute(self, since: float) -> dict[str, dict[int, int]]:
+        """Jobs finished per queue and minute (Unix minute) since ``since``."""
+        out: dict[str, dict[int, int]] = {}
+        for row in self.db.query(self.sql["finished_per_minute"], {"since": since}):
+            out.setdefault(row["queue_name"], {})[int(row["minute"])] = int(row["n"])
+        return out
+
+    def per_class(self, state: str) -> dict[str, int]:
+        """Finished or failed jobs per class (for metrics)."""
+        if state not in ("finished", "failed"):
+            raise ValueError(f"per_class counts finished or failed jobs, not {state!r}")
+        return {row[0]: int(row[1]) for row in self.db.query(self.sql[f"{state}_per_class"])}
+
+    def process_counts(self) -> dict[str, int]:
+        return {row[0]: int(row[1]) for row in self.db.query(self.sql["process_count"])}
+
+
+def _check_state(state: str) -> None:
+    if state not in STATES:
+        raise ValueError(f"unknown job state {state!r}: expected one of {', '.join(STATES)}")
