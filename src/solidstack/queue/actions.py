@@ -79,6 +79,25 @@ class JobActions:
             conn.execute(self.storage.sql["ready_from_jobs"], {"ids": self.db.array(ids), "now": now})
             self.storage.announce_ready()
 
+    def run_recurring(self, key: str, now: float | None = None) -> int | None:
+        """Enqueue a run of the recurring task ``key`` now (its schedule is unaffected); the new job's id, or
+        ``None`` when a run at this very time was already enqueued. ``LookupError`` when there is no such task;
+        a class task needs its job class imported in this process (as the scheduler does)."""
+        from .recurring import RecurringTask
+        from .schedule import parse_schedule
+        from .scheduler import RecurringStore
+        from .serialization import load_arguments
+
+        row = next((t for t in self.db.query(self.sql["recurring_tasks"]) if t["key"] == key), None)
+        if row is None:
+            raise LookupError(f"no recurring task called {key!r}")
+        args, kwargs = load_arguments(row["arguments"] or '{"args":[],"kwargs":{}}')
+        task = RecurringTask(key=row["key"], schedule=parse_schedule(row["schedule"]), class_name=row["class_name"],
+                             command=row["command"], args=args, kwargs=kwargs, queue=row["queue_name"],
+                             priority=row["priority"], description=row["description"])
+        now = time.time() if now is None else now
+        return RecurringStore(self.storage).enqueue_run(task, now, now)
+
     # -- shorthands ------------------------------------------------------------------------------------------
 
     def retry(self, ids: Sequence[int] | None, filter: JobFilter | None = None) -> int:
