@@ -118,6 +118,8 @@ async def run_recurring(request: Request) -> Response:
 
     try:
         notice = await run_in_threadpool(run)
+    except LookupError:
+        notice = f"No recurring task called {key}."
     except Exception as exc:  # an unknown class here, a bad schedule: say what, keep the page
         notice = f"Could not run {key}: {exc}"
     await db_changed(request, db)
