@@ -76,6 +76,11 @@ def _register_commands() -> None:
     from .cable.cli import cable
 
     main.add_command(cable)
+    try:
+        from .dashboard.cli import dashboard  # needs the web extra (Starlette, Jinja2, prometheus_client)
+    except ImportError:
+        return
+    main.add_command(dashboard)
 
 
 _register_commands()

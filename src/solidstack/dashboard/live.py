@@ -24,6 +24,7 @@ from ..cable.asgi import CableApp
 from ..cable.channel import Channel
 from ..cable.limits import ConnectionLimits
 from ..cable.pubsub import MemoryPubSub
+from ..queue.queues import QueueInfo
 
 if TYPE_CHECKING:
     from .sources import QueueDatabase
@@ -61,6 +62,7 @@ class LiveUpdates:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._last: dict[str, Any] = {}
+        self._seen: dict[str, set[str]] = {}
         self._latency: dict[str, dict[str, dict[int, float]]] = {}
         self._throughput: dict[str, tuple[float, dict[str, dict[int, int]]]] = {}
 
@@ -72,6 +74,14 @@ class LiveUpdates:
         inspector = db.inspector
         counts = inspector.counts()
         queues = inspector.queues(now)
+        finished = self._finished(db, now)
+        # An empty queue keeps its row (size 0) while this process has seen it, or it ran jobs in the last hour:
+        # it can still be paused from its row.
+        seen = self._seen.setdefault(db.name, set())
+        seen.update(q.name for q in queues)
+        seen.update(finished)
+        listed = {q.name for q in queues}
+        queues = sorted([*queues, *(QueueInfo(name, 0, 0.0, False) for name in seen - listed)], key=lambda q: q.name)
         minute = int(now // 60)
         samples = self._latency.setdefault(db.name, {})
         for q in queues:
@@ -79,7 +89,6 @@ class LiveUpdates:
             per_minute[minute] = max(per_minute.get(minute, 0.0), q.latency)
             for old in [m for m in per_minute if m <= minute - HOUR_MINUTES]:
                 del per_minute[old]
-        finished = self._finished(db, now)
         minutes = list(range(minute - HOUR_MINUTES + 1, minute + 1))
         names = sorted(set(finished) | set(samples))
         return {

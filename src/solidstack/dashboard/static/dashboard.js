@@ -105,7 +105,7 @@ function renderChart(box, series, minutes, unit) {
 
 function renderCharts(chart) {
   const t = document.getElementById("chart-throughput"), l = document.getElementById("chart-latency")
-  if (t) renderChart(t, chart.throughput, chart.minutes, (v) => `${v.toFixed(v < 10 ? 1 : 0)}/s`)
+  if (t) renderChart(t, chart.throughput, chart.minutes, (v) => `${v >= 10 ? v.toFixed(0) : v.toPrecision(2)}/s`)
   if (l) renderChart(l, chart.latency, chart.minutes, (v) => duration(v))
 }
 
