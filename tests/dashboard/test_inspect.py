@@ -46,6 +46,8 @@ def test_lists_are_keyset_pages_newest_first_with_filters(storage: QueueStorage)
     assert inspector.count("ready") == Count(8)
     assert inspector.count("ready", JobFilter(class_name="MailJob")) == Count(7)
     assert inspector.class_names() == ["MailJob", "OtherJob"]
+    assert [(q.name, q.size, q.paused) for q in inspector.queues()] == [("default", Count(7), False),
+                                                                        ("mail", Count(1), False)]
 
 
 def test_counts_stop_at_the_cap_and_say_so(storage: QueueStorage) -> None:

@@ -159,14 +159,14 @@ def test_metrics_in_prometheus_text(client: TestClient, storage: QueueStorage) -
     pid = storage.register_process("worker", "w", NOW)
     [done] = storage.enqueue([job("DoneJob", queue="other")], NOW)
     storage.claim(pid, ["other"], 1, NOW)
-    storage.finish([done], pid, NOW)
+    storage.finish([done], pid, time.time())  # within the last minute of the scrape
     response = client.get("/metrics")
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text
     assert 'solidstack_queue_size{database="default",queue="mailers"} 2.0' in text
     assert re.search(r'solidstack_queue_latency_seconds\{database="default",queue="mailers"\} (\d+\.\d+)', text)
     assert 'solidstack_jobs_failed{class_name="BrokenJob",database="default"} 1.0' in text
-    assert 'solidstack_jobs_finished{class_name="DoneJob",database="default"} 1.0' in text
+    assert 'solidstack_jobs_finished_last_minute{class_name="DoneJob",database="default"} 1.0' in text
     assert 'solidstack_jobs{database="default",state="failed"} 1.0' in text
     assert 'solidstack_processes{database="default",kind="worker"} 1.0' in text
 

@@ -24,7 +24,7 @@ from ..cable.asgi import CableApp
 from ..cable.channel import Channel
 from ..cable.limits import ConnectionLimits
 from ..cable.pubsub import MemoryPubSub
-from ..queue.queues import QueueInfo
+from ..queue.inspect import Count, QueueStat
 
 if TYPE_CHECKING:
     from .sources import QueueDatabase
@@ -68,20 +68,21 @@ class LiveUpdates:
 
     # -- the snapshot ----------------------------------------------------------------------------------------
 
-    def snapshot(self, db: QueueDatabase, now: float | None = None) -> dict[str, Any]:
-        """What a live page shows of ``db``: counts, queues, and the chart's series (JSON-ready)."""
+    def snapshot(self, db: QueueDatabase, now: float | None = None, *, chart: bool = True) -> dict[str, Any]:
+        """What a live page shows of ``db``: counts, queues, and (``chart``) the chart's series (JSON-ready)."""
         now = time.time() if now is None else now
         inspector = db.inspector
         counts = inspector.counts()
         queues = inspector.queues(now)
-        finished = self._finished(db, now)
         # An empty queue keeps its row (size 0) while this process has seen it, or it ran jobs in the last hour:
         # it can still be paused from its row.
         seen = self._seen.setdefault(db.name, set())
         seen.update(q.name for q in queues)
+        finished = self._finished(db, now) if chart else {}
         seen.update(finished)
         listed = {q.name for q in queues}
-        queues = sorted([*queues, *(QueueInfo(name, 0, 0.0, False) for name in seen - listed)], key=lambda q: q.name)
+        queues = sorted([*queues, *(QueueStat(name, Count(0), 0.0, False) for name in seen - listed)],
+                        key=lambda q: q.name)
         minute = int(now // 60)
         samples = self._latency.setdefault(db.name, {})
         for q in queues:
@@ -89,20 +90,22 @@ class LiveUpdates:
             per_minute[minute] = max(per_minute.get(minute, 0.0), q.latency)
             for old in [m for m in per_minute if m <= minute - HOUR_MINUTES]:
                 del per_minute[old]
-        minutes = list(range(minute - HOUR_MINUTES + 1, minute + 1))
-        names = sorted(set(finished) | set(samples))
-        return {
+        snapshot: dict[str, Any] = {
             "db": db.name,
             "counts": {s: c.value for s, c in counts.items()},
             "counts_text": {s: str(c) for s, c in counts.items()},
-            "queues": [{"name": q.name, "size": q.size, "latency": round(q.latency, 3), "paused": q.paused}
-                       for q in queues],
-            "chart": {
+            "queues": [{"name": q.name, "size": q.size.value, "size_text": str(q.size),
+                        "latency": round(q.latency, 3), "paused": q.paused} for q in queues],
+        }
+        if chart:
+            minutes = list(range(minute - HOUR_MINUTES + 1, minute + 1))
+            names = sorted(set(finished) | {n for n, per in samples.items() if any(v > 0 for v in per.values())})
+            snapshot["chart"] = {
                 "minutes": minutes,
                 "throughput": {n: [round(finished.get(n, {}).get(m, 0) / 60, 3) for m in minutes] for n in names},
                 "latency": {n: [samples.get(n, {}).get(m) for m in minutes] for n in names},
-            },
-        }
+            }
+        return snapshot
 
     def _finished(self, db: QueueDatabase, now: float) -> dict[str, dict[int, int]]:
         """Finished per queue and minute over the hour: read whole every 30 s, else only the last two minutes."""

@@ -5,8 +5,8 @@ Gauges, labelled by ``database`` (the dashboard's name for the queue database):
 - ``solidstack_queue_size{queue}`` ready jobs; ``solidstack_queue_latency_seconds{queue}`` age of the oldest
   ready job; ``solidstack_queue_paused{queue}`` 1 when paused;
 - ``solidstack_jobs{state}`` jobs ready, scheduled, claimed (in progress), blocked, failed;
-- ``solidstack_jobs_finished{class_name}`` finished jobs kept (``preserve_finished_jobs``; retention deletes
-  them, so graph ``rate()`` of it only between clear-outs) and ``solidstack_jobs_failed{class_name}``;
+- ``solidstack_jobs_finished_last_minute{class_name}`` jobs finished in the 60 s before the scrape (kept
+  finished jobs, ``preserve_finished_jobs``) and ``solidstack_jobs_failed{class_name}`` failed jobs now;
 - ``solidstack_processes{kind}`` registered supervisors, workers, dispatchers, schedulers.
 
 Each scrape reads the database once per family; a fresh registry per scrape holds nothing between them.
@@ -14,6 +14,7 @@ Each scrape reads the database once per family; a fresh registry per scrape hold
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-# The state tables stay small (finished jobs are not among them): counted exactly for machines.
+# Machines get exact numbers: the state tables are counted whole (finished jobs, the big table, only by time).
 EXACT_CAP = 10**12
 
 
@@ -42,7 +43,8 @@ class QueueCollector(Collector):
         paused = GaugeMetricFamily("solidstack_queue_paused", "1 when the queue is paused.",
                                    labels=["database", "queue"])
         states = GaugeMetricFamily("solidstack_jobs", "Jobs in each unfinished state.", labels=["database", "state"])
-        finished = GaugeMetricFamily("solidstack_jobs_finished", "Finished jobs kept in the database, per class.",
+        finished = GaugeMetricFamily("solidstack_jobs_finished_last_minute",
+                                     "Jobs finished in the last 60 seconds, per class.",
                                      labels=["database", "class_name"])
         failed = GaugeMetricFamily("solidstack_jobs_failed", "Failed jobs, per class.",
                                    labels=["database", "class_name"])
@@ -52,14 +54,14 @@ class QueueCollector(Collector):
             inspector = db.inspector
             inspector.count_cap = EXACT_CAP
             for q in inspector.queues():
-                size.add_metric([name, q.name], q.size)
+                size.add_metric([name, q.name], q.size.value)
                 latency.add_metric([name, q.name], q.latency)
                 paused.add_metric([name, q.name], 1.0 if q.paused else 0.0)
             for state in ("ready", "scheduled", "claimed", "blocked", "failed"):
                 states.add_metric([name, state], inspector.count(state).value)
-            for class_name, n in sorted(inspector.per_class("finished").items()):
+            for class_name, n in sorted(inspector.finished_per_class(time.time() - 60).items()):
                 finished.add_metric([name, class_name], n)
-            for class_name, n in sorted(inspector.per_class("failed").items()):
+            for class_name, n in sorted(inspector.failed_per_class().items()):
                 failed.add_metric([name, class_name], n)
             for kind, n in sorted(inspector.process_counts().items()):
                 processes.add_metric([name, kind], n)

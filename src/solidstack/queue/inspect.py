@@ -17,13 +17,15 @@ from importlib import resources
 from typing import Any
 
 from ..db.queries import parse_queries, to_pyformat
-from .queues import QueueInfo, queues
+from .queues import paused_queues
 from .storage import QueueStorage
 
 #: The states a job can be in, in the order the dashboard shows them (``claimed`` is "in progress").
 STATES = ("ready", "scheduled", "claimed", "blocked", "failed", "finished")
 #: Counts stop here by default: counting a million rows is what makes dashboards slow.
 COUNT_CAP = 10_000
+#: Counts narrowed by a filter stop sooner: each row is tested against the filter, not just counted.
+FILTERED_COUNT_CAP = 1_000
 _NO_AFTER = 2**62
 _FOREVER = 1e18
 
@@ -51,6 +53,16 @@ class Count:
 
     def __str__(self) -> str:
         return f"{self.value:,}+" if self.capped else f"{self.value:,}"
+
+
+@dataclass(frozen=True)
+class QueueStat:
+    """A queue as the dashboard lists it: ``size`` (ready jobs, capped), ``latency`` in seconds, ``paused``."""
+
+    name: str
+    size: Count
+    latency: float
+    paused: bool
 
 
 @dataclass(frozen=True)
@@ -187,37 +199,55 @@ class QueueInspector:
     """Reads of one queue database for people. ``count_cap``: where counts stop (and say so)."""
 
     def __init__(self, storage: QueueStorage, *, count_cap: int = COUNT_CAP,
-                 process_alive_threshold: float = 300.0) -> None:
+                 filtered_count_cap: int = FILTERED_COUNT_CAP, process_alive_threshold: float = 300.0) -> None:
         self.storage = storage
         self.db = storage.db
         self.sql = inspect_queries(storage)
         self.count_cap = count_cap
+        self.filtered_count_cap = filtered_count_cap
         self.process_alive_threshold = process_alive_threshold
 
     # -- counts and queues -----------------------------------------------------------------------------------
 
-    def _count(self, sql: str, params: dict[str, Any]) -> Count:
-        row = self.db.query_one(sql, {**params, "cap": self.count_cap + 1})
+    def _count(self, sql: str, params: dict[str, Any], cap: int) -> Count:
+        row = self.db.query_one(sql, {**params, "cap": cap + 1})
         n = int(row["n"]) if row else 0
-        return Count(min(n, self.count_cap), n > self.count_cap)
+        return Count(min(n, cap), n > cap)
 
     def count(self, state: str, filter: JobFilter | None = None) -> Count:
+        """Jobs in ``state`` (matching ``filter``), up to the cap; ``capped`` says when there are more."""
         _check_state(state)
         if filter is None or filter.empty:
-            return self._count(self.sql[f"count_{state}_all"], {})
-        return self._count(self.sql[f"count_{state}"], filter.params())
+            return self._count(self.sql[f"count_{state}_all"], {}, self.count_cap)
+        return self._count(self.sql[f"count_{state}"], filter.params(),
+                           min(self.count_cap, self.filtered_count_cap))
 
     def counts(self, filter: JobFilter | None = None) -> dict[str, Count]:
         """Each state's number of jobs (capped), narrowed by ``filter``."""
         return {state: self.count(state, filter) for state in STATES}
 
-    def queues(self, now: float | None = None) -> list[QueueInfo]:
-        """Every queue with ready jobs or a pause: size, latency, paused."""
-        return queues(self.storage, now)
+    def queues(self, now: float | None = None, *, window: int = 1000) -> list[QueueStat]:
+        """Every queue with ready jobs or a pause: size (capped), latency, paused.
 
-    def class_names(self) -> list[str]:
-        """Job classes of the unfinished jobs, for a filter menu."""
-        return [row[0] for row in self.db.query(self.sql["class_names"])]
+        Latency is the age of the oldest of the next ``window`` jobs in claim order: exact for a queue of up to
+        ``window`` ready jobs; on a longer queue a job made ready again long after it was enqueued (a retry)
+        may hide further back. Costs one index probe per queue, never a scan of the ready table.
+        """
+        now = time.time() if now is None else now
+        names = [row[0] for row in self.db.query(self.sql["queue_names"])]
+        paused = set(paused_queues(self.storage))
+        stats = []
+        for name in sorted(set(names) | paused):
+            size = self._count(self.sql["queue_size"], {"queue": name}, self.count_cap)
+            row = self.db.query_one(self.sql["queue_oldest"], {"queue": name, "window": window})
+            oldest = row["oldest"] if row else None
+            stats.append(QueueStat(name, size, max(0.0, now - oldest) if oldest is not None else 0.0,
+                                   name in paused))
+        return stats
+
+    def class_names(self, recent: int = 5_000) -> list[str]:
+        """Job classes of the ``recent`` newest jobs, as suggestions for a filter (any class can be typed)."""
+        return [row[0] for row in self.db.query(self.sql["class_names"], {"limit": recent})]
 
     # -- lists -----------------------------------------------------------------------------------------------
 
@@ -328,11 +358,13 @@ class QueueInspector:
             out.setdefault(row["queue_name"], {})[int(row["minute"])] = int(row["n"])
         return out
 
-    def per_class(self, state: str) -> dict[str, int]:
-        """Finished or failed jobs per class (for metrics)."""
-        if state not in ("finished", "failed"):
-            raise ValueError(f"per_class counts finished or failed jobs, not {state!r}")
-        return {row[0]: int(row[1]) for row in self.db.query(self.sql[f"{state}_per_class"])}
+    def failed_per_class(self) -> dict[str, int]:
+        """Failed jobs per class (for metrics)."""
+        return {row[0]: int(row[1]) for row in self.db.query(self.sql["failed_per_class"])}
+
+    def finished_per_class(self, since: float) -> dict[str, int]:
+        """Jobs finished since ``since`` per class (for metrics: throughput per class)."""
+        return {row[0]: int(row[1]) for row in self.db.query(self.sql["finished_per_class"], {"since": since})}
 
     def process_counts(self) -> dict[str, int]:
         return {row[0]: int(row[1]) for row in self.db.query(self.sql["process_count"])}

@@ -50,7 +50,7 @@ function renderQueues(queues) {
       el("a", { class: "button small danger", href: `${base}queues/clear?queue=${enc}` }, "Clear…"))
     return el("tr", { "data-queue": q.name },
       el("td", { class: "name" }, el("a", { href: `${base}jobs/ready?queue=${enc}` }, q.name)),
-      el("td", { class: "num size" }, q.size.toLocaleString("en-US")),
+      el("td", { class: "num size" }, q.size_text),
       el("td", { class: "num latency" }, duration(q.latency)),
       el("td", { class: "status" }, status), actions)
   })
@@ -112,7 +112,7 @@ function renderCharts(chart) {
 function apply(snapshot) {
   renderCounts(snapshot.counts_text)
   renderQueues(snapshot.queues)
-  renderCharts(snapshot.chart)
+  if (snapshot.chart) renderCharts(snapshot.chart)
   body.dataset.updates = String(Number(body.dataset.updates || 0) + 1)
 }
 

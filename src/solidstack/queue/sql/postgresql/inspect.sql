@@ -169,11 +169,9 @@ JOIN (SELECT task_key, MAX(run_at) AS run_at FROM solidstack_recurring_execution
   ON m.task_key = e.task_key AND m.run_at = e.run_at;
 
 -- name: class_names
--- Classes of the jobs that are not finished (for the filter menu), from the state tables, which stay small.
-SELECT DISTINCT j.class_name FROM solidstack_jobs j WHERE j.id IN (
-  SELECT job_id FROM solidstack_ready_executions UNION ALL SELECT job_id FROM solidstack_failed_executions
-  UNION ALL SELECT job_id FROM solidstack_scheduled_executions UNION ALL SELECT job_id FROM solidstack_claimed_executions
-  UNION ALL SELECT job_id FROM solidstack_blocked_executions) ORDER BY j.class_name LIMIT 200;
+-- Classes of the most recent jobs (for the filter's suggestions): a walk of the primary key, never a scan.
+SELECT DISTINCT class_name FROM (SELECT class_name FROM solidstack_jobs ORDER BY id DESC LIMIT :limit) AS recent
+ORDER BY class_name;
 
 -- name: finished_per_minute
 -- Throughput for the chart: finished jobs per queue and minute since :since (index on finished_at).
@@ -181,7 +179,9 @@ SELECT queue_name, CAST(FLOOR(finished_at / 60) AS BIGINT) AS minute, COUNT(*) A
 WHERE finished_at IS NOT NULL AND finished_at >= :since GROUP BY 1, 2 ORDER BY 2;
 
 -- name: finished_per_class
-SELECT class_name, COUNT(*) AS n FROM solidstack_jobs WHERE finished_at IS NOT NULL GROUP BY class_name;
+-- Since :since only (index on finished_at): a count of every finished job is a scan of most of the table.
+SELECT class_name, COUNT(*) AS n FROM solidstack_jobs
+WHERE finished_at IS NOT NULL AND finished_at >= :since GROUP BY class_name;
 
 -- name: failed_per_class
 SELECT j.class_name, COUNT(*) AS n FROM solidstack_failed_executions f
@@ -191,3 +191,23 @@ JOIN solidstack_jobs j ON j.id = f.job_id GROUP BY j.class_name;
 SELECT kind, COUNT(*) AS n FROM solidstack_processes GROUP BY kind;
 -- name: delete_blocked_among
 DELETE FROM solidstack_blocked_executions WHERE job_id = ANY(CAST(:ids AS BIGINT[]));
+
+-- name: queue_names
+-- The queues with ready jobs, one index probe each (a skip scan of index_solidstack_poll_by_queue), not a
+-- GROUP BY over every ready row.
+WITH RECURSIVE q(name) AS (
+  SELECT MIN(queue_name) FROM solidstack_ready_executions
+  UNION ALL
+  SELECT (SELECT MIN(r.queue_name) FROM solidstack_ready_executions r WHERE r.queue_name > q.name)
+  FROM q WHERE q.name IS NOT NULL
+)
+SELECT name FROM q WHERE name IS NOT NULL;
+
+-- name: queue_size
+SELECT COUNT(*) AS n FROM (SELECT 1 FROM solidstack_ready_executions WHERE queue_name = :queue LIMIT :cap) AS s;
+
+-- name: queue_oldest
+-- The oldest of the next :window jobs in claim order (exact while the queue holds no more than :window).
+SELECT MIN(created_at) AS oldest FROM (
+  SELECT created_at FROM solidstack_ready_executions WHERE queue_name = :queue
+  ORDER BY priority, job_id LIMIT :window) AS s;
