@@ -89,13 +89,16 @@ def fill(storage: QueueStorage, jobs: int) -> dict[str, int]:
             "ready": jobs - f5}
 
 
-def pages(jobs: int, counts: dict[str, int]) -> list[tuple[str, str]]:
+def pages(storage: QueueStorage, jobs: int, counts: dict[str, int]) -> list[tuple[str, str]]:
+    from solidstack.queue.inspect import QueueInspector
+
     middle_finished = counts["finished"] // 2
+    deep = f"{QueueInspector(storage).job(middle_finished).finished_at!r}:{middle_finished}"  # a page's cursor
     return [
         ("queues (main page)", "/default/"),
         *((f"jobs: {s}", f"/default/jobs/{s}") for s in ("ready", "scheduled", "claimed", "blocked", "failed",
                                                           "finished")),
-        ("finished, a page deep in (keyset)", f"/default/jobs/finished?after={middle_finished}"),
+        ("finished, a page deep in (keyset)", f"/default/jobs/finished?after={deep}"),
         ("ready, filtered by class", "/default/jobs/ready?class_name=Report3Job"),
         ("ready, filtered by queue", "/default/jobs/ready?queue=queue2"),
         ("ready, arguments search (common)", "/default/jobs/ready?search=example.com"),
@@ -117,7 +120,7 @@ def time_pages(storage: QueueStorage, jobs: int, counts: dict[str, int], repeat:
     app = dashboard_app(storage, allow_unauthenticated=True, cache=NullStore(), cable=MemoryPubSub())
     results = []
     with TestClient(app) as client:
-        for label, path in pages(jobs, counts):
+        for label, path in pages(storage, jobs, counts):
             assert client.get(path).status_code == 200, path  # warm: the page's statements are prepared
             times = []
             for _ in range(repeat):

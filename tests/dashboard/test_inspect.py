@@ -34,7 +34,7 @@ def test_lists_are_keyset_pages_newest_first_with_filters(storage: QueueStorage)
     ids = storage.enqueue([job(args=(f"n{i}",)) for i in range(7)] + [job("OtherJob", "mail", ("Secret",))], NOW)
     inspector = QueueInspector(storage)
     first = inspector.jobs("ready", limit=3)
-    assert [j.id for j in first.jobs] == ids[::-1][:3] and first.next_after == ids[-3]
+    assert [j.id for j in first.jobs] == ids[::-1][:3] and first.next_after == str(ids[-3])
     second = inspector.jobs("ready", after=first.next_after, limit=3)
     assert [j.id for j in second.jobs] == ids[::-1][3:6]
     last = inspector.jobs("ready", after=second.next_after, limit=3)
@@ -130,3 +130,22 @@ def test_scheduled_run_now_and_discard_blocked_run_now_ready_discard(storage: Qu
     assert inspector.count("ready") == Count(2)
     with pytest.raises(ValueError, match="not an action on finished"):
         actions.perform("retry", "finished", [first])
+
+
+def test_finished_jobs_page_by_finishing_time_then_id(storage: QueueStorage) -> None:
+    ids = storage.enqueue([job(args=(i,)) for i in range(5)], NOW)
+    storage.claim(None, ["*"], 5, NOW)
+    storage.finish([ids[0], ids[3]], None, NOW + 10)  # a tie: ordered by id within it
+    storage.finish([ids[1]], None, NOW + 30)
+    storage.finish([ids[2], ids[4]], None, NOW + 20)
+    inspector = QueueInspector(storage)
+    seen, after = [], None
+    while True:
+        page = inspector.jobs("finished", after=after, limit=2)
+        seen += [j.id for j in page.jobs]
+        if page.next_after is None:
+            break
+        after = page.next_after
+    assert seen == [ids[1], ids[4], ids[2], ids[3], ids[0]]
+    with pytest.raises(ValueError, match="not a page cursor"):
+        inspector.jobs("finished", after="x:y")

@@ -82,15 +82,16 @@ async def jobs_page(request: Request) -> Response:
     if state not in STATES:
         raise HTTPException(404, f"no job state called {state!r}")
     filter, carried = job_filter(request)
-    try:
-        after = int(request.query_params["after"]) if request.query_params.get("after") else None
-    except ValueError:
-        raise HTTPException(400, "after= must be a job id") from None
+    after = request.query_params.get("after") or None
     page_size = dashboard_of(request).page_size
 
     def read() -> dict[str, Any]:
         inspector = db.inspector
-        return {"page": inspector.jobs(state, filter, after=after, limit=page_size),
+        try:
+            page = inspector.jobs(state, filter, after=after, limit=page_size)
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
+        return {"page": page,
                 "counts": {s: str(c) for s, c in inspector.counts().items()},
                 "matching": inspector.count(state, filter), "class_names": inspector.class_names(),
                 "queue_names": [q.name for q in inspector.queues()]}

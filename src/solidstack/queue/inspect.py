@@ -118,10 +118,11 @@ class JobSummary:
 
 @dataclass(frozen=True)
 class Page:
-    """A keyset page: ``jobs`` newest first; ``next_after`` is the cursor of the next page (None at the end)."""
+    """A keyset page: ``jobs`` newest first; ``next_after`` is the cursor of the next page (None at the end):
+    the last job's id, or for finished jobs ``"<finished_at>:<id>"`` (they are listed by finishing time)."""
 
     jobs: list[JobSummary]
-    next_after: int | None
+    next_after: str | None
 
 
 @dataclass(frozen=True)
@@ -251,19 +252,23 @@ class QueueInspector:
 
     # -- lists -----------------------------------------------------------------------------------------------
 
-    def jobs(self, state: str, filter: JobFilter | None = None, *, after: int | None = None,
+    def jobs(self, state: str, filter: JobFilter | None = None, *, after: str | int | None = None,
              limit: int = 50) -> Page:
-        """A page of jobs in ``state``, newest first, after the job id ``after`` (the previous page's cursor)."""
+        """A page of jobs in ``state``, newest first, after the cursor ``after`` (the previous page's
+        ``next_after``); ``ValueError`` for a cursor that is not one."""
         _check_state(state)
-        params = {**(filter or JobFilter()).params(), "after": after if after is not None else _NO_AFTER,
-                  "limit": limit + 1}
+        after_at, after_id = _cursor(after)
+        params = {**(filter or JobFilter()).params(), "after": after_id, "after_at": after_at, "limit": limit + 1}
         rows = self.db.query(self.sql[f"jobs_{state}"], params)
         jobs = [JobSummary(**dict(row), state=state) for row in rows[:limit]]
-        return Page(jobs, jobs[-1].id if len(rows) > limit else None)
+        if len(rows) <= limit:
+            return Page(jobs, None)
+        last = jobs[-1]
+        return Page(jobs, f"{last.state_at!r}:{last.id}" if state == "finished" else str(last.id))
 
     def job_ids(self, state: str, filter: JobFilter | None = None, *, batch: int = 1000) -> Iterator[list[int]]:
         """The ids of every job in ``state`` matching ``filter``, in batches (for actions on "all matching")."""
-        after: int | None = None
+        after: str | None = None
         while True:
             page = self.jobs(state, filter, after=after, limit=batch)
             if page.jobs:
@@ -368,6 +373,19 @@ class QueueInspector:
 
     def process_counts(self) -> dict[str, int]:
         return {row[0]: int(row[1]) for row in self.db.query(self.sql["process_count"])}
+
+
+def _cursor(after: str | int | None) -> tuple[float, int]:
+    """``(time, id)`` of a page cursor: ``"123"`` or ``"1700000000.25:123"``; none is the start."""
+    if after is None or after == "":
+        return _FOREVER, _NO_AFTER
+    if isinstance(after, int):
+        return _FOREVER, after
+    at, _, job_id = after.rpartition(":")
+    try:
+        return (float(at) if at else _FOREVER), int(job_id)
+    except ValueError:
+        raise ValueError(f"not a page cursor: {after!r}") from None
 
 
 def _check_state(state: str) -> None:

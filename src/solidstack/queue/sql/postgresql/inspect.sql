@@ -118,13 +118,16 @@ SELECT COUNT(*) AS n FROM (SELECT 1 FROM solidstack_failed_executions LIMIT :cap
 SELECT job_id FROM solidstack_failed_executions WHERE job_id = ANY(CAST(:ids AS BIGINT[])) ORDER BY job_id;
 
 -- name: jobs_finished
+-- Newest finished first, walking index_solidstack_jobs_on_finished_at backwards from the cursor
+-- (:after_at, :after): ordered by the id instead, the index would serve the range and a sort the order.
 SELECT j.id, j.queue_name, j.class_name, j.arguments, j.priority, j.active_job_id, j.scheduled_at, j.finished_at, j.concurrency_key, j.executions, j.created_at, j.finished_at AS state_at, NULL AS detail
 FROM solidstack_jobs j
-WHERE j.id < :after AND j.finished_at IS NOT NULL AND j.finished_at >= :since AND j.finished_at < :until
+WHERE j.finished_at IS NOT NULL AND j.finished_at <= :after_at AND (j.finished_at < :after_at OR j.id < :after)
+  AND j.finished_at >= :since AND j.finished_at < :until
   AND (CAST(:class_name AS TEXT) IS NULL OR j.class_name = :class_name)
   AND (CAST(:queue AS TEXT) IS NULL OR j.queue_name = :queue)
   AND (CAST(:search AS TEXT) IS NULL OR LOWER(j.arguments) LIKE :search ESCAPE '\')
-ORDER BY j.id DESC LIMIT :limit;
+ORDER BY j.finished_at DESC, j.id DESC LIMIT :limit;
 
 -- name: count_finished
 SELECT COUNT(*) AS n FROM (SELECT 1 FROM solidstack_jobs j
