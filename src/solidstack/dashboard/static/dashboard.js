@@ -76,7 +76,7 @@ function renderChart(box, series, minutes, unit) {
   max = max > 0 ? max * 1.1 : 1
   const svg = document.createElementNS(NS, "svg")
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`)
-  svg.setAttribute("preserveAspectRatio", "none")
+  svg.setAttribute("preserveAspectRatio", "xMidYMid meet")
   const line = (x1, y1, x2, y2) => { const l = document.createElementNS(NS, "line"); Object.entries({ x1, y1, x2, y2, class: "axis" }).forEach(([k, v]) => l.setAttribute(k, v)); return l }
   const text = (x, y, s, anchor = "start") => { const t = document.createElementNS(NS, "text"); t.setAttribute("x", x); t.setAttribute("y", y); t.setAttribute("text-anchor", anchor); t.textContent = s; return t }
   svg.append(line(L, T, L, H - B), line(L, H - B, W, H - B), line(L, T, W, T))
@@ -89,6 +89,12 @@ function renderChart(box, series, minutes, unit) {
       if (v == null) return
       points.push(`${(L + (j / (n - 1)) * (W - L)).toFixed(1)},${(H - B - (v / max) * (H - B - T)).toFixed(1)}`)
     })
+    if (points.length) {  // the newest value as a dot: a series of one minute has no line to draw
+      const [cx, cy] = points[points.length - 1].split(",")
+      const dot = document.createElementNS(NS, "circle")
+      Object.entries({ cx, cy, r: "3", fill: COLORS[i % COLORS.length] }).forEach(([k, v]) => dot.setAttribute(k, v))
+      svg.append(dot)
+    }
     const poly = document.createElementNS(NS, "polyline")
     poly.setAttribute("points", points.join(" "))
     poly.setAttribute("fill", "none")
