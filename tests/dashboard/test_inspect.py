@@ -149,3 +149,33 @@ def test_finished_jobs_page_by_finishing_time_then_id(storage: QueueStorage) -> 
     assert seen == [ids[1], ids[4], ids[2], ids[3], ids[0]]
     with pytest.raises(ValueError, match="not a page cursor"):
         inspector.jobs("finished", after="x:y")
+
+
+def test_a_search_reads_a_bounded_window_per_page_and_goes_on_below_it(storage: QueueStorage) -> None:
+    ids = storage.enqueue([job(args=("needle" if i in (1, 7) else f"hay{i}",)) for i in range(10)], NOW)
+    inspector = QueueInspector(storage, search_window=3)
+    needle = JobFilter(search="NEEDLE")
+    found, after, pages = [], None, 0
+    while True:
+        page = inspector.jobs("ready", needle, after=after, limit=5)
+        found += [j.id for j in page.jobs]
+        pages += 1
+        if page.next_after is None:
+            break
+        after = page.next_after
+    assert found == [ids[7], ids[1]] and pages == 4  # 10 jobs read 3 (then 4 left) at a time
+    assert inspector.count("ready", needle) == Count(1, capped=True)  # one in the newest window, maybe more
+    assert [j.id for j in QueueInspector(storage).jobs("ready", needle).jobs] == [ids[7], ids[1]]
+    assert QueueInspector(storage).count("ready", needle) == Count(2)
+    # The same over finished jobs, by finishing time.
+    storage.claim(None, ["*"], 10, NOW)
+    storage.finish(ids, None, NOW + 1)
+    found, after = [], None
+    while True:
+        page = inspector.jobs("finished", needle, after=after, limit=5)
+        found += [j.id for j in page.jobs]
+        if page.next_after is None:
+            break
+        after = page.next_after
+    assert found == [ids[7], ids[1]]
+    assert list(inspector.job_ids("finished", needle, batch=5)) == [[ids[7]], [ids[1]]]

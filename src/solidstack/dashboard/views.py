@@ -94,7 +94,7 @@ async def jobs_page(request: Request) -> Response:
         return {"page": page,
                 "counts": {s: str(c) for s, c in inspector.counts().items()},
                 "matching": inspector.count(state, filter), "class_names": inspector.class_names(),
-                "queue_names": [q.name for q in inspector.queues()]}
+                "queue_names": inspector.queue_names()}
 
     data = await run_in_threadpool(read)
     next_url = None

@@ -26,6 +26,8 @@ STATES = ("ready", "scheduled", "claimed", "blocked", "failed", "finished")
 COUNT_CAP = 10_000
 #: Counts narrowed by a filter stop sooner: each row is tested against the filter, not just counted.
 FILTERED_COUNT_CAP = 1_000
+#: A search of the arguments reads at most this many jobs per page (and for its count).
+SEARCH_WINDOW = 20_000
 _NO_AFTER = 2**62
 _FOREVER = 1e18
 
@@ -123,6 +125,8 @@ class Page:
 
     jobs: list[JobSummary]
     next_after: str | None
+    #: Set when a search stopped at its window: the id (or, finished, the id at the finishing time) it read to.
+    searched_to: int | None = None
 
 
 @dataclass(frozen=True)
@@ -200,12 +204,14 @@ class QueueInspector:
     """Reads of one queue database for people. ``count_cap``: where counts stop (and say so)."""
 
     def __init__(self, storage: QueueStorage, *, count_cap: int = COUNT_CAP,
-                 filtered_count_cap: int = FILTERED_COUNT_CAP, process_alive_threshold: float = 300.0) -> None:
+                 filtered_count_cap: int = FILTERED_COUNT_CAP, search_window: int = SEARCH_WINDOW,
+                 process_alive_threshold: float = 300.0) -> None:
         self.storage = storage
         self.db = storage.db
         self.sql = inspect_queries(storage)
         self.count_cap = count_cap
         self.filtered_count_cap = filtered_count_cap
+        self.search_window = search_window
         self.process_alive_threshold = process_alive_threshold
 
     # -- counts and queues -----------------------------------------------------------------------------------
@@ -220,12 +226,24 @@ class QueueInspector:
         _check_state(state)
         if filter is None or filter.empty:
             return self._count(self.sql[f"count_{state}_all"], {}, self.count_cap)
-        return self._count(self.sql[f"count_{state}"], filter.params(),
-                           min(self.count_cap, self.filtered_count_cap))
+        floor = self._floor(state, filter, _FOREVER, _NO_AFTER)
+        count = self._count(self.sql[f"count_{state}"], {**filter.params(), **floor},
+                            min(self.count_cap, self.filtered_count_cap))
+        # A search counts in the newest ``search_window`` jobs only: there may be more below.
+        return Count(count.value, True) if floor["floor"] > 0 else count
 
     def counts(self, filter: JobFilter | None = None) -> dict[str, Count]:
         """Each state's number of jobs (capped), narrowed by ``filter``."""
+        if filter is None or filter.empty:
+            row = self.db.query_one(self.sql["counts_all"], {"cap": self.count_cap + 1})
+            return {state: Count(min(int(row[state]), self.count_cap), int(row[state]) > self.count_cap)
+                    for state in STATES}
         return {state: self.count(state, filter) for state in STATES}
+
+    def queue_names(self) -> list[str]:
+        """The queues with ready jobs or a pause, by name (one index probe per queue)."""
+        names = {row[0] for row in self.db.query(self.sql["queue_names"])}
+        return sorted(names | set(paused_queues(self.storage)))
 
     def queues(self, now: float | None = None, *, window: int = 1000) -> list[QueueStat]:
         """Every queue with ready jobs or a pause: size (capped), latency, paused.
@@ -235,10 +253,9 @@ class QueueInspector:
         may hide further back. Costs one index probe per queue, never a scan of the ready table.
         """
         now = time.time() if now is None else now
-        names = [row[0] for row in self.db.query(self.sql["queue_names"])]
         paused = set(paused_queues(self.storage))
         stats = []
-        for name in sorted(set(names) | paused):
+        for name in sorted({row[0] for row in self.db.query(self.sql["queue_names"])} | paused):
             size = self._count(self.sql["queue_size"], {"queue": name}, self.count_cap)
             row = self.db.query_one(self.sql["queue_oldest"], {"queue": name, "window": window})
             oldest = row["oldest"] if row else None
@@ -255,16 +272,36 @@ class QueueInspector:
     def jobs(self, state: str, filter: JobFilter | None = None, *, after: str | int | None = None,
              limit: int = 50) -> Page:
         """A page of jobs in ``state``, newest first, after the cursor ``after`` (the previous page's
-        ``next_after``); ``ValueError`` for a cursor that is not one."""
+        ``next_after``); ``ValueError`` for a cursor that is not one.
+
+        A search of the arguments reads at most ``search_window`` jobs per page (no index serves a substring):
+        a page may then hold fewer matches than ``limit``, and ``next_after`` continues below what was read.
+        """
         _check_state(state)
+        filter = filter or JobFilter()
         after_at, after_id = _cursor(after)
-        params = {**(filter or JobFilter()).params(), "after": after_id, "after_at": after_at, "limit": limit + 1}
+        params = {**filter.params(), "after": after_id, "after_at": after_at, "limit": limit + 1,
+                  **self._floor(state, filter, after_at, after_id)}
         rows = self.db.query(self.sql[f"jobs_{state}"], params)
         jobs = [JobSummary(**dict(row), state=state) for row in rows[:limit]]
-        if len(rows) <= limit:
-            return Page(jobs, None)
-        last = jobs[-1]
-        return Page(jobs, f"{last.state_at!r}:{last.id}" if state == "finished" else str(last.id))
+        if len(rows) > limit:
+            last = jobs[-1]
+            return Page(jobs, f"{last.state_at!r}:{last.id}" if state == "finished" else str(last.id))
+        if params["floor"] > 0:  # the search stopped at its window: go on below it
+            return Page(jobs, f"{params['floor_at']!r}:{params['floor']}" if state == "finished"
+                        else str(params["floor"] + 1), searched_to=params["floor"])
+        return Page(jobs, None)
+
+    def _floor(self, state: str, filter: JobFilter, after_at: float, after_id: int) -> dict[str, Any]:
+        """Where a search's scan stops below the cursor (nothing to stop when not searching)."""
+        none = {"floor": 0, "floor_at": -1.0}
+        if not filter.search:
+            return none
+        row = self.db.query_one(self.sql[f"floor_{state}"], {"after": after_id, "after_at": after_at,
+                                                              "window": self.search_window})
+        if row is None:
+            return none
+        return {"floor": int(row["id"]), "floor_at": float(row["finished_at"]) if state == "finished" else -1.0}
 
     def job_ids(self, state: str, filter: JobFilter | None = None, *, batch: int = 1000) -> Iterator[list[int]]:
         """The ids of every job in ``state`` matching ``filter``, in batches (for actions on "all matching")."""

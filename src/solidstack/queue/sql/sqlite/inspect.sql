@@ -5,7 +5,7 @@
 -- name: jobs_ready
 SELECT j.id, j.queue_name, j.class_name, j.arguments, j.priority, j.active_job_id, j.scheduled_at, j.finished_at, j.concurrency_key, j.executions, j.created_at, x.created_at AS state_at, NULL AS detail
 FROM solidstack_ready_executions x JOIN solidstack_jobs j ON j.id = x.job_id
-WHERE x.job_id < :after AND x.created_at >= :since AND x.created_at < :until
+WHERE x.job_id < :after AND x.job_id > :floor AND x.created_at >= :since AND x.created_at < :until
   AND (CAST(:class_name AS TEXT) IS NULL OR j.class_name = :class_name)
   AND (CAST(:queue AS TEXT) IS NULL OR j.queue_name = :queue)
   AND (CAST(:search AS TEXT) IS NULL OR LOWER(j.arguments) LIKE :search ESCAPE '\')
@@ -13,7 +13,7 @@ ORDER BY x.job_id DESC LIMIT :limit;
 
 -- name: count_ready
 SELECT COUNT(*) AS n FROM (SELECT 1 FROM solidstack_ready_executions x JOIN solidstack_jobs j ON j.id = x.job_id
-WHERE x.created_at >= :since AND x.created_at < :until
+WHERE x.job_id > :floor AND x.created_at >= :since AND x.created_at < :until
   AND (CAST(:class_name AS TEXT) IS NULL OR j.class_name = :class_name)
   AND (CAST(:queue AS TEXT) IS NULL OR j.queue_name = :queue)
   AND (CAST(:search AS TEXT) IS NULL OR LOWER(j.arguments) LIKE :search ESCAPE '\')
@@ -28,7 +28,7 @@ SELECT job_id FROM solidstack_ready_executions WHERE job_id IN (SELECT value FRO
 -- name: jobs_scheduled
 SELECT j.id, j.queue_name, j.class_name, j.arguments, j.priority, j.active_job_id, j.scheduled_at, j.finished_at, j.concurrency_key, j.executions, j.created_at, x.scheduled_at AS state_at, NULL AS detail
 FROM solidstack_scheduled_executions x JOIN solidstack_jobs j ON j.id = x.job_id
-WHERE x.job_id < :after AND x.created_at >= :since AND x.created_at < :until
+WHERE x.job_id < :after AND x.job_id > :floor AND x.created_at >= :since AND x.created_at < :until
   AND (CAST(:class_name AS TEXT) IS NULL OR j.class_name = :class_name)
   AND (CAST(:queue AS TEXT) IS NULL OR j.queue_name = :queue)
   AND (CAST(:search AS TEXT) IS NULL OR LOWER(j.arguments) LIKE :search ESCAPE '\')
@@ -36,7 +36,7 @@ ORDER BY x.job_id DESC LIMIT :limit;
 
 -- name: count_scheduled
 SELECT COUNT(*) AS n FROM (SELECT 1 FROM solidstack_scheduled_executions x JOIN solidstack_jobs j ON j.id = x.job_id
-WHERE x.created_at >= :since AND x.created_at < :until
+WHERE x.job_id > :floor AND x.created_at >= :since AND x.created_at < :until
   AND (CAST(:class_name AS TEXT) IS NULL OR j.class_name = :class_name)
   AND (CAST(:queue AS TEXT) IS NULL OR j.queue_name = :queue)
   AND (CAST(:search AS TEXT) IS NULL OR LOWER(j.arguments) LIKE :search ESCAPE '\')
@@ -51,7 +51,7 @@ SELECT job_id FROM solidstack_scheduled_executions WHERE job_id IN (SELECT value
 -- name: jobs_claimed
 SELECT j.id, j.queue_name, j.class_name, j.arguments, j.priority, j.active_job_id, j.scheduled_at, j.finished_at, j.concurrency_key, j.executions, j.created_at, x.created_at AS state_at, x.process_id AS detail
 FROM solidstack_claimed_executions x JOIN solidstack_jobs j ON j.id = x.job_id
-WHERE x.job_id < :after AND x.created_at >= :since AND x.created_at < :until
+WHERE x.job_id < :after AND x.job_id > :floor AND x.created_at >= :since AND x.created_at < :until
   AND (CAST(:class_name AS TEXT) IS NULL OR j.class_name = :class_name)
   AND (CAST(:queue AS TEXT) IS NULL OR j.queue_name = :queue)
   AND (CAST(:search AS TEXT) IS NULL OR LOWER(j.arguments) LIKE :search ESCAPE '\')
@@ -59,7 +59,7 @@ ORDER BY x.job_id DESC LIMIT :limit;
 
 -- name: count_claimed
 SELECT COUNT(*) AS n FROM (SELECT 1 FROM solidstack_claimed_executions x JOIN solidstack_jobs j ON j.id = x.job_id
-WHERE x.created_at >= :since AND x.created_at < :until
+WHERE x.job_id > :floor AND x.created_at >= :since AND x.created_at < :until
   AND (CAST(:class_name AS TEXT) IS NULL OR j.class_name = :class_name)
   AND (CAST(:queue AS TEXT) IS NULL OR j.queue_name = :queue)
   AND (CAST(:search AS TEXT) IS NULL OR LOWER(j.arguments) LIKE :search ESCAPE '\')
@@ -74,7 +74,7 @@ SELECT job_id FROM solidstack_claimed_executions WHERE job_id IN (SELECT value F
 -- name: jobs_blocked
 SELECT j.id, j.queue_name, j.class_name, j.arguments, j.priority, j.active_job_id, j.scheduled_at, j.finished_at, j.concurrency_key, j.executions, j.created_at, x.created_at AS state_at, x.concurrency_key AS detail
 FROM solidstack_blocked_executions x JOIN solidstack_jobs j ON j.id = x.job_id
-WHERE x.job_id < :after AND x.created_at >= :since AND x.created_at < :until
+WHERE x.job_id < :after AND x.job_id > :floor AND x.created_at >= :since AND x.created_at < :until
   AND (CAST(:class_name AS TEXT) IS NULL OR j.class_name = :class_name)
   AND (CAST(:queue AS TEXT) IS NULL OR j.queue_name = :queue)
   AND (CAST(:search AS TEXT) IS NULL OR LOWER(j.arguments) LIKE :search ESCAPE '\')
@@ -82,7 +82,7 @@ ORDER BY x.job_id DESC LIMIT :limit;
 
 -- name: count_blocked
 SELECT COUNT(*) AS n FROM (SELECT 1 FROM solidstack_blocked_executions x JOIN solidstack_jobs j ON j.id = x.job_id
-WHERE x.created_at >= :since AND x.created_at < :until
+WHERE x.job_id > :floor AND x.created_at >= :since AND x.created_at < :until
   AND (CAST(:class_name AS TEXT) IS NULL OR j.class_name = :class_name)
   AND (CAST(:queue AS TEXT) IS NULL OR j.queue_name = :queue)
   AND (CAST(:search AS TEXT) IS NULL OR LOWER(j.arguments) LIKE :search ESCAPE '\')
@@ -97,7 +97,7 @@ SELECT job_id FROM solidstack_blocked_executions WHERE job_id IN (SELECT value F
 -- name: jobs_failed
 SELECT j.id, j.queue_name, j.class_name, j.arguments, j.priority, j.active_job_id, j.scheduled_at, j.finished_at, j.concurrency_key, j.executions, j.created_at, x.created_at AS state_at, x.error AS detail
 FROM solidstack_failed_executions x JOIN solidstack_jobs j ON j.id = x.job_id
-WHERE x.job_id < :after AND x.created_at >= :since AND x.created_at < :until
+WHERE x.job_id < :after AND x.job_id > :floor AND x.created_at >= :since AND x.created_at < :until
   AND (CAST(:class_name AS TEXT) IS NULL OR j.class_name = :class_name)
   AND (CAST(:queue AS TEXT) IS NULL OR j.queue_name = :queue)
   AND (CAST(:search AS TEXT) IS NULL OR LOWER(j.arguments) LIKE :search ESCAPE '\')
@@ -105,7 +105,7 @@ ORDER BY x.job_id DESC LIMIT :limit;
 
 -- name: count_failed
 SELECT COUNT(*) AS n FROM (SELECT 1 FROM solidstack_failed_executions x JOIN solidstack_jobs j ON j.id = x.job_id
-WHERE x.created_at >= :since AND x.created_at < :until
+WHERE x.job_id > :floor AND x.created_at >= :since AND x.created_at < :until
   AND (CAST(:class_name AS TEXT) IS NULL OR j.class_name = :class_name)
   AND (CAST(:queue AS TEXT) IS NULL OR j.queue_name = :queue)
   AND (CAST(:search AS TEXT) IS NULL OR LOWER(j.arguments) LIKE :search ESCAPE '\')
@@ -123,6 +123,7 @@ SELECT job_id FROM solidstack_failed_executions WHERE job_id IN (SELECT value FR
 SELECT j.id, j.queue_name, j.class_name, j.arguments, j.priority, j.active_job_id, j.scheduled_at, j.finished_at, j.concurrency_key, j.executions, j.created_at, j.finished_at AS state_at, NULL AS detail
 FROM solidstack_jobs j
 WHERE j.finished_at IS NOT NULL AND j.finished_at <= :after_at AND (j.finished_at < :after_at OR j.id < :after)
+  AND j.finished_at >= :floor_at AND (j.finished_at > :floor_at OR j.id >= :floor)
   AND j.finished_at >= :since AND j.finished_at < :until
   AND (CAST(:class_name AS TEXT) IS NULL OR j.class_name = :class_name)
   AND (CAST(:queue AS TEXT) IS NULL OR j.queue_name = :queue)
@@ -132,6 +133,7 @@ ORDER BY j.finished_at DESC, j.id DESC LIMIT :limit;
 -- name: count_finished
 SELECT COUNT(*) AS n FROM (SELECT 1 FROM solidstack_jobs j
 WHERE j.finished_at IS NOT NULL AND j.finished_at >= :since AND j.finished_at < :until
+  AND j.finished_at >= :floor_at AND (j.finished_at > :floor_at OR j.id >= :floor)
   AND (CAST(:class_name AS TEXT) IS NULL OR j.class_name = :class_name)
   AND (CAST(:queue AS TEXT) IS NULL OR j.queue_name = :queue)
   AND (CAST(:search AS TEXT) IS NULL OR LOWER(j.arguments) LIKE :search ESCAPE '\')
@@ -214,3 +216,36 @@ SELECT COUNT(*) AS n FROM (SELECT 1 FROM solidstack_ready_executions WHERE queue
 SELECT MIN(created_at) AS oldest FROM (
   SELECT created_at FROM solidstack_ready_executions WHERE queue_name = :queue
   ORDER BY priority, job_id LIMIT :window) AS s;
+
+-- The floors: where a search's scan stops (the :window-th job below the cursor), so that a substring
+-- search, which no index serves, reads at most :window jobs per page.
+
+-- name: floor_ready
+SELECT job_id AS id FROM solidstack_ready_executions WHERE job_id < :after ORDER BY job_id DESC LIMIT 1 OFFSET :window;
+
+-- name: floor_scheduled
+SELECT job_id AS id FROM solidstack_scheduled_executions WHERE job_id < :after ORDER BY job_id DESC LIMIT 1 OFFSET :window;
+
+-- name: floor_claimed
+SELECT job_id AS id FROM solidstack_claimed_executions WHERE job_id < :after ORDER BY job_id DESC LIMIT 1 OFFSET :window;
+
+-- name: floor_blocked
+SELECT job_id AS id FROM solidstack_blocked_executions WHERE job_id < :after ORDER BY job_id DESC LIMIT 1 OFFSET :window;
+
+-- name: floor_failed
+SELECT job_id AS id FROM solidstack_failed_executions WHERE job_id < :after ORDER BY job_id DESC LIMIT 1 OFFSET :window;
+
+-- name: floor_finished
+SELECT finished_at, id FROM solidstack_jobs
+WHERE finished_at IS NOT NULL AND finished_at <= :after_at AND (finished_at < :after_at OR id < :after)
+ORDER BY finished_at DESC, id DESC LIMIT 1 OFFSET :window;
+
+-- name: counts_all
+-- Every state's count in one statement (one round trip), each stopping at :cap.
+SELECT
+  (SELECT COUNT(*) FROM (SELECT 1 FROM solidstack_ready_executions LIMIT :cap) AS s) AS ready,
+  (SELECT COUNT(*) FROM (SELECT 1 FROM solidstack_scheduled_executions LIMIT :cap) AS s) AS scheduled,
+  (SELECT COUNT(*) FROM (SELECT 1 FROM solidstack_claimed_executions LIMIT :cap) AS s) AS claimed,
+  (SELECT COUNT(*) FROM (SELECT 1 FROM solidstack_blocked_executions LIMIT :cap) AS s) AS blocked,
+  (SELECT COUNT(*) FROM (SELECT 1 FROM solidstack_failed_executions LIMIT :cap) AS s) AS failed,
+  (SELECT COUNT(*) FROM (SELECT 1 FROM solidstack_jobs WHERE finished_at IS NOT NULL LIMIT :cap) AS s) AS finished;
