@@ -1,11 +1,14 @@
 -- The dashboard's reads and actions (solidstack.queue.inspect): lists walk the primary key backwards
--- from :after (keyset pagination, never OFFSET), counts stop at :cap, optional filters are NULL when unset;
--- :search is a lowercased LIKE pattern, :since/:until bound the time the job entered its state.
+-- from :after (keyset pagination: no OFFSET but the floor's, bounded by :window), counts stop at :cap,
+-- optional filters are NULL when unset;
+-- :search is a lowercased LIKE pattern, :since/:until bound the time the job entered its state; :floor bounds a
+-- search's scan from below (0: none). The bounds are written on j.id too: PostgreSQL does not carry a range
+-- through the join's equality, and would otherwise scan every job for a rare substring.
 
 -- name: jobs_ready
 SELECT j.id, j.queue_name, j.class_name, j.arguments, j.priority, j.active_job_id, j.scheduled_at, j.finished_at, j.concurrency_key, j.executions, j.created_at, x.created_at AS state_at, NULL AS detail
 FROM solidstack_ready_executions x JOIN solidstack_jobs j ON j.id = x.job_id
-WHERE x.job_id < :after AND x.job_id > :floor AND x.created_at >= :since AND x.created_at < :until
+WHERE x.job_id < :after AND x.job_id > :floor AND j.id < :after AND j.id > :floor AND x.created_at >= :since AND x.created_at < :until
   AND (CAST(:class_name AS TEXT) IS NULL OR j.class_name = :class_name)
   AND (CAST(:queue AS TEXT) IS NULL OR j.queue_name = :queue)
   AND (CAST(:search AS TEXT) IS NULL OR LOWER(j.arguments) LIKE :search ESCAPE '\')
@@ -13,7 +16,7 @@ ORDER BY x.job_id DESC LIMIT :limit;
 
 -- name: count_ready
 SELECT COUNT(*) AS n FROM (SELECT 1 FROM solidstack_ready_executions x JOIN solidstack_jobs j ON j.id = x.job_id
-WHERE x.job_id > :floor AND x.created_at >= :since AND x.created_at < :until
+WHERE x.job_id > :floor AND j.id > :floor AND x.created_at >= :since AND x.created_at < :until
   AND (CAST(:class_name AS TEXT) IS NULL OR j.class_name = :class_name)
   AND (CAST(:queue AS TEXT) IS NULL OR j.queue_name = :queue)
   AND (CAST(:search AS TEXT) IS NULL OR LOWER(j.arguments) LIKE :search ESCAPE '\')
@@ -28,7 +31,7 @@ SELECT job_id FROM solidstack_ready_executions WHERE job_id IN (SELECT value FRO
 -- name: jobs_scheduled
 SELECT j.id, j.queue_name, j.class_name, j.arguments, j.priority, j.active_job_id, j.scheduled_at, j.finished_at, j.concurrency_key, j.executions, j.created_at, x.scheduled_at AS state_at, NULL AS detail
 FROM solidstack_scheduled_executions x JOIN solidstack_jobs j ON j.id = x.job_id
-WHERE x.job_id < :after AND x.job_id > :floor AND x.created_at >= :since AND x.created_at < :until
+WHERE x.job_id < :after AND x.job_id > :floor AND j.id < :after AND j.id > :floor AND x.created_at >= :since AND x.created_at < :until
   AND (CAST(:class_name AS TEXT) IS NULL OR j.class_name = :class_name)
   AND (CAST(:queue AS TEXT) IS NULL OR j.queue_name = :queue)
   AND (CAST(:search AS TEXT) IS NULL OR LOWER(j.arguments) LIKE :search ESCAPE '\')
@@ -36,7 +39,7 @@ ORDER BY x.job_id DESC LIMIT :limit;
 
 -- name: count_scheduled
 SELECT COUNT(*) AS n FROM (SELECT 1 FROM solidstack_scheduled_executions x JOIN solidstack_jobs j ON j.id = x.job_id
-WHERE x.job_id > :floor AND x.created_at >= :since AND x.created_at < :until
+WHERE x.job_id > :floor AND j.id > :floor AND x.created_at >= :since AND x.created_at < :until
   AND (CAST(:class_name AS TEXT) IS NULL OR j.class_name = :class_name)
   AND (CAST(:queue AS TEXT) IS NULL OR j.queue_name = :queue)
   AND (CAST(:search AS TEXT) IS NULL OR LOWER(j.arguments) LIKE :search ESCAPE '\')
@@ -51,7 +54,7 @@ SELECT job_id FROM solidstack_scheduled_executions WHERE job_id IN (SELECT value
 -- name: jobs_claimed
 SELECT j.id, j.queue_name, j.class_name, j.arguments, j.priority, j.active_job_id, j.scheduled_at, j.finished_at, j.concurrency_key, j.executions, j.created_at, x.created_at AS state_at, x.process_id AS detail
 FROM solidstack_claimed_executions x JOIN solidstack_jobs j ON j.id = x.job_id
-WHERE x.job_id < :after AND x.job_id > :floor AND x.created_at >= :since AND x.created_at < :until
+WHERE x.job_id < :after AND x.job_id > :floor AND j.id < :after AND j.id > :floor AND x.created_at >= :since AND x.created_at < :until
   AND (CAST(:class_name AS TEXT) IS NULL OR j.class_name = :class_name)
   AND (CAST(:queue AS TEXT) IS NULL OR j.queue_name = :queue)
   AND (CAST(:search AS TEXT) IS NULL OR LOWER(j.arguments) LIKE :search ESCAPE '\')
@@ -59,7 +62,7 @@ ORDER BY x.job_id DESC LIMIT :limit;
 
 -- name: count_claimed
 SELECT COUNT(*) AS n FROM (SELECT 1 FROM solidstack_claimed_executions x JOIN solidstack_jobs j ON j.id = x.job_id
-WHERE x.job_id > :floor AND x.created_at >= :since AND x.created_at < :until
+WHERE x.job_id > :floor AND j.id > :floor AND x.created_at >= :since AND x.created_at < :until
   AND (CAST(:class_name AS TEXT) IS NULL OR j.class_name = :class_name)
   AND (CAST(:queue AS TEXT) IS NULL OR j.queue_name = :queue)
   AND (CAST(:search AS TEXT) IS NULL OR LOWER(j.arguments) LIKE :search ESCAPE '\')
@@ -74,7 +77,7 @@ SELECT job_id FROM solidstack_claimed_executions WHERE job_id IN (SELECT value F
 -- name: jobs_blocked
 SELECT j.id, j.queue_name, j.class_name, j.arguments, j.priority, j.active_job_id, j.scheduled_at, j.finished_at, j.concurrency_key, j.executions, j.created_at, x.created_at AS state_at, x.concurrency_key AS detail
 FROM solidstack_blocked_executions x JOIN solidstack_jobs j ON j.id = x.job_id
-WHERE x.job_id < :after AND x.job_id > :floor AND x.created_at >= :since AND x.created_at < :until
+WHERE x.job_id < :after AND x.job_id > :floor AND j.id < :after AND j.id > :floor AND x.created_at >= :since AND x.created_at < :until
   AND (CAST(:class_name AS TEXT) IS NULL OR j.class_name = :class_name)
   AND (CAST(:queue AS TEXT) IS NULL OR j.queue_name = :queue)
   AND (CAST(:search AS TEXT) IS NULL OR LOWER(j.arguments) LIKE :search ESCAPE '\')
@@ -82,7 +85,7 @@ ORDER BY x.job_id DESC LIMIT :limit;
 
 -- name: count_blocked
 SELECT COUNT(*) AS n FROM (SELECT 1 FROM solidstack_blocked_executions x JOIN solidstack_jobs j ON j.id = x.job_id
-WHERE x.job_id > :floor AND x.created_at >= :since AND x.created_at < :until
+WHERE x.job_id > :floor AND j.id > :floor AND x.created_at >= :since AND x.created_at < :until
   AND (CAST(:class_name AS TEXT) IS NULL OR j.class_name = :class_name)
   AND (CAST(:queue AS TEXT) IS NULL OR j.queue_name = :queue)
   AND (CAST(:search AS TEXT) IS NULL OR LOWER(j.arguments) LIKE :search ESCAPE '\')
@@ -97,7 +100,7 @@ SELECT job_id FROM solidstack_blocked_executions WHERE job_id IN (SELECT value F
 -- name: jobs_failed
 SELECT j.id, j.queue_name, j.class_name, j.arguments, j.priority, j.active_job_id, j.scheduled_at, j.finished_at, j.concurrency_key, j.executions, j.created_at, x.created_at AS state_at, x.error AS detail
 FROM solidstack_failed_executions x JOIN solidstack_jobs j ON j.id = x.job_id
-WHERE x.job_id < :after AND x.job_id > :floor AND x.created_at >= :since AND x.created_at < :until
+WHERE x.job_id < :after AND x.job_id > :floor AND j.id < :after AND j.id > :floor AND x.created_at >= :since AND x.created_at < :until
   AND (CAST(:class_name AS TEXT) IS NULL OR j.class_name = :class_name)
   AND (CAST(:queue AS TEXT) IS NULL OR j.queue_name = :queue)
   AND (CAST(:search AS TEXT) IS NULL OR LOWER(j.arguments) LIKE :search ESCAPE '\')
@@ -105,7 +108,7 @@ ORDER BY x.job_id DESC LIMIT :limit;
 
 -- name: count_failed
 SELECT COUNT(*) AS n FROM (SELECT 1 FROM solidstack_failed_executions x JOIN solidstack_jobs j ON j.id = x.job_id
-WHERE x.job_id > :floor AND x.created_at >= :since AND x.created_at < :until
+WHERE x.job_id > :floor AND j.id > :floor AND x.created_at >= :since AND x.created_at < :until
   AND (CAST(:class_name AS TEXT) IS NULL OR j.class_name = :class_name)
   AND (CAST(:queue AS TEXT) IS NULL OR j.queue_name = :queue)
   AND (CAST(:search AS TEXT) IS NULL OR LOWER(j.arguments) LIKE :search ESCAPE '\')
