@@ -76,10 +76,8 @@ def _register_commands() -> None:
     from .cable.cli import cable
 
     main.add_command(cable)
-    try:
-        from .dashboard.cli import dashboard  # needs the web extra (Starlette, Jinja2, prometheus_client)
-    except ImportError:
-        return
+    from .dashboard.cli import dashboard  # imports the web extra only when it runs
+
     main.add_command(dashboard)
 
 
