@@ -18,10 +18,12 @@ from .adapters import (
 )
 from .adapters import reset as _reset
 from .asgi import InProcessJobs, in_process_enabled, jobs_lifespan
+from .batches import Batch, BatchError, BatchStatus
 from .concurrency import ConcurrencyKeyError, limits_concurrency
 from .config import DispatcherConfig, QueueConfig, WorkerConfig, load_queue_config
 from .dispatcher import Dispatcher
 from .events import Event, instrument, on_start, on_stop, subscribe
+from .hooks import JobLogFilter
 from .job import (
     DiscardRule,
     Job,
@@ -34,6 +36,7 @@ from .job import (
     retry_on,
 )
 from .queues import Queue, QueueInfo, queues
+from .ratelimit import RateLimitKeyError, limits_rate
 from .recurring import (
     RecurringCommandJob,
     RecurringTask,
@@ -48,12 +51,16 @@ from .scheduler import Scheduler
 from .serialization import SerializationError
 from .storage import FailedJob, JobRow, NewJob, QueueStorage
 from .supervisor import AsyncSupervisor, ForkSupervisor, Supervisor
+from .unique import UniqueKeyError, unique_for
 from .worker import Worker
 
 _on_reset(_reset)
 
 __all__ = [
     "AsyncSupervisor",
+    "Batch",
+    "BatchError",
+    "BatchStatus",
     "ConcurrencyKeyError",
     "DiscardRule",
     "Dispatcher",
@@ -64,6 +71,7 @@ __all__ = [
     "InProcessJobs",
     "InlineAdapter",
     "Job",
+    "JobLogFilter",
     "JobOptions",
     "JobRow",
     "NewJob",
@@ -71,6 +79,7 @@ __all__ = [
     "QueueConfig",
     "QueueInfo",
     "QueueStorage",
+    "RateLimitKeyError",
     "RecurringCommandJob",
     "RecurringTask",
     "RetryRule",
@@ -82,6 +91,7 @@ __all__ = [
     "SolidQueueAdapter",
     "Supervisor",
     "TestAdapter",
+    "UniqueKeyError",
     "UnknownJobError",
     "Worker",
     "WorkerConfig",
@@ -93,6 +103,7 @@ __all__ = [
     "job_class",
     "jobs_lifespan",
     "limits_concurrency",
+    "limits_rate",
     "load_queue_config",
     "load_recurring_tasks",
     "on_start",
@@ -105,6 +116,7 @@ __all__ = [
     "schedule_recurring_task",
     "storage_for",
     "subscribe",
+    "unique_for",
     "unschedule_recurring_task",
     "use_adapter",
 ]

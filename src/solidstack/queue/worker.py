@@ -26,6 +26,7 @@ from ..db.errors import DatabaseUnavailable
 from ..db.notify import Waiter
 from . import events
 from .config import WorkerConfig
+from .hooks import current_job, run_for
 from .job import Job, error_record, restore
 from .serialization import load_arguments
 from .storage import JobRow, QueueStorage
@@ -273,13 +274,27 @@ class Worker:
             error = error_record(exc)
             self._record(lambda: storage.fail(row.id, pid, error, self.clock()))
             return
+        # Batches, rate limits, tracing (hooks.py): None for a plain job.
+        run = run_for(row, job)
+        if run is not None and not run.admit(storage, pid, self.clock()):
+            return  # over its rate limit: rescheduled
         started = time.perf_counter()
         events.instrument("perform_start", job_id=row.id, job_class=row.class_name, queue=row.queue_name)
+        token = current_job.set((row.id, row.class_name))  # every line the job logs names it
         try:
-            self._call(job)
+            if run is None:
+                self._call(job)
+            else:
+                run.call(lambda: self._call(job))
         except BaseException as exc:  # a job's SystemExit must not take the worker down
-            self._handle_error(row, job, exc)
+            status = self._handle_error(row, job, exc)
+            if run is not None:
+                self._record(lambda: run.done(storage, status, self.clock()))
             return
+        finally:
+            current_job.reset(token)
+        if run is not None:
+            self._record(lambda: run.done(storage, "finished", self.clock()))
         elapsed = (time.perf_counter() - started) * 1000
         with self._cond:
             deferred = self._deferred
@@ -291,7 +306,8 @@ class Worker:
                           duration_ms=elapsed)
         log.info("Performed %s (job %d) from %s in %.1f ms", row.class_name, row.id, row.queue_name, elapsed)
 
-    def _handle_error(self, row: JobRow, job: Job, exc: BaseException) -> None:
+    def _handle_error(self, row: JobRow, job: Job, exc: BaseException) -> str:
+        """Record the outcome of a run that raised; returns its status (``retry``, ``discarded``, ``failed``)."""
         outcome = job.outcome_of(exc)
         now = self.clock()
         events.instrument("perform_error", job_id=row.id, job_class=row.class_name, error=repr(exc),
@@ -312,6 +328,7 @@ class Worker:
             log.error("%s (job %d) failed: %s: %s", row.class_name, row.id, type(exc).__name__, exc,
                       exc_info=(type(exc), exc, exc.__traceback__))
             self._record(lambda: self.storage.fail(row.id, self.process_id, outcome.error or error_record(exc), now))
+        return outcome.status
 
     def _release_unknown_claims(self, known: set[int], now: float) -> None:
         """Claims this process holds in the database but not in hand: a claim whose COMMIT went through while
