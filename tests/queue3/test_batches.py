@@ -134,15 +134,17 @@ def test_last_two_jobs_finishing_at_once_fire_each_callback_once(storage: QueueS
         barrier = threading.Barrier(2)
         errors: list[BaseException] = []
 
-        def count(job_ids: list[int]) -> None:
+        def count(job_ids: list[int], barrier: threading.Barrier, outcome: str, errors: list[BaseException]) -> None:
             try:
                 for job_id in job_ids:
                     barrier.wait(10)
-                    job_done(storage, job_id, "failed" if failing else "succeeded", 1.0)
-            except BaseException as exc:  # noqa: BLE001 - reported below
+                    job_done(storage, job_id, outcome, 1.0)
+            except BaseException as exc:
                 errors.append(exc)
 
-        threads = [threading.Thread(target=count, args=([ids[i] for _, *ids in batches],)) for i in (0, 1)]
+        outcome = "failed" if failing else "succeeded"
+        threads = [threading.Thread(target=count, args=([ids[i] for _, *ids in batches], barrier, outcome, errors))
+                   for i in (0, 1)]
         for thread in threads:
             thread.start()
         for thread in threads:
