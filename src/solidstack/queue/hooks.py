@@ -54,8 +54,11 @@ def tracing_enabled() -> bool:
     """
     global _tracing
     if _tracing is None:
-        _tracing = (os.environ.get("SOLIDSTACK_TRACING", "1") != "0"
-                    and importlib.util.find_spec("opentelemetry") is not None)
+        try:
+            found = importlib.util.find_spec("opentelemetry") is not None
+        except (ImportError, ValueError):
+            found = False
+        _tracing = found and os.environ.get("SOLIDSTACK_TRACING", "1") != "0"
         if _tracing:
             use_features()
     return _tracing
