@@ -91,8 +91,9 @@ def acquire(storage: QueueStorage, key: str, to: int, per: float, now: float) ->
     with storage.db.transaction() as conn:
         conn.execute(sql["rate_lock"], {"key": key, "now": now})  # PostgreSQL: the key's lock, to the commit
         conn.execute(sql["rate_prune"], {"key": key, "cutoff": now - per})
-        window = [row[0] for row in conn.execute(sql["rate_window"], {"key": key, "limit": to}).fetchall()]
-        if len(window) < to:
+        full = conn.execute(sql["rate_full_at"], {"key": key, "cutoff": now - per, "offset": to - 1}).fetchone()
+        if full is None:
             conn.execute(sql["rate_start"], {"key": key, "now": now})
             return None
-    return window[0] + per
+    # `to` starts within the window: the oldest of those leaves it first.
+    return float(full[0]) + per

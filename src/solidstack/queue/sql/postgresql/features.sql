@@ -75,8 +75,12 @@ ON CONFLICT (key) DO UPDATE SET updated_at = excluded.updated_at;
 -- name: rate_prune
 DELETE FROM solidstack_rate_limit_starts WHERE key = :key AND started_at <= :cutoff;
 
--- name: rate_window
-SELECT started_at FROM solidstack_rate_limit_starts WHERE key = :key ORDER BY started_at LIMIT :limit;
+-- name: rate_full_at
+-- The to-th most recent start still in the window (none: a slot is free). A walk of at most `to` index entries
+-- from the newest end, whatever the window holds.
+SELECT started_at FROM solidstack_rate_limit_starts
+WHERE key = :key AND started_at > :cutoff
+ORDER BY started_at DESC LIMIT 1 OFFSET :offset;
 
 -- name: rate_start
 INSERT INTO solidstack_rate_limit_starts (key, started_at) VALUES (:key, :now);
