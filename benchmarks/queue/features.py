@@ -150,6 +150,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=3000)
     parser.add_argument("--before", help="also measure the plain path on this commit's source")
+    parser.add_argument("--only", nargs="*", choices=VARIANTS, help="measure these variants (and plain)")
     parser.add_argument("--child", nargs=3, metavar=("VARIANT", "TARGET", "JOBS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -158,7 +159,8 @@ def main() -> None:
     results: dict[str, list[tuple[float, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        variants = [(variant, str(ROOT / "src")) for variant in VARIANTS]
+        chosen = VARIANTS if not args.only else ["plain", *[v for v in args.only if v != "plain"]]
+        variants = [(variant, str(ROOT / "src")) for variant in chosen]
         if args.before:
             source = folder / "before"
             source.mkdir()

@@ -168,3 +168,22 @@ def test_counting_a_job_twice_counts_it_once(storage: QueueStorage) -> None:
     job_done(storage, a.provider_job_id, "succeeded", 2.0)  # run again after its process died
     status = batch.status()
     assert (status.pending, status.succeeded) == (1, 1)
+
+
+def test_a_job_failed_by_process_deaths_is_counted_by_the_dispatcher(storage: QueueStorage) -> None:
+    import time
+
+    from solidstack.queue import Dispatcher
+
+    with Batch(on_failure=Q3OnFailure, on_finish=Q3OnFinish("after deaths")) as batch:
+        doomed = Q3BatchStep.perform_later(1)
+    pid = storage.register_process("Worker", "doomed", time.time())
+    storage.claim(pid, ["*"], 10, time.time())
+    storage.deregister_process(pid, time.time(), died=True, reason="killed", max_deaths=1)
+    assert storage.job_state(doomed.provider_job_id)["state"] == "failed"
+    assert batch.status().pending == 1  # no worker lived to count it
+    Dispatcher(storage).poll(time.time())
+    status = batch.status()
+    assert (status.pending, status.failed, status.status) == (0, 1, "failed")
+    names = [row[0] for row in storage.db.query("SELECT class_name FROM solidstack_jobs ORDER BY id")]
+    assert names == ["Q3BatchStep", "Q3OnFailure", "Q3OnFinish"]

@@ -238,3 +238,14 @@ def job_done(storage: QueueStorage, job_id: int, outcome: str, now: float) -> No
                 _fire(conn, storage, batch_id, counts["on_success"], now)
             _fire(conn, storage, batch_id, counts["on_finish"], now)
             conn.execute(sql["batch_finished"], {"id": batch_id, "now": now})
+
+
+def count_uncounted_failures(storage: QueueStorage, now: float, limit: int = 500) -> int:
+    """The dispatcher's upkeep: batched jobs failed for good without a worker counting them (their process died
+    each time, and the pruning failed them) are counted as failed, firing the callbacks they complete."""
+    from ._sql import feature_queries
+
+    rows = storage.db.query(feature_queries(storage.db)["batch_jobs_failed_uncounted"], {"limit": limit})
+    for row in rows:
+        job_done(storage, row[0], "failed", now)
+    return len(rows)

@@ -155,6 +155,17 @@ def store(storage: QueueStorage, jobs: Sequence[Job], *, batch: Any = None) -> N
             tracing.end_producer_spans(jobs, spans)
 
 
+def maintain(storage: QueueStorage, now: float, limit: int) -> None:
+    """The dispatcher's upkeep of the features' tables (with its concurrency upkeep): batched jobs failed by
+    process deaths counted, lapsed unique keys deleted. Two small reads when there is nothing to do."""
+    from . import batches, unique
+
+    counted = batches.count_uncounted_failures(storage, now, limit)
+    if counted:
+        log.info("counted %d batched job(s) failed by process deaths", counted)
+    unique.clear_expired(storage, now)
+
+
 # -- the worker ----------------------------------------------------------------------------------------------
 
 

@@ -36,6 +36,13 @@ UPDATE solidstack_batches SET failure_job_id = :job_id WHERE id = :id;
 -- name: batch_finished
 UPDATE solidstack_batches SET finished_at = :now, updated_at = :now WHERE id = :id;
 
+-- name: batch_jobs_failed_uncounted
+-- Batched jobs failed without their worker counting them (failed for good by process deaths, in the pruning).
+SELECT bj.job_id FROM solidstack_batch_jobs bj
+JOIN solidstack_failed_executions f ON f.job_id = bj.job_id
+WHERE bj.status = 'pending'
+LIMIT :limit;
+
 -- name: batch_get
 SELECT id, description, total, pending, succeeded, failed, failure_job_id, finished_at, created_at,
        on_success, on_failure, on_finish
