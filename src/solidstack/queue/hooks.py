@@ -126,7 +126,7 @@ def store(storage: QueueStorage, jobs: Sequence[Job], *, batch: Any = None) -> N
     try:
         # Everything that can fail on bad input runs before the transaction: nothing is half written.
         rows = [to_new_job(job) for job in jobs]
-        keys = [unique.key_of(job) for job in jobs]
+        keys = [unique.key_of(job, row.arguments) for job, row in zip(jobs, rows, strict=True)]
         rates = [ratelimit.rate_of(job) for job in jobs]
         with storage.db.transaction() as conn:
             batch_id = batch.begin(conn, storage, now) if batch is not None else None

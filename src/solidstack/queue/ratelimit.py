@@ -13,6 +13,7 @@ and the insert one step across every process. The key, limit and period ride in 
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from .storage import QueueStorage
 
 J = TypeVar("J", bound="type[Job]")
+#: How often a start clears its key's starts that left the window.
+PRUNE_ONE_IN = 1 / 16
 
 
 class RateLimitKeyError(ValueError):
@@ -90,8 +93,10 @@ def acquire(storage: QueueStorage, key: str, to: int, per: float, now: float) ->
     sql = feature_queries(storage.db)
     with storage.db.transaction() as conn:
         conn.execute(sql["rate_lock"], {"key": key, "now": now})  # PostgreSQL: the key's lock, to the commit
-        conn.execute(sql["rate_prune"], {"key": key, "cutoff": now - per})
         full = conn.execute(sql["rate_full_at"], {"key": key, "cutoff": now - per, "offset": to - 1}).fetchone()
+        if random.random() < PRUNE_ONE_IN:
+            # Starts before the window only take room (the look above skips them): cleared now and then.
+            conn.execute(sql["rate_prune"], {"key": key, "cutoff": now - per})
         if full is None:
             conn.execute(sql["rate_start"], {"key": key, "now": now})
             return None

@@ -80,15 +80,17 @@ def unique_for(duration: float | timedelta | None = None, *, key: Callable[[Any]
     return decorate
 
 
-def key_of(job: Job) -> tuple[str, float, str] | None:
-    """``(key, seconds, until)`` for ``job``, or None when its class is not unique."""
+def key_of(job: Job, arguments: str | None = None) -> tuple[str, float, str] | None:
+    """``(key, seconds, until)`` for ``job`` (``arguments``: its stored arguments, when already serialized), or
+    None when its class is not unique."""
     rule: UniqueRule | None = getattr(type(job), "_unique", None)
     if rule is None:
         return None
     name = type(job).name()
     if rule.key is None:
         # Long arguments would make long keys: a digest of their stored form (the same arguments, the same key).
-        part = hashlib.sha256(job.serialize_arguments().encode()).hexdigest()[:32]
+        stored = arguments if arguments is not None else job.serialize_arguments()
+        part = hashlib.sha256(stored.encode()).hexdigest()[:32]
     else:
         try:
             value = rule.key(job)
@@ -129,7 +131,10 @@ def hold_keys(conn: Any, storage: QueueStorage, jobs: Sequence[Job], keys: Seque
         if key in taken:
             _point_at(job, jobs[taken[key]].job_id, None)
             continue
-        conn.execute(sql["unique_insert"], {"key": key, "expires_at": now + seconds, "now": now})
+        if conn.execute(sql["unique_insert"], {"key": key, "expires_at": now + seconds, "now": now}).fetchone():
+            taken[key] = index
+            keep.append(index)
+            continue
         row = conn.execute(sql["unique_holder"], {"key": key}).fetchone()
         if row is not None and _held(row, until, now):
             _point_at(job, row["active_job_id"], row["live_id"])

@@ -54,9 +54,11 @@ SELECT id, description, total, pending, succeeded, failed, failure_job_id, finis
 FROM solidstack_batches ORDER BY id DESC LIMIT :limit;
 
 -- name: unique_insert
+-- A row back: the key was free and is now this enqueue's (the usual case: no second read).
 INSERT INTO solidstack_unique_keys (key, job_id, expires_at, created_at)
 VALUES (:key, NULL, :expires_at, :now)
-ON CONFLICT (key) DO NOTHING;
+ON CONFLICT (key) DO NOTHING
+RETURNING key;
 
 -- name: unique_holder
 SELECT k.job_id, k.expires_at, j.id AS live_id, j.active_job_id, j.finished_at, j.executions,

@@ -54,9 +54,11 @@ SELECT id, description, total, pending, succeeded, failed, failure_job_id, finis
 FROM solidstack_batches ORDER BY id DESC LIMIT :limit;
 
 -- name: unique_insert
+-- A row back: the key was free and is now this enqueue's (the usual case: no second read).
 INSERT INTO solidstack_unique_keys (key, job_id, expires_at, created_at)
 VALUES (:key, NULL, :expires_at, :now)
-ON CONFLICT (key) DO NOTHING;
+ON CONFLICT (key) DO NOTHING
+RETURNING key;
 
 -- name: unique_holder
 SELECT k.job_id, k.expires_at, j.id AS live_id, j.active_job_id, j.finished_at, j.executions,
@@ -75,8 +77,8 @@ DELETE FROM solidstack_unique_keys WHERE key = :key AND job_id = :job_id;
 DELETE FROM solidstack_unique_keys WHERE expires_at < :now;
 
 -- name: rate_lock
-INSERT INTO solidstack_rate_limits (key, updated_at) VALUES (:key, :now)
-ON CONFLICT (key) DO UPDATE SET updated_at = excluded.updated_at;
+-- Nothing to lock on SQLite: the write transaction is the database's only writer. (PostgreSQL's locks the key row.)
+SELECT :key, :now;
 
 -- name: rate_prune
 DELETE FROM solidstack_rate_limit_starts WHERE key = :key AND started_at <= :cutoff;
