@@ -187,3 +187,17 @@ def test_a_job_failed_by_process_deaths_is_counted_by_the_dispatcher(storage: Qu
     assert (status.pending, status.failed, status.status) == (0, 1, "failed")
     names = [row[0] for row in storage.db.query("SELECT class_name FROM solidstack_jobs ORDER BY id")]
     assert names == ["Q3BatchStep", "Q3OnFailure", "Q3OnFinish"]
+
+
+def test_adding_to_a_finished_batch_fails_and_stores_nothing(storage: QueueStorage) -> None:
+    from solidstack.queue import BatchError
+
+    with Batch() as batch:
+        only = Q3BatchStep.perform_later(1)
+    job_done(storage, only.provider_job_id, "succeeded", 1.0)
+    assert batch.status().finished
+    before = storage.counts()["ready"]
+    with pytest.raises(BatchError, match=f"batch {batch.id} is finished"), Batch.open(batch.id, storage=storage):
+        Q3BatchStep.perform_later(2)  # inserted, then rolled back with the batch's refusal
+    assert storage.counts()["ready"] == before
+    assert batch.status().total == 1

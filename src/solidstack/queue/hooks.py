@@ -91,16 +91,12 @@ class JobLogFilter(logging.Filter):
 
 def batches_collecting() -> bool:
     """A batch's ``with`` block is open here (its jobs are stored when it ends)."""
-    from .batches import collecting
-
-    return collecting() is not None
+    return batches.collecting() is not None
 
 
 def enqueue(storage: QueueStorage, jobs: Sequence[Job]) -> None:
     """Enqueue ``jobs`` with the features their classes ask for: into the open batch, unique, rate limited,
     traced. One transaction; a bad key or argument raises before anything is written."""
-    from . import batches
-
     batch = batches.collecting()
     if batch is not None:
         batch.collect(jobs)  # stored with the batch when its block ends
@@ -115,8 +111,6 @@ def _with_meta(arguments: str, meta: dict[str, Any]) -> str:
 
 def store(storage: QueueStorage, jobs: Sequence[Job], *, batch: Any = None) -> None:
     """Store ``jobs`` (and, with ``batch``, the batch row or its extension) in one transaction."""
-    from . import ratelimit, unique
-
     now = time.time()
     spans = None
     if tracing_enabled():
@@ -158,8 +152,6 @@ def store(storage: QueueStorage, jobs: Sequence[Job], *, batch: Any = None) -> N
 def maintain(storage: QueueStorage, now: float, limit: int) -> None:
     """The dispatcher's upkeep of the features' tables (with its concurrency upkeep): batched jobs failed by
     process deaths counted, lapsed unique keys deleted. Two small reads when there is nothing to do."""
-    from . import batches, unique
-
     counted = batches.count_uncounted_failures(storage, now, limit)
     if counted:
         log.info("counted %d batched job(s) failed by process deaths", counted)
@@ -190,8 +182,6 @@ class Run:
         rate = self.meta.get("rate")
         if not rate:
             return True
-        from . import ratelimit
-
         key, limit, period = rate
         run_at = ratelimit.acquire(storage, key, int(limit), float(period), now)
         if run_at is None:
@@ -204,9 +194,7 @@ class Run:
     def call(self, perform: Callable[[], None]) -> None:
         token = None
         if self.batch_id is not None:
-            from .batches import running_batch
-
-            token = running_batch.set(self.batch_id)  # Batch.current() inside the job
+            token = batches.running_batch.set(self.batch_id)  # Batch.current() inside the job
         try:
             if tracing_enabled():
                 from . import tracing
@@ -217,14 +205,12 @@ class Run:
                 perform()
         finally:
             if token is not None:
-                running_batch.reset(token)
+                batches.running_batch.reset(token)
 
     def done(self, storage: QueueStorage, status: str, now: float) -> None:
         """After the run: ``status`` is the outcome (``finished``, ``discarded``, ``failed``, ``retry``)."""
         if self.batch_id is None or status == "retry":
             return
-        from . import batches
-
         batches.job_done(storage, self.row.id, "failed" if status == "failed" else "succeeded", now)
 
 
@@ -236,3 +222,7 @@ def run_for(row: JobRow, job: Job) -> Run | None:
             return None
         meta = {}
     return Run(row, job, meta)
+
+
+# The features' modules import this one (for use_features): imported last, so that either may be imported first.
+from . import batches, ratelimit, unique  # noqa: E402

@@ -8,8 +8,9 @@ yet (not claimed, never run), and only until ``expires_at``. So a job that faile
 whose process died past its bound frees its key without any path having to remember to, and a job that hangs
 holds it at most ``unique_for``.
 
-Exact across processes: the key row is written in the enqueue's own transaction, under SQLite's single writer or
-PostgreSQL's row lock (``FOR UPDATE`` on the key row; a racing insert waits on the first one's commit).
+Exact across processes: the key is read and written in the enqueue's own transaction, under SQLite's single
+writer or, on PostgreSQL, a transaction-long advisory lock on the key taken by the read (a racing enqueuer of the
+same key waits for the first one's commit, then reads its key row).
 """
 
 from __future__ import annotations
@@ -114,8 +115,9 @@ def _held(row: Any, until: str, now: float) -> bool:
 
 def hold_keys(conn: Any, storage: QueueStorage, jobs: Sequence[Job], keys: Sequence[tuple[str, float, str] | None],
               now: float) -> list[int]:
-    """Take the keys of the unique jobs among ``jobs`` (in the caller's transaction). Returns the indexes of
-    the jobs to insert; each duplicate is pointed at the job that holds its key instead."""
+    """Decide the unique jobs among ``jobs`` (in the caller's transaction): returns the indexes of the jobs to
+    insert; each duplicate is pointed at the job that holds its key instead. :func:`record` then takes the keys
+    for the jobs inserted, in the same transaction."""
     if not any(keys):
         return list(range(len(jobs)))
     from ._sql import feature_queries
@@ -127,16 +129,14 @@ def hold_keys(conn: Any, storage: QueueStorage, jobs: Sequence[Job], keys: Seque
         if spec is None:
             keep.append(index)
             continue
-        key, seconds, until = spec
+        key, _seconds, until = spec
         if key in taken:
             _point_at(job, jobs[taken[key]].job_id, None)
             continue
-        if conn.execute(sql["unique_insert"], {"key": key, "expires_at": now + seconds, "now": now}).fetchone():
-            taken[key] = index
-            keep.append(index)
-            continue
+        # SQLite: the write transaction is the only writer. PostgreSQL: the read takes an advisory lock on the key
+        # until the commit, so a racing enqueuer of the key reads after this one's key row is in.
         row = conn.execute(sql["unique_holder"], {"key": key}).fetchone()
-        if row is not None and _held(row, until, now):
+        if row is not None and row["job_id"] is not None and _held(row, until, now):
             _point_at(job, row["active_job_id"], row["live_id"])
             continue
         taken[key] = index
@@ -152,7 +152,7 @@ def _point_at(job: Job, active_job_id: str, provider_job_id: int | None) -> None
 
 def record(conn: Any, storage: QueueStorage, held: Sequence[tuple[tuple[str, float, str] | None, int]],
            now: float) -> None:
-    """Point each key taken by :func:`hold_keys` at the job inserted for it."""
+    """Take the key of each unique job inserted (a new key row, or a stale one taken over): one write each."""
     specs = [(spec, job_id) for spec, job_id in held if spec is not None]
     if not specs:
         return
@@ -160,7 +160,7 @@ def record(conn: Any, storage: QueueStorage, held: Sequence[tuple[tuple[str, flo
 
     sql = feature_queries(storage.db)
     for (key, seconds, _until), job_id in specs:
-        conn.execute(sql["unique_set"], {"key": key, "job_id": job_id, "expires_at": now + seconds, "now": now})
+        conn.execute(sql["unique_take"], {"key": key, "job_id": job_id, "expires_at": now + seconds, "now": now})
 
 
 def clear_expired(storage: QueueStorage, now: float) -> int:

@@ -1,7 +1,8 @@
 -- Named queries of the opt-in job features, PostgreSQL dialect (the same names as sqlite/features.sql). Each runs
 -- inside the caller's transaction; what SQLite gets from its single writer, PostgreSQL gets from row locks: the
--- batch counters are UPDATE ... RETURNING (row-locked, so each decrement sees the one before), a unique key's row
--- is read FOR UPDATE, and a rate limit's key row is locked by an upsert before its window is counted.
+-- batch counters are UPDATE ... RETURNING (row-locked, so each decrement sees the one before), a unique key is
+-- held by an advisory lock while it is decided, and a rate limit's key row is locked by an upsert before its window
+-- is counted.
 
 -- name: batch_insert
 INSERT INTO solidstack_batches (description, on_success, on_failure, on_finish, created_at, updated_at)
@@ -53,23 +54,22 @@ SELECT id, description, total, pending, succeeded, failed, failure_job_id, finis
        on_success, on_failure, on_finish
 FROM solidstack_batches ORDER BY id DESC LIMIT :limit;
 
--- name: unique_insert
--- A row back: the key was free and is now this enqueue's (the usual case: no second read).
-INSERT INTO solidstack_unique_keys (key, job_id, expires_at, created_at)
-VALUES (:key, NULL, :expires_at, :now)
-ON CONFLICT (key) DO NOTHING
-RETURNING key;
-
 -- name: unique_holder
+-- The job holding a key, read under a transaction-long advisory lock on the key: a second enqueuer of the same key
+-- waits here until the first commits (a row lock cannot guard a key row that does not exist yet).
 SELECT k.job_id, k.expires_at, j.id AS live_id, j.active_job_id, j.finished_at, j.executions,
        EXISTS (SELECT 1 FROM solidstack_failed_executions f WHERE f.job_id = k.job_id) AS failed,
        EXISTS (SELECT 1 FROM solidstack_claimed_executions c WHERE c.job_id = k.job_id) AS claimed
-FROM solidstack_unique_keys k LEFT JOIN solidstack_jobs j ON j.id = k.job_id
-WHERE k.key = :key
-FOR UPDATE OF k;
+FROM (SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))) AS lock
+LEFT JOIN solidstack_unique_keys k ON k.key = :key
+LEFT JOIN solidstack_jobs j ON j.id = k.job_id;
 
--- name: unique_set
-UPDATE solidstack_unique_keys SET job_id = :job_id, expires_at = :expires_at, created_at = :now WHERE key = :key;
+-- name: unique_take
+-- The key for the job just inserted: a new row, or the stale one taken over. One write.
+INSERT INTO solidstack_unique_keys (key, job_id, expires_at, created_at)
+VALUES (:key, :job_id, :expires_at, :now)
+ON CONFLICT (key) DO UPDATE SET job_id = excluded.job_id, expires_at = excluded.expires_at,
+                                created_at = excluded.created_at;
 
 -- name: unique_release
 DELETE FROM solidstack_unique_keys WHERE key = :key AND job_id = :job_id;

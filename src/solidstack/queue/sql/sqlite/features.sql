@@ -53,22 +53,21 @@ SELECT id, description, total, pending, succeeded, failed, failure_job_id, finis
        on_success, on_failure, on_finish
 FROM solidstack_batches ORDER BY id DESC LIMIT :limit;
 
--- name: unique_insert
--- A row back: the key was free and is now this enqueue's (the usual case: no second read).
-INSERT INTO solidstack_unique_keys (key, job_id, expires_at, created_at)
-VALUES (:key, NULL, :expires_at, :now)
-ON CONFLICT (key) DO NOTHING
-RETURNING key;
-
 -- name: unique_holder
+-- The job holding a key, read before the enqueue decides (the write transaction is the only writer: nobody takes
+-- the key between this read and unique_take).
 SELECT k.job_id, k.expires_at, j.id AS live_id, j.active_job_id, j.finished_at, j.executions,
        EXISTS (SELECT 1 FROM solidstack_failed_executions f WHERE f.job_id = k.job_id) AS failed,
        EXISTS (SELECT 1 FROM solidstack_claimed_executions c WHERE c.job_id = k.job_id) AS claimed
 FROM solidstack_unique_keys k LEFT JOIN solidstack_jobs j ON j.id = k.job_id
 WHERE k.key = :key;
 
--- name: unique_set
-UPDATE solidstack_unique_keys SET job_id = :job_id, expires_at = :expires_at, created_at = :now WHERE key = :key;
+-- name: unique_take
+-- The key for the job just inserted: a new row, or the stale one taken over. One write.
+INSERT INTO solidstack_unique_keys (key, job_id, expires_at, created_at)
+VALUES (:key, :job_id, :expires_at, :now)
+ON CONFLICT (key) DO UPDATE SET job_id = excluded.job_id, expires_at = excluded.expires_at,
+                                created_at = excluded.created_at;
 
 -- name: unique_release
 DELETE FROM solidstack_unique_keys WHERE key = :key AND job_id = :job_id;
