@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from solidstack.queue import Batch, Job
-from solidstack.queue.batches import job_done
+from solidstack.queue.batches import count_succeeded, job_done
 from solidstack.queue.storage import QueueStorage
 
 RAN: list[tuple[str, tuple]] = []
@@ -121,10 +121,11 @@ def test_a_callback_that_is_not_a_job_fails_when_the_batch_is_defined(bad: objec
 
 
 def test_last_two_jobs_finishing_at_once_fire_each_callback_once(storage: QueueStorage) -> None:
-    """Two threads (two connections) count the last two jobs of a batch at the same instant, many times over:
-    on_success and on_finish are enqueued once per batch, on_failure once when both fail."""
+    """Two threads (two connections) count the last two jobs of a batch at the same instant, many times over (as
+    failures, as successes, and as successes inside finish transactions): on_success and on_finish are enqueued
+    once per batch, on_failure once when both fail."""
     rounds = 25
-    for failing in (False, True):
+    for failing, in_finish in ((False, False), (True, False), (False, True)):
         batches = []
         for _ in range(rounds):
             with Batch(on_success=Q3OnSuccess, on_failure=Q3OnFailure, on_finish=Q3OnFinish("r")) as batch:
@@ -134,17 +135,22 @@ def test_last_two_jobs_finishing_at_once_fire_each_callback_once(storage: QueueS
         barrier = threading.Barrier(2)
         errors: list[BaseException] = []
 
-        def count(job_ids: list[int], barrier: threading.Barrier, outcome: str, errors: list[BaseException]) -> None:
+        def count(job_ids: list[int], barrier: threading.Barrier, outcome: str, errors: list[BaseException],
+                  in_finish: bool) -> None:
             try:
                 for job_id in job_ids:
                     barrier.wait(10)
-                    job_done(storage, job_id, outcome, 1.0)
+                    if in_finish:  # as a worker's finish transaction counts successes
+                        with storage.db.transaction() as conn:
+                            count_succeeded(conn, storage, [job_id], 1.0)
+                    else:
+                        job_done(storage, job_id, outcome, 1.0)
             except BaseException as exc:
                 errors.append(exc)
 
         outcome = "failed" if failing else "succeeded"
-        threads = [threading.Thread(target=count, args=([ids[i] for _, *ids in batches], barrier, outcome, errors))
-                   for i in (0, 1)]
+        threads = [threading.Thread(target=count, args=([ids[i] for _, *ids in batches], barrier, outcome, errors,
+                                                         in_finish)) for i in (0, 1)]
         for thread in threads:
             thread.start()
         for thread in threads:

@@ -60,7 +60,7 @@ def test_a_rate_limit_holds_across_three_worker_processes(engine_storage: QueueS
     finally:
         use_adapter(None)
     out = tmp_path / "out.jsonl"
-    finish([spawn(target, "work", out, 6.0) for _ in range(3)])
+    finish([spawn(target, "work", out, 8.0) for _ in range(3)])
     starts = [(at, token) for kind, at, token, _pid in lines(out) if kind == "start"]
     assert len(starts) == 25, starts
     assert len({pid for *_, pid in lines(out)}) >= 2  # the work was shared

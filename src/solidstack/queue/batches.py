@@ -219,6 +219,63 @@ def _fire(conn: Any, storage: QueueStorage, batch_id: int, stored: str | None, n
     return storage.enqueue([row], now)[0]
 
 
+class FinishCounter:
+    """Counts batched jobs as succeeded inside the transaction that finishes them (``QueueStorage.on_finish``): no
+    transaction of its own, and the count commits or rolls back with the finish. The worker registers the batched
+    jobs it runs (:meth:`expect`); finishes of other jobs cost a set lookup."""
+
+    def __init__(self, storage: QueueStorage) -> None:
+        import threading
+
+        self.storage = storage
+        self._expected: set[int] = set()
+        self._lock = threading.Lock()
+
+    def expect(self, job_id: int) -> None:
+        with self._lock:
+            self._expected.add(job_id)
+
+    def forget(self, job_id: int) -> None:
+        with self._lock:
+            self._expected.discard(job_id)
+
+    def __call__(self, conn: Any, job_ids: Sequence[int], now: float) -> None:
+        with self._lock:
+            if not self._expected:
+                return
+            ours = [job_id for job_id in job_ids if job_id in self._expected]
+            self._expected.difference_update(ours)
+        if ours:
+            count_succeeded(conn, self.storage, ours, now)
+
+
+def count_succeeded(conn: Any, storage: QueueStorage, job_ids: Sequence[int], now: float) -> None:
+    """In the caller's transaction: count finished batched jobs, one counted UPDATE per batch, and fire the
+    callbacks they complete."""
+    from collections import Counter
+
+    from ._sql import feature_queries
+
+    sql = feature_queries(storage.db)
+    rows = conn.execute(sql["batch_jobs_succeeded"], {"ids": storage.db.array(job_ids)}).fetchall()
+    for batch_id, n in sorted(Counter(row[0] for row in rows).items()):  # in id order: no lock cycles
+        counts = conn.execute(sql["batch_count_succeeded_n"], {"id": batch_id, "n": n, "now": now}).fetchone()
+        _complete(conn, storage, sql, batch_id, counts, failed_now=False, now=now)
+
+
+def _complete(conn: Any, storage: QueueStorage, sql: dict[str, str], batch_id: int, counts: Any, *,
+              failed_now: bool, now: float) -> None:
+    """After a counted UPDATE: the callbacks this count completes (only one count sees each threshold)."""
+    if failed_now and counts["failed"] == 1:
+        failure_job = _fire(conn, storage, batch_id, counts["on_failure"], now)
+        conn.execute(sql["batch_set_failure_job"], {"id": batch_id, "job_id": failure_job})
+    if counts["pending"] == 0:
+        if counts["failed"] == 0:
+            _fire(conn, storage, batch_id, counts["on_success"], now)
+        _fire(conn, storage, batch_id, counts["on_finish"], now)
+        conn.execute(sql["batch_finished"], {"id": batch_id, "now": now})
+
+
 def job_done(storage: QueueStorage, job_id: int, outcome: str, now: float) -> None:
     """Count a batched job's outcome (``succeeded`` or ``failed``) and fire the callbacks it completes."""
     from ._sql import feature_queries
@@ -230,14 +287,7 @@ def job_done(storage: QueueStorage, job_id: int, outcome: str, now: float) -> No
             return  # not in a batch, or counted already (a run again after its process died)
         batch_id = row[0]
         counts = conn.execute(sql[f"batch_count_{outcome}"], {"id": batch_id, "now": now}).fetchone()
-        if outcome == "failed" and counts["failed"] == 1:
-            failure_job = _fire(conn, storage, batch_id, counts["on_failure"], now)
-            conn.execute(sql["batch_set_failure_job"], {"id": batch_id, "job_id": failure_job})
-        if counts["pending"] == 0:
-            if counts["failed"] == 0:
-                _fire(conn, storage, batch_id, counts["on_success"], now)
-            _fire(conn, storage, batch_id, counts["on_finish"], now)
-            conn.execute(sql["batch_finished"], {"id": batch_id, "now": now})
+        _complete(conn, storage, sql, batch_id, counts, failed_now=outcome == "failed", now=now)
 
 
 def count_uncounted_failures(storage: QueueStorage, now: float, limit: int = 500) -> int:

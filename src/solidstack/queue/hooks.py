@@ -21,6 +21,7 @@ import importlib.util
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -176,14 +177,24 @@ class Run:
     def __init__(self, row: JobRow, job: Job, meta: dict[str, Any]) -> None:
         self.row, self.job, self.meta = row, job, meta
         self.batch_id: int | None = meta.get("batch")
+        self.counter: batches.FinishCounter | None = None
 
     def admit(self, storage: QueueStorage, process_id: int | None, now: float) -> bool:
-        """False when the job is over its rate limit: it was rescheduled for when a slot frees."""
+        """False when the job is over its rate limit: it was rescheduled for when a slot frees. A batched job
+        that may run is registered to be counted by the transaction that finishes it."""
+        if not self._admit(storage, process_id, now):
+            return False
+        if self.batch_id is not None:
+            self.counter = _finish_counter(storage)
+            self.counter.expect(self.row.id)
+        return True
+
+    def _admit(self, storage: QueueStorage, process_id: int | None, now: float) -> bool:
         rate = self.meta.get("rate")
         if not rate:
             return True
         key, limit, period = rate
-        run_at = ratelimit.acquire(storage, key, int(limit), float(period), now)
+        run_at = ratelimit.acquire(storage, key, int(limit), float(period), now, clock=time.time)
         if run_at is None:
             return True
         # Back to scheduled with its run count unchanged: waiting for a slot is not a run.
@@ -208,10 +219,29 @@ class Run:
                 batches.running_batch.reset(token)
 
     def done(self, storage: QueueStorage, status: str, now: float) -> None:
-        """After the run: ``status`` is the outcome (``finished``, ``discarded``, ``failed``, ``retry``)."""
-        if self.batch_id is None or status == "retry":
+        """After the run: ``status`` is the outcome (``finished``, ``discarded``, ``failed``, ``retry``).
+
+        A success is counted by the finish's own transaction (:class:`~.batches.FinishCounter`); a failure for
+        good here, after the failure was recorded."""
+        if self.counter is None or status in ("finished", "discarded"):
             return
-        batches.job_done(storage, self.row.id, "failed" if status == "failed" else "succeeded", now)
+        self.counter.forget(self.row.id)
+        if status == "failed":
+            batches.job_done(storage, self.row.id, "failed", now)
+
+
+_counter_lock = threading.Lock()
+
+
+def _finish_counter(storage: QueueStorage) -> batches.FinishCounter:
+    """The storage's finish hook that counts batched jobs, installed by the first batched job run with it."""
+    counter = storage.on_finish
+    if not isinstance(counter, batches.FinishCounter):
+        with _counter_lock:
+            counter = storage.on_finish
+            if not isinstance(counter, batches.FinishCounter):
+                counter = storage.on_finish = batches.FinishCounter(storage)
+    return counter
 
 
 def run_for(row: JobRow, job: Job) -> Run | None:

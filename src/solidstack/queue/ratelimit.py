@@ -85,14 +85,19 @@ def rate_of(job: Job) -> list[Any] | None:
     return [key, limit.to, limit.per]
 
 
-def acquire(storage: QueueStorage, key: str, to: int, per: float, now: float) -> float | None:
+def acquire(storage: QueueStorage, key: str, to: int, per: float, now: float,
+            clock: Callable[[], float] | None = None) -> float | None:
     """Record a start of ``key`` at ``now`` if fewer than ``to`` started in the last ``per`` seconds (None);
-    else start nothing and return when the next slot frees."""
+    else start nothing and return when the next slot frees. With ``clock``, ``now`` is read again once the key
+    is locked: a start waiting for the lock must not be recorded at the time it began to wait (it would leave the
+    window early, and let one more start in)."""
     from ._sql import feature_queries
 
     sql = feature_queries(storage.db)
     with storage.db.transaction() as conn:
         conn.execute(sql["rate_lock"], {"key": key, "now": now})  # PostgreSQL: the key's lock, to the commit
+        if clock is not None:
+            now = clock()
         full = conn.execute(sql["rate_full_at"], {"key": key, "cutoff": now - per, "offset": to - 1}).fetchone()
         if random.random() < PRUNE_ONE_IN:
             # Starts before the window only take room (the look above skips them): cleared now and then.

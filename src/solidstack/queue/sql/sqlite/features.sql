@@ -20,6 +20,16 @@ INSERT INTO solidstack_batch_jobs (job_id, batch_id) VALUES (:job_id, :batch_id)
 UPDATE solidstack_batch_jobs SET status = :status WHERE job_id = :job_id AND status = 'pending'
 RETURNING batch_id;
 
+-- name: batch_jobs_succeeded
+-- In a finish's transaction: which of the jobs just finished were batched and not counted yet.
+UPDATE solidstack_batch_jobs SET status = 'succeeded' WHERE job_id IN (SELECT value FROM json_each(:ids)) AND status = 'pending'
+RETURNING batch_id;
+
+-- name: batch_count_succeeded_n
+UPDATE solidstack_batches SET pending = pending - :n, succeeded = succeeded + :n, updated_at = :now
+WHERE id = :id
+RETURNING pending, failed, on_success, on_failure, on_finish;
+
 -- name: batch_count_succeeded
 UPDATE solidstack_batches SET pending = pending - 1, succeeded = succeeded + 1, updated_at = :now
 WHERE id = :id
