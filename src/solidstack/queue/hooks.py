@@ -102,7 +102,17 @@ def enqueue(storage: QueueStorage, jobs: Sequence[Job]) -> None:
     if batch is not None:
         batch.collect(jobs)  # stored with the batch when its block ends
         return
+    if not tracing_enabled() and not any(_featured(type(job)) for job in jobs):
+        # Classes without a feature, in a process where others have one: the plain enqueue, as the adapter's.
+        ids = storage.enqueue([to_new_job(job) for job in jobs], time.time())
+        for job, job_id in zip(jobs, ids, strict=True):
+            job.provider_job_id = job_id
+        return
     store(storage, jobs)
+
+
+def _featured(cls: type) -> bool:
+    return getattr(cls, "_unique", None) is not None or getattr(cls, "_rate_limit", None) is not None
 
 
 def _with_meta(arguments: str, meta: dict[str, Any]) -> str:
