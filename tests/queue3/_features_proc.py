@@ -1,6 +1,6 @@
 """Run as a process by test_processes.py, on the database argv[1] names (``sqlite:PATH`` or ``pg:CONNINFO``):
 
-- ``enqueue OUT START N``: at ``START`` (Unix time), enqueue the same unique job ``N`` times; write the ids got.
+- ``enqueue OUT START N``: at ``START`` (Unix time), enqueue twenty unique keys ``N`` times each; write the ids.
 - ``work OUT SECONDS``: a supervisor in this process (one worker of three threads, one dispatcher) for
   ``SECONDS``; the jobs below append what they did to ``OUT``.
 """
@@ -76,7 +76,9 @@ def main() -> None:
     if role == "enqueue":
         start, count = float(sys.argv[4]), int(sys.argv[5])
         time.sleep(max(0.0, start - time.time()))
-        ids = [Q3ProcUnique.perform_later("the-key").provider_job_id for _ in range(count)]
+        # Twenty keys one after the other, each several times: every process races the others on each key.
+        ids = {f"key-{k}": [Q3ProcUnique.perform_later(f"key-{k}").provider_job_id for _ in range(count)]
+               for k in range(20)}
         note("ids", ids)
     elif role == "work":
         seconds = float(sys.argv[4])

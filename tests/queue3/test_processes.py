@@ -41,14 +41,18 @@ def lines(out: Path) -> list[list]:
     return [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
 
 
-def test_four_processes_enqueueing_one_key_make_one_job(engine_storage: QueueStorage, target: str,
-                                                        tmp_path: Path) -> None:
+def test_four_processes_enqueueing_the_same_keys_make_one_job_each(engine_storage: QueueStorage, target: str,
+                                                                    tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     start = time.time() + 2.0  # every process imported and connected by then
-    finish([spawn(target, "enqueue", out, start, 25) for _ in range(4)])
-    got = {job_id for kind, ids, _pid in lines(out) if kind == "ids" for job_id in ids}
-    assert len(got) == 1 and None not in got
-    assert engine_storage.counts()["ready"] == 1
+    finish([spawn(target, "enqueue", out, start, 3) for _ in range(4)])
+    got: dict[str, set[int]] = {}
+    for kind, ids, _pid in lines(out):
+        assert kind == "ids"
+        for key, job_ids in ids.items():
+            got.setdefault(key, set()).update(job_ids)
+    assert {key: len(job_ids) for key, job_ids in got.items()} == {f"key-{k}": 1 for k in range(20)}
+    assert engine_storage.counts()["ready"] == 20
 
 
 def test_a_rate_limit_holds_across_three_worker_processes(engine_storage: QueueStorage, target: str,

@@ -9,8 +9,8 @@ whose process died past its bound frees its key without any path having to remem
 holds it at most ``unique_for``.
 
 Exact across processes: the key is read and written in the enqueue's own transaction, under SQLite's single
-writer or, on PostgreSQL, a transaction-long advisory lock on the key taken by the read (a racing enqueuer of the
-same key waits for the first one's commit, then reads its key row).
+writer or, on PostgreSQL, a transaction-long advisory lock on the key taken before the read (a racing enqueuer of
+the same key waits for the first one's commit, then reads its key row).
 """
 
 from __future__ import annotations
@@ -133,8 +133,9 @@ def hold_keys(conn: Any, storage: QueueStorage, jobs: Sequence[Job], keys: Seque
         if key in taken:
             _point_at(job, jobs[taken[key]].job_id, None)
             continue
-        # SQLite: the write transaction is the only writer. PostgreSQL: the read takes an advisory lock on the key
-        # until the commit, so a racing enqueuer of the key reads after this one's key row is in.
+        # SQLite: the write transaction is the only writer. PostgreSQL: an advisory lock on the key until the
+        # commit, taken before the read, so a racing enqueuer of the key reads after this one's key row is in.
+        conn.execute(sql["unique_lock"], {"key": key}).fetchall()
         row = conn.execute(sql["unique_holder"], {"key": key}).fetchone()
         if row is not None and row["job_id"] is not None and _held(row, until, now):
             _point_at(job, row["active_job_id"], row["live_id"])

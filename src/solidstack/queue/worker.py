@@ -293,8 +293,6 @@ class Worker:
             return
         finally:
             current_job.reset(token)
-        if run is not None:
-            self._record(lambda: run.done(storage, "finished", self.clock()))
         elapsed = (time.perf_counter() - started) * 1000
         with self._cond:
             deferred = self._deferred

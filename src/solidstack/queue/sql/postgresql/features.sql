@@ -64,15 +64,20 @@ SELECT id, description, total, pending, succeeded, failed, failure_job_id, finis
        on_success, on_failure, on_finish
 FROM solidstack_batches ORDER BY id DESC LIMIT :limit;
 
+-- name: unique_lock
+-- A transaction-long advisory lock on the key: a second enqueuer of the same key waits here until the first commits
+-- (a row lock cannot guard a key row that does not exist yet). A statement of its own: in READ COMMITTED the read
+-- below then takes its snapshot after the wait, and sees the first one's key row (a lock taken inside the read's
+-- own statement would leave it reading the snapshot from before: two jobs for one key, seen in the four-process
+-- test).
+SELECT pg_advisory_xact_lock(hashtextextended(:key, 0));
+
 -- name: unique_holder
--- The job holding a key, read under a transaction-long advisory lock on the key: a second enqueuer of the same key
--- waits here until the first commits (a row lock cannot guard a key row that does not exist yet).
 SELECT k.job_id, k.expires_at, j.id AS live_id, j.active_job_id, j.finished_at, j.executions,
        EXISTS (SELECT 1 FROM solidstack_failed_executions f WHERE f.job_id = k.job_id) AS failed,
        EXISTS (SELECT 1 FROM solidstack_claimed_executions c WHERE c.job_id = k.job_id) AS claimed
-FROM (SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))) AS lock
-LEFT JOIN solidstack_unique_keys k ON k.key = :key
-LEFT JOIN solidstack_jobs j ON j.id = k.job_id;
+FROM solidstack_unique_keys k LEFT JOIN solidstack_jobs j ON j.id = k.job_id
+WHERE k.key = :key;
 
 -- name: unique_take
 -- The key for the job just inserted: a new row, or the stale one taken over. One write.

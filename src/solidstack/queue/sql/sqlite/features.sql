@@ -63,6 +63,10 @@ SELECT id, description, total, pending, succeeded, failed, failure_job_id, finis
        on_success, on_failure, on_finish
 FROM solidstack_batches ORDER BY id DESC LIMIT :limit;
 
+-- name: unique_lock
+-- Nothing to lock on SQLite: the write transaction is the only writer. (PostgreSQL's takes an advisory lock.)
+SELECT :key;
+
 -- name: unique_holder
 -- The job holding a key, read before the enqueue decides (the write transaction is the only writer: nobody takes
 -- the key between this read and unique_take).
