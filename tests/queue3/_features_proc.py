@@ -42,7 +42,7 @@ class Q3ProcUnique(Job):
         pass
 
 
-@limits_rate(to=5, per=1.0, key=lambda job: job.kwargs["token"])
+@limits_rate(to=5, per=2.0, key=lambda job: job.kwargs["token"])
 class Q3ProcRated(Job):
     def perform(self, n: int, token: str) -> None:
         note("start", time.time(), token)
