@@ -70,6 +70,7 @@ def _register_commands() -> None:
 
     main.add_command(jobs)
     from .queue.cli_admin import queues, recurring  # also adds `jobs clear-finished`
+    from .queue.cli_batches import batch  # noqa: F401  (adds `jobs batch` and `jobs batches`)
 
     main.add_command(recurring)
     main.add_command(queues)

@@ -18,10 +18,12 @@ from .adapters import (
 )
 from .adapters import reset as _reset
 from .asgi import InProcessJobs, in_process_enabled, jobs_lifespan
+from .batches import Batch, BatchError, BatchStatus
 from .concurrency import ConcurrencyKeyError, limits_concurrency
 from .config import DispatcherConfig, QueueConfig, WorkerConfig, load_queue_config
 from .dispatcher import Dispatcher
 from .events import Event, instrument, on_start, on_stop, subscribe
+from .hooks import JobLogFilter
 from .job import (
     DiscardRule,
     Job,
@@ -43,6 +45,7 @@ from .outcomes import (
     cancel,
 )
 from .queues import Queue, QueueInfo, queues
+from .ratelimit import RateLimitKeyError, limits_rate
 from .recurring import (
     RecurringCommandJob,
     RecurringTask,
@@ -57,12 +60,16 @@ from .scheduler import Scheduler
 from .serialization import SerializationError
 from .storage import FailedJob, JobRow, NewJob, QueueStorage
 from .supervisor import AsyncSupervisor, ForkSupervisor, Supervisor
+from .unique import UniqueKeyError, unique_for
 from .worker import Worker
 
 _on_reset(_reset)
 
 __all__ = [
     "AsyncSupervisor",
+    "Batch",
+    "BatchError",
+    "BatchStatus",
     "CancelError",
     "ConcurrencyKeyError",
     "DiscardRule",
@@ -76,6 +83,7 @@ __all__ = [
     "Job",
     "JobCancelled",
     "JobFailed",
+    "JobLogFilter",
     "JobOptions",
     "JobResult",
     "JobRow",
@@ -85,6 +93,7 @@ __all__ = [
     "QueueConfig",
     "QueueInfo",
     "QueueStorage",
+    "RateLimitKeyError",
     "RecurringCommandJob",
     "RecurringTask",
     "ResultTimeout",
@@ -97,6 +106,7 @@ __all__ = [
     "SolidQueueAdapter",
     "Supervisor",
     "TestAdapter",
+    "UniqueKeyError",
     "UnknownJobError",
     "Worker",
     "WorkerConfig",
@@ -109,6 +119,7 @@ __all__ = [
     "job_class",
     "jobs_lifespan",
     "limits_concurrency",
+    "limits_rate",
     "load_queue_config",
     "load_recurring_tasks",
     "on_start",
@@ -121,6 +132,7 @@ __all__ = [
     "schedule_recurring_task",
     "storage_for",
     "subscribe",
+    "unique_for",
     "unschedule_recurring_task",
     "use_adapter",
 ]

@@ -11,8 +11,8 @@ from ..db.queries import parse_queries, to_pyformat
 
 
 @cache
-def _controls(dialect: str, paramstyle: str) -> dict[str, str]:
-    text = resources.files("solidstack.queue").joinpath("sql", dialect, "controls.sql").read_text(encoding="utf-8")
+def _controls(dialect: str, paramstyle: str, file: str = "controls.sql") -> dict[str, str]:
+    text = resources.files("solidstack.queue").joinpath("sql", dialect, file).read_text(encoding="utf-8")
     queries = parse_queries(text)
     if paramstyle == "pyformat":
         queries = {name: to_pyformat(sql) for name, sql in queries.items()}
@@ -22,6 +22,11 @@ def _controls(dialect: str, paramstyle: str) -> dict[str, str]:
 def control_queries(db: Database) -> dict[str, str]:
     """The control queries for ``db``'s dialect."""
     return _controls(db.dialect, db.paramstyle)
+
+
+def feature_queries(db: Database) -> dict[str, str]:
+    """The opt-in features' queries (``features.sql``: batches, unique jobs, rate limits) for ``db``'s dialect."""
+    return _controls(db.dialect, db.paramstyle, "features.sql")
 
 
 def all_queries(db: Database) -> dict[str, str]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..config import App, current_app
 from ..db import connect
-from . import events
+from . import events, hooks
 from .concurrency import to_new_job
 from .config import QueueConfig, database_entry, load_queue_config
 from .storage import QueueStorage
@@ -41,11 +41,17 @@ class SolidQueueAdapter:
         self.storage = storage
 
     def enqueue_all(self, jobs: Sequence[Job]) -> None:
-        # Serialize everything before touching the database: one bad argument enqueues nothing.
-        rows = [to_new_job(job) for job in jobs]
-        ids = self.storage.enqueue(rows, time.time())
-        for job, job_id in zip(jobs, ids, strict=True):
-            job.provider_job_id = job_id
+        if hooks.FEATURES:  # a batch, unique jobs, rate limits or tracing is in use in this process
+            hooks.enqueue(self.storage, jobs)
+            if hooks.batches_collecting():
+                return  # stored when the batch's block ends
+            ids = [job.provider_job_id for job in jobs if job.provider_job_id is not None]
+        else:
+            # Serialize everything before touching the database: one bad argument enqueues nothing.
+            rows = [to_new_job(job) for job in jobs]
+            ids = self.storage.enqueue(rows, time.time())
+            for job, job_id in zip(jobs, ids, strict=True):
+                job.provider_job_id = job_id
         if events.wanted("enqueue"):
             for job in jobs:
                 events.instrument("enqueue", job_id=job.provider_job_id, job_class=type(job).name(),

@@ -52,10 +52,15 @@ def load_app_code(app: App, require: str | None = None) -> str | None:
 
 
 def setup_logging(verbose: bool = False) -> None:
+    from .hooks import JobLogFilter
+
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-7s [%(process)d %(threadName)s] %(name)s: %(message)s",
+        format="%(asctime)s %(levelname)-7s [%(process)d %(threadName)s] %(name)s: %(job)s%(message)s",
     )
+    for handler in logging.getLogger().handlers:  # each line a job logs names the job (id and class)
+        if not any(isinstance(f, JobLogFilter) for f in handler.filters):
+            handler.addFilter(JobLogFilter())
 
 
 @click.group(invoke_without_command=True)

@@ -8,6 +8,7 @@ from typing import Any
 
 from . import events
 from .config import DispatcherConfig
+from .hooks import maintain as maintain_features
 from .storage import QueueStorage
 
 log = logging.getLogger("solidstack.queue")
@@ -39,6 +40,8 @@ class Dispatcher:
             # Slots held by jobs whose process died expire; blocked jobs waiting on them are released.
             self._last_maintenance = now
             self.storage.gate.maintain(now, self.config.batch_size)
+            # Batched jobs failed by process deaths are counted; lapsed unique keys go (hooks.py).
+            maintain_features(self.storage, now, self.config.batch_size)
         moved = self.storage.dispatch_due(now, self.config.batch_size)
         if moved:
             log.info("dispatched %d scheduled job(s)", moved)

@@ -20,6 +20,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from . import events
+from .hooks import Run, current_job, run_for
 from .job import Job, error_record, restore
 from .outcomes import JobTimeout, dump_result
 from .serialization import SerializationError, load_payload
@@ -52,28 +53,38 @@ class Execution:
             log.error("job %d: cannot run %s: %s", row.id, row.class_name, exc)
             self.fail(row, error_record(exc))
             return None
+        # Batches, rate limits, tracing (hooks.py): None for a plain job.
+        run = run_for(row, job)
+        if run is not None and not run.admit(worker.storage, worker.process_id, worker.clock()):
+            return None  # over its rate limit: rescheduled
         started = time.perf_counter()
         events.instrument("perform_start", job_id=row.id, job_class=row.class_name, queue=row.queue_name)
         worker.watchdog.start(row, job)
+        token = current_job.set((row.id, row.class_name))  # every line the job logs names it
         try:
-            value = job.perform(*job.args, **job.kwargs)
+            if run is None:
+                value = job.perform(*job.args, **job.kwargs)
+            else:
+                value = run.call(lambda: job.perform(*job.args, **job.kwargs))
             if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
                 future = asyncio.run_coroutine_threadsafe(_run_async(value, job.timeout), worker.event_loop())
                 worker.watchdog.attach_future(row.id, future)
                 if worker.config.async_capacity:
                     worker.async_started(row.id)
-                    future.add_done_callback(lambda done: self._async_done(row, job, done, started))
+                    future.add_done_callback(lambda done: self._async_done(row, job, done, started, run))
                     return DETACHED
                 value = future.result()
         except BaseException as exc:  # a job's SystemExit must not take the worker down
             if worker.watchdog.settle(row.id):
-                self.settle_error(row, job, exc)
+                self.settle_error(row, job, exc, run)
             return None
+        finally:
+            current_job.reset(token)
         if worker.watchdog.settle(row.id):
             self.succeed(row, job, value, started)
         return None
 
-    def _async_done(self, row: JobRow, job: Job, future: Future[Any], started: float) -> None:
+    def _async_done(self, row: JobRow, job: Job, future: Future[Any], started: float, run: Run | None) -> None:
         """On the loop: an async job handed over by ``run`` ended. A success finishes with the next claim; an
         error is recorded off the loop (it writes to the database)."""
         worker = self.worker
@@ -82,7 +93,7 @@ class Execution:
             value = future.result()
         except BaseException as exc:
             assert worker._loop is not None
-            worker._loop.run_in_executor(None, self._settle_error_detached, row, job, exc)
+            worker._loop.run_in_executor(None, self._settle_error_detached, row, job, exc, run)
             return
         if worker.deferred:
             self.succeed(row, job, value, started)
@@ -97,9 +108,9 @@ class Execution:
         finally:
             self.worker.async_ended(row.id)
 
-    def _settle_error_detached(self, row: JobRow, job: Job, exc: BaseException) -> None:
+    def _settle_error_detached(self, row: JobRow, job: Job, exc: BaseException, run: Run | None) -> None:
         try:
-            self.settle_error(row, job, exc)
+            self.settle_error(row, job, exc, run)
         except Exception:
             log.exception("job %d (%s): could not record its outcome", row.id, row.class_name)
         finally:
@@ -126,20 +137,24 @@ class Execution:
                           duration_ms=elapsed)
         log.info("Performed %s (job %d) from %s in %.1f ms", row.class_name, row.id, row.queue_name, elapsed)
 
-    def settle_error(self, row: JobRow, job: Job, exc: BaseException) -> None:
+    def settle_error(self, row: JobRow, job: Job, exc: BaseException, run: Run | None = None) -> None:
         """A run that raised: a timeout raised on the loop becomes :class:`JobTimeout`; a cancelled one is
-        finished (it is recorded as cancelled); anything else goes by the job's rules."""
+        finished (it is recorded as cancelled); anything else goes by the job's rules. ``run``: the features
+        of the run (hooks.py), told its outcome once it is recorded."""
+        worker = self.worker
         if isinstance(exc, _AsyncTimeout):
             exc = JobTimeout(f"{row.class_name} (job {row.id}) ran past its timeout of {job.timeout} s")
         elif isinstance(exc, asyncio.CancelledError | FutureCancelled) or job.cancelled:
             log.info("%s (job %d) stopped: cancelled", row.class_name, row.id)
-            worker = self.worker
             worker.record(lambda: worker.storage.finish([row.id], worker.process_id, worker.clock(),
                                                         preserve=worker.preserve_finished_jobs))
             return
-        self.handle_error(row, job, exc)
+        status = self.handle_error(row, job, exc)
+        if run is not None:
+            worker.record(lambda: run.done(worker.storage, status, worker.clock()))
 
-    def handle_error(self, row: JobRow, job: Job, exc: BaseException) -> None:
+    def handle_error(self, row: JobRow, job: Job, exc: BaseException) -> str:
+        """Record the outcome of a run that raised; returns its status (``retry``, ``discarded``, ``failed``)."""
         worker = self.worker
         storage, pid = worker.storage, worker.process_id
         outcome = job.outcome_of(exc)
@@ -160,6 +175,7 @@ class Execution:
             log.error("%s (job %d) failed: %s: %s", row.class_name, row.id, type(exc).__name__, exc,
                       exc_info=(type(exc), exc, exc.__traceback__))
             self.fail(row, outcome.error or error_record(exc))
+        return outcome.status
 
     def fail(self, row: JobRow, error: dict[str, Any]) -> None:
         worker = self.worker

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +83,8 @@ class QueueStorage:
         self._unqueued: QueueStorage | None = None
         #: Return values and cancellation (see outcomes.py).
         self.outcomes = Outcomes(self)
+        #: Called in the transaction that finishes jobs, with their ids (batches count them: see hooks.py).
+        self.on_finish: Callable[[Any, list[int], float], None] | None = None
 
     def announce_ready(self) -> None:
         """Wake the idle workers once the current transaction commits: jobs became ready.
@@ -197,7 +199,7 @@ class QueueStorage:
         # (at-least-once); the commit does not wait for the disk (decision 0020).
         with self.db.transaction(durable=False) as conn:
             if finished:
-                self._finish(conn, finished, process_id, now, preserve, results)
+                self._after_finish(conn, self._finish(conn, finished, process_id, now, preserve, results), now)
             if limit <= 0:
                 return []
             if self._claim_in_one:
@@ -228,7 +230,13 @@ class QueueStorage:
         if not job_ids:
             return []
         with self.db.transaction() as conn:
-            return self._finish(conn, job_ids, process_id, now, preserve, results)
+            return self._after_finish(conn, self._finish(conn, job_ids, process_id, now, preserve, results), now)
+
+    def _after_finish(self, conn: Any, finished: list[int], now: float) -> list[int]:
+        # Batches count their finished jobs in this transaction (hooks.py), when a batched job ran here.
+        if self.on_finish is not None and finished:
+            self.on_finish(conn, finished, now)
+        return finished
 
     def _finish(self, conn: Any, job_ids: Sequence[int], process_id: int | None, now: float,
                 preserve: bool, results: dict[int, str] | None = None) -> list[int]:

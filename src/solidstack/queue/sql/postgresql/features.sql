@@ -1,0 +1,110 @@
+-- Named queries of the opt-in job features, PostgreSQL dialect (the same names as sqlite/features.sql). Each runs
+-- inside the caller's transaction; what SQLite gets from its single writer, PostgreSQL gets from row locks: the
+-- batch counters are UPDATE ... RETURNING (row-locked, so each decrement sees the one before), a unique key is
+-- held by an advisory lock while it is decided, and a rate limit's key row is locked by an upsert before its window
+-- is counted.
+
+-- name: batch_insert
+INSERT INTO solidstack_batches (description, on_success, on_failure, on_finish, created_at, updated_at)
+VALUES (:description, :on_success, :on_failure, :on_finish, :now, :now)
+RETURNING id;
+
+-- name: batch_add
+UPDATE solidstack_batches SET total = total + :n, pending = pending + :n, updated_at = :now
+WHERE id = :id AND finished_at IS NULL
+RETURNING id;
+
+-- name: batch_job_insert
+INSERT INTO solidstack_batch_jobs (job_id, batch_id) VALUES (:job_id, :batch_id);
+
+-- name: batch_job_done
+UPDATE solidstack_batch_jobs SET status = :status WHERE job_id = :job_id AND status = 'pending'
+RETURNING batch_id;
+
+-- name: batch_jobs_succeeded
+-- In a finish's transaction: which of the jobs just finished were batched and not counted yet.
+UPDATE solidstack_batch_jobs SET status = 'succeeded' WHERE job_id = ANY(CAST(:ids AS BIGINT[])) AND status = 'pending'
+RETURNING batch_id;
+
+-- name: batch_count_succeeded_n
+UPDATE solidstack_batches SET pending = pending - :n, succeeded = succeeded + :n, updated_at = :now
+WHERE id = :id
+RETURNING pending, failed, on_success, on_failure, on_finish;
+
+-- name: batch_count_succeeded
+UPDATE solidstack_batches SET pending = pending - 1, succeeded = succeeded + 1, updated_at = :now
+WHERE id = :id
+RETURNING pending, failed, on_success, on_failure, on_finish;
+
+-- name: batch_count_failed
+UPDATE solidstack_batches SET pending = pending - 1, failed = failed + 1, updated_at = :now
+WHERE id = :id
+RETURNING pending, failed, on_success, on_failure, on_finish;
+
+-- name: batch_set_failure_job
+UPDATE solidstack_batches SET failure_job_id = :job_id WHERE id = :id;
+
+-- name: batch_finished
+UPDATE solidstack_batches SET finished_at = :now, updated_at = :now WHERE id = :id;
+
+-- name: batch_jobs_failed_uncounted
+-- Batched jobs failed without their worker counting them (failed for good by process deaths, in the pruning).
+SELECT bj.job_id FROM solidstack_batch_jobs bj
+JOIN solidstack_failed_executions f ON f.job_id = bj.job_id
+WHERE bj.status = 'pending'
+LIMIT :limit;
+
+-- name: batch_get
+SELECT id, description, total, pending, succeeded, failed, failure_job_id, finished_at, created_at,
+       on_success, on_failure, on_finish
+FROM solidstack_batches WHERE id = :id;
+
+-- name: batch_recent
+SELECT id, description, total, pending, succeeded, failed, failure_job_id, finished_at, created_at,
+       on_success, on_failure, on_finish
+FROM solidstack_batches ORDER BY id DESC LIMIT :limit;
+
+-- name: unique_lock
+-- A transaction-long advisory lock on the key: a second enqueuer of the same key waits here until the first commits
+-- (a row lock cannot guard a key row that does not exist yet). A statement of its own: in READ COMMITTED the read
+-- below then takes its snapshot after the wait, and sees the first one's key row (a lock taken inside the read's
+-- own statement would leave it reading the snapshot from before: two jobs for one key, seen in the four-process
+-- test).
+SELECT pg_advisory_xact_lock(hashtextextended(:key, 0));
+
+-- name: unique_holder
+SELECT k.job_id, k.expires_at, j.id AS live_id, j.active_job_id, j.finished_at, j.executions,
+       EXISTS (SELECT 1 FROM solidstack_failed_executions f WHERE f.job_id = k.job_id) AS failed,
+       EXISTS (SELECT 1 FROM solidstack_claimed_executions c WHERE c.job_id = k.job_id) AS claimed
+FROM solidstack_unique_keys k LEFT JOIN solidstack_jobs j ON j.id = k.job_id
+WHERE k.key = :key;
+
+-- name: unique_take
+-- The key for the job just inserted: a new row, or the stale one taken over. One write.
+INSERT INTO solidstack_unique_keys (key, job_id, expires_at, created_at)
+VALUES (:key, :job_id, :expires_at, :now)
+ON CONFLICT (key) DO UPDATE SET job_id = excluded.job_id, expires_at = excluded.expires_at,
+                                created_at = excluded.created_at;
+
+-- name: unique_release
+DELETE FROM solidstack_unique_keys WHERE key = :key AND job_id = :job_id;
+
+-- name: unique_expired
+DELETE FROM solidstack_unique_keys WHERE expires_at < :now;
+
+-- name: rate_lock
+INSERT INTO solidstack_rate_limits (key, updated_at) VALUES (:key, :now)
+ON CONFLICT (key) DO UPDATE SET updated_at = excluded.updated_at;
+
+-- name: rate_prune
+DELETE FROM solidstack_rate_limit_starts WHERE key = :key AND started_at <= :cutoff;
+
+-- name: rate_full_at
+-- The to-th most recent start still in the window (none: a slot is free). A walk of at most `to` index entries
+-- from the newest end, whatever the window holds.
+SELECT started_at FROM solidstack_rate_limit_starts
+WHERE key = :key AND started_at > :cutoff
+ORDER BY started_at DESC LIMIT 1 OFFSET :offset;
+
+-- name: rate_start
+INSERT INTO solidstack_rate_limit_starts (key, started_at) VALUES (:key, :now);
