@@ -9,7 +9,8 @@ SECRET_KEY = "test"
 DEBUG = True
 USE_TZ = True
 INSTALLED_APPS = ["django.contrib.contenttypes", "solidstack.django", "djproject"]
-DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(BASE_DIR / "default.sqlite3")}}
+_DEFAULT = str(BASE_DIR / "default.sqlite3") if "SOLIDSTACK_TEST_ROOT" in os.environ else ":memory:"
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": _DEFAULT}}
 _pg = os.environ.get("SOLIDSTACK_TEST_QUEUE_URL")
 if _pg:
     from psycopg.conninfo import conninfo_to_dict
