@@ -49,6 +49,9 @@ class WorkerConfig:
     threads: int = 3
     processes: int = 1
     polling_interval: float = 0.1
+    #: How many ``async def`` jobs may run at once on the worker's event loop, independent of ``threads``
+    #: (0: an async job holds a thread while it runs).
+    async_capacity: int = 0
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,7 @@ def _workers(section: Section) -> tuple[WorkerConfig, ...]:
             threads=sub.get("threads", positive_int, 3),
             processes=sub.get("processes", positive_int, 1),
             polling_interval=sub.get("polling_interval", positive_duration, 0.1),
+            async_capacity=sub.get("async_capacity", positive_int, 0),
         )
         sub.finish()
         workers.append(worker)

@@ -18,6 +18,7 @@ from typing import Any
 from ..db import Database, load_queries
 from ..db.notify import Wakeups
 from .concurrency import Gate
+from .outcomes import JobResult, Outcomes
 from .rows import NewJob
 
 #: The wake-up topic of the queue: workers listen, whoever makes a job ready announces it (see ``db/notify.py``).
@@ -79,6 +80,8 @@ class QueueStorage:
         self._claim_in_one = "claim_all" in self.sql
         self._enqueue_in_one = "enqueue_ready" in self.sql
         self._finish_in_one = "finish_own_claims" in self.sql
+        #: Return values and cancellation (see outcomes.py).
+        self.outcomes = Outcomes(self)
 
     def announce_ready(self) -> None:
         """Wake the idle workers once the current transaction commits: jobs became ready.
@@ -178,11 +181,13 @@ class QueueStorage:
         return claimed
 
     def claim(self, process_id: int | None, queues: Sequence[str], limit: int, now: float, *,
-              finished: Sequence[int] = (), preserve: bool = True) -> list[JobRow]:
+              finished: Sequence[int] = (), preserve: bool = True,
+              results: dict[int, str] | None = None) -> list[JobRow]:
         """Move up to ``limit`` ready jobs to claimed by ``process_id``, queue order first, then priority.
 
         ``finished``: jobs this process ran, finished (as :meth:`finish`) in the same transaction, so a busy
-        worker commits once per batch. An empty queue with nothing to finish costs one read and no write lock:
+        worker commits once per batch; ``results``: the return values of those that returned one (see
+        :mod:`.outcomes`). An empty queue with nothing to finish costs one read and no write lock:
         idle workers must not contend with enqueuers.
         """
         if not finished and (limit <= 0 or (self._look_first and not self._ready_ids(self.db.connection(), queues, 1))):
@@ -191,7 +196,7 @@ class QueueStorage:
         # (at-least-once); the commit does not wait for the disk (decision 0020).
         with self.db.transaction(durable=False) as conn:
             if finished:
-                self._finish(conn, finished, process_id, now, preserve)
+                self._finish(conn, finished, process_id, now, preserve, results)
             if limit <= 0:
                 return []
             if self._claim_in_one:
@@ -215,15 +220,19 @@ class QueueStorage:
                             {"ids": self.db.array(job_ids), "process_id": process_id}).fetchall()
         return [row[0] for row in rows]
 
-    def finish(self, job_ids: Sequence[int], process_id: int | None, now: float, *, preserve: bool = True) -> list[int]:
-        """Claimed jobs that ran: kept with ``finished_at`` or deleted. Returns the ids finished."""
+    def finish(self, job_ids: Sequence[int], process_id: int | None, now: float, *, preserve: bool = True,
+               results: dict[int, str] | None = None) -> list[int]:
+        """Claimed jobs that ran: kept with ``finished_at`` (and their ``results``) or deleted. Returns the ids
+        finished."""
         if not job_ids:
             return []
         with self.db.transaction() as conn:
-            return self._finish(conn, job_ids, process_id, now, preserve)
+            return self._finish(conn, job_ids, process_id, now, preserve, results)
 
     def _finish(self, conn: Any, job_ids: Sequence[int], process_id: int | None, now: float,
-                preserve: bool) -> list[int]:
+                preserve: bool, results: dict[int, str] | None = None) -> list[int]:
+        if results and preserve:
+            self.outcomes.store_results(conn, results, process_id)
         if self._finish_in_one:
             # PostgreSQL: the claims this process holds deleted and their jobs finished in one statement.
             rows = conn.execute(self.sql["finish_own_claims" if preserve else "finish_own_claims_deleting"],
@@ -432,6 +441,14 @@ class QueueStorage:
     def job_state(self, job_id: int) -> dict[str, Any] | None:
         row = self.db.query_one(self.sql["job_state"], {"id": job_id})
         return dict(row) if row else None
+
+    def job_result(self, job_id: int) -> JobResult | None:
+        """Status, return value, timestamps and error of one job (see :class:`.outcomes.JobResult`)."""
+        return self.outcomes.job_result(job_id)
+
+    def cancel(self, job_ids: Sequence[int], now: float) -> dict[int, str]:
+        """Cancel jobs; what became of each id (see :meth:`.outcomes.Outcomes.cancel`)."""
+        return self.outcomes.cancel(job_ids, now)
 
     def counts(self) -> dict[str, int]:
         row = self.db.query_one(self.sql["counts"])
