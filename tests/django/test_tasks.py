@@ -60,6 +60,7 @@ def test_enqueue_run_and_result(project: Path) -> None:
     assert t.performed() == [["add", 2, 3]]
     result.refresh()
     assert result.status == TaskResultStatus.SUCCESSFUL and result.finished_at is not None
+    assert result.return_value == 5
     assert result.enqueued_at <= result.finished_at
     assert t.add.get_result(result.id).status == TaskResultStatus.SUCCESSFUL
 
@@ -97,6 +98,7 @@ def test_context_gets_the_attempt(project: Path) -> None:
     result = t.with_context.enqueue("c")
     drain()
     assert t.performed() == [["context", "c", 1, result.id]]
+    assert default_task_backend.get_result(result.id).return_value == 1
 
 
 def test_async_task_runs(project: Path) -> None:
@@ -110,7 +112,7 @@ def test_retry_option_runs_again_until_it_succeeds(project: Path) -> None:
     drain()
     assert [row[2] for row in t.performed()] == [1, 2, 3]
     result.refresh()
-    assert result.status == TaskResultStatus.SUCCESSFUL and result.attempts == 3
+    assert result.status == TaskResultStatus.SUCCESSFUL and result.attempts == 3 and result.return_value == 3
 
 
 def test_discard_option_set_through_options_decorator(project: Path) -> None:

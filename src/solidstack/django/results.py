@@ -1,9 +1,9 @@
 """A Django ``TaskResult`` read back from the queue's tables.
 
-What the queue's storage keeps today (decision 0701): the job row (arguments, created_at, finished_at,
-executions, the state its executions table says), the claim of a running job (its process and when it was
-claimed) and the error of a failed job. Not kept yet: return values and the errors of attempts that were
-retried; ``return_value`` of a finished task read back here is therefore ``None``.
+From the queue's public read of a job (``QueueStorage.job_result``: status, return value, timestamps, error)
+and one read of what that does not carry (arguments, the process holding the claim). Not kept by the queue:
+the errors of attempts that were retried (only the last failure's) and which process ran earlier attempts
+(``worker_ids`` holds ``"unknown"`` for them), see decision 0701.
 """
 
 from __future__ import annotations
@@ -72,11 +72,18 @@ def read_result(storage: QueueStorage, result_id: str, backend_alias: str) -> Ta
         error = json.loads(row["error"])
         errors.append(TaskError(exception_class_path=error.get("exception_class", ""),
                                 traceback="".join(error.get("backtrace") or [error.get("message", "")])))
-    finished_at = _time(row["finished_at"] if state == "finished" else row["failed_at"])
+    outcome = storage.job_result(job_id)
+    if outcome is not None and outcome.status == "cancelled":
+        errors = [TaskError(exception_class_path="solidstack.queue.outcomes.JobCancelled",
+                            traceback=f"job {job_id} was cancelled")]
+        state = "failed"
+    finished_at = _time(row["finished_at"] if state == "finished" else row["failed_at"] or row["finished_at"])
     result = TaskResult(
         task=task, id=str(job_id), status=_STATUS[state], enqueued_at=_time(row["created_at"]),
         started_at=_time(row["claimed_at"]) if state == "claimed" else None,
         finished_at=finished_at, last_attempted_at=_time(row["claimed_at"]) or (finished_at if attempts else None),
         args=list(args), kwargs=dict(kwargs), backend=backend_alias, errors=errors, worker_ids=worker_ids)
+    if state == "finished" and outcome is not None:
+        object.__setattr__(result, "_return_value", outcome.value)  # TaskResult is frozen; Django sets it so too
     return result
 
