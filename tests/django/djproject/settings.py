@@ -23,3 +23,6 @@ TASKS = {"default": {"BACKEND": "solidstack.django.tasks.SolidQueueBackend", "QU
 SOLIDSTACK = {"ENV": "test", "QUEUE": {"workers": [{"queues": "*", "threads": 2, "polling_interval": 0.05}],
                                        "dispatchers": [{"polling_interval": 0.05}],
                                        "process_heartbeat_interval": 1, "process_alive_threshold": 3}}
+CACHES = {"default": {"BACKEND": "solidstack.django.cache.SolidCache"},
+          "prefixed": {"BACKEND": "solidstack.django.cache.SolidCache", "KEY_PREFIX": "p", "VERSION": 2,
+                       "TIMEOUT": None}}
