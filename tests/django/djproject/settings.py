@@ -27,3 +27,4 @@ SOLIDSTACK = {"ENV": "test", "QUEUE": {"workers": [{"queues": "*", "threads": 2,
 CACHES = {"default": {"BACKEND": "solidstack.django.cache.SolidCache"},
           "prefixed": {"BACKEND": "solidstack.django.cache.SolidCache", "KEY_PREFIX": "p", "VERSION": 2,
                        "TIMEOUT": None}}
+CHANNEL_LAYERS = {"default": {"BACKEND": "solidstack.django.channels.SolidChannelLayer"}}
