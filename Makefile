@@ -22,7 +22,7 @@ DJANGO_PYTHON ?= $(shell for p in python3.12 python3.13 $$HOME/.pyenv/versions/3
 	2>/dev/null && { echo $$p; break; }; done)
 REDIS_START := redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
 
-.PHONY: demo test test-django lint clean bench
+.PHONY: demo demo-django test test-django lint clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/python examples/magic_link/bin/setup $(if $(PORT),--port $(PORT))
+
+# The Django example (Python >= 3.12): migrate, web server and worker (examples/django_app/README.md).
+demo-django: $(DJANGO_STAMP)
+	$(DJANGO_VENV)/bin/python examples/django_app/bin/dev $(if $(PORT),--port $(PORT))
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -69,4 +73,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) $(DJANGO_VENV) examples/magic_link/storage
+	rm -rf $(VENV) $(DJANGO_VENV) examples/magic_link/storage examples/django_app/storage
