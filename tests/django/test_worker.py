@@ -123,3 +123,53 @@ def test_worker_command_runs_recurring_tasks(project: Path) -> None:
     finally:
         output = stop(worker)
     assert "Traceback" not in output, output
+
+
+def test_check_then_migrate_from_the_command_line(tmp_path: Path) -> None:
+    """On a fresh project `check` names each unmigrated database; `migrate` is not stopped by that (its checks run
+    before it migrates), creates the tables, and `check` then passes."""
+    env = {**os.environ, "SOLIDSTACK_TEST_ROOT": str(tmp_path)}
+    manage_py = [sys.executable, str(HERE / "djproject" / "manage.py")]
+    before = subprocess.run([*manage_py, "check"], env=env, capture_output=True, text=True, timeout=60)
+    assert before.returncode != 0 and "solidstack.E002" in before.stderr and "queue database" in before.stderr
+    migrated = subprocess.run([*manage_py, "migrate"], env=env, capture_output=True, text=True, timeout=60)
+    assert migrated.returncode == 0, migrated.stderr
+    assert "solidstack: queue" in migrated.stdout and "solidstack: cable" in migrated.stdout
+    after = subprocess.run([*manage_py, "check"], env=env, capture_output=True, text=True, timeout=60)
+    assert after.returncode == 0, after.stderr
+
+
+def test_bad_solidstack_settings_are_named(project: Path) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+    from django.test import override_settings
+
+    from solidstack.django.conf import configure_from_settings
+
+    with override_settings(SOLIDSTACK={"QUEUES": {}}), pytest.raises(ImproperlyConfigured, match="unknown key"):
+        configure_from_settings()
+    with override_settings(SOLIDSTACK={"DATABASES": {"queue": "nope"}}), \
+            pytest.raises(ImproperlyConfigured, match=r"names 'nope', which settings.DATABASES does not define"):
+        configure_from_settings()
+    with override_settings(SOLIDSTACK={"DATABASES": {"jobs": "default"}}), \
+            pytest.raises(ImproperlyConfigured, match="unknown part"):
+        configure_from_settings()
+
+
+@pytest.mark.parametrize("engine", ["sqlite"])
+def test_a_sqlite_alias_of_databases_holds_the_queue(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from django.conf import settings
+    from django.test import override_settings
+
+    from solidstack.config import current_app
+    from solidstack.django.conf import configure_from_settings, migrate_parts
+
+    path = project / "jobs.sqlite3"
+    databases = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+                 "jobs": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(path)}}
+    monkeypatch.setattr(settings, "DATABASES", databases)  # (override_settings warns for DATABASES)
+    with override_settings(SOLIDSTACK={"ENV": "test", "DATABASES": {"queue": "jobs"}}):
+        configure_from_settings()
+        migrate_parts()
+        t.add.enqueue(1, 1)
+        assert current_app().database("queue").database == str(path)
+        assert queue_storage().counts()["ready"] == 1 and path.exists()
