@@ -84,7 +84,9 @@ def test_kill_9_of_a_worker_mid_job_runs_the_job_again(jobs_app) -> None:
     jobs_app.wait_for(lambda: jobs_app.lines("done"), timeout=30, what="the job to run again and finish")
     starts = jobs_app.lines("start")
     assert len(starts) == 2 and int(starts[1][2]) != victim
-    assert storage.job_state(job.provider_job_id)["state"] == "finished"
+    # The job prints "done" before its worker records the finish (batched with the next claim): wait for it.
+    jobs_app.wait_for(lambda: storage.job_state(job.provider_job_id)["state"] == "finished", timeout=10,
+                      what="the rerun to be recorded as finished")
     assert victim not in {p["pid"] for p in storage.processes()}, "the killed worker's row was not pruned"
     code, output = jobs_app.stop(proc)
     assert code == 0, output

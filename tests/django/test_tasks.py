@@ -194,3 +194,11 @@ def test_bad_option_is_refused() -> None:
 def test_unknown_backend_option() -> None:
     with pytest.raises(InvalidTaskBackend, match=r"TASKS\['x'\]: unknown OPTIONS speed"):
         SolidQueueBackend("x", {"OPTIONS": {"speed": 11}})
+
+
+def test_a_cancelled_task_reads_as_failed(project: Path) -> None:
+    result = t.add.enqueue(1, 2)
+    queue_storage().cancel([int(result.id)], time.time())
+    result.refresh()
+    assert result.status == TaskResultStatus.FAILED
+    assert [e.exception_class_path for e in result.errors] == ["solidstack.queue.outcomes.JobCancelled"]
