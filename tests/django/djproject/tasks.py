@@ -86,3 +86,9 @@ def slow(tag):
     record("slow-start", tag, os.getpid())
     time.sleep(float(os.environ.get("SLOW_SECONDS", "3")))
     record("slow-done", tag)
+
+
+@task
+def noop(n):
+    """Does nothing (benchmarks/django)."""
+    return n
