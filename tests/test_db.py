@@ -109,7 +109,8 @@ FORK_WHILE_CHECKPOINTING = """
 import os, sys, time
 from pathlib import Path
 import solidstack.db.sqlite as sqlite
-sqlite.CHECKPOINT_INTERVAL = 0.0005  # the checkpointer opens and closes connections all the time
+import solidstack.db.sqlite_checkpoint as checkpointer
+checkpointer.CHECKPOINT_INTERVAL = 0.0005  # the checkpointer opens and closes connections all the time
 root = Path(sys.argv[1])
 dbs = [sqlite.SQLiteDatabase(root / f"{i}.sqlite3") for i in range(20)]
 for db in dbs:
@@ -275,7 +276,7 @@ def test_app_migrations_folder_copy_is_the_same_migration(app_root: Path) -> Non
 def test_the_checkpointer_moves_the_wal_into_the_database_off_the_writers_path(tmp_path: Path) -> None:
     import time
 
-    from solidstack.db import sqlite as sqlite_db
+    from solidstack.db import sqlite_checkpoint as sqlite_db
 
     db = SQLiteDatabase(tmp_path / "c.sqlite3")
     db.execute("CREATE TABLE t (x BLOB)")

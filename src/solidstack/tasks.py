@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 from .config import App, DatabaseConfig
-from .db import connect, migrate
+from .db import DatabaseError, applied_versions, connect, migrate
 from .db.migrate import folder_migrations, merge, package_migrations
 from .parts import PARTS
 
@@ -35,16 +35,68 @@ def migrate_all(app: App) -> list[MigrationResult]:
 
     Parts that share one database entry are migrated together into it.
     """
+    return [_migrate_entry(config, packages) for config, packages in _entries(app).values()]
+
+
+def _entries(app: App, *, primary: bool = True,
+             chosen: dict[str, DatabaseConfig] | None = None) -> dict[str, tuple[DatabaseConfig, list[str]]]:
+    """Each database entry to migrate, with the packages whose tables it holds (shared entries once).
+
+    ``chosen`` gives a part's entry instead of the one its config file names (``jobs -c other_queue.yml``)."""
     by_entry: dict[str, tuple[DatabaseConfig, list[str]]] = {}
-    primary = app.database("primary")
-    if "primary" in app.databases or any(folder.is_dir() for folder in primary.migrations_paths):
-        by_entry["primary"] = (primary, [])
+    main = app.database("primary")
+    if primary and ("primary" in app.databases or any(folder.is_dir() for folder in main.migrations_paths)):
+        by_entry["primary"] = (main, [])
     for part in PARTS:
-        config = part.database_config(app)
+        config = (chosen or {}).get(part.name) or part.database_config(app)
         if config is None:
             continue
         by_entry.setdefault(config.name, (config, []))[1].append(part.package)
-    return [_migrate_entry(config, packages) for config, packages in by_entry.values()]
+    return by_entry
+
+
+@dataclass(frozen=True)
+class DatabaseStatus:
+    """What ``solidstack jobs check`` found for one database entry: ``problem`` is None when all is well."""
+
+    entry: str
+    location: str
+    applied: int
+    problem: str | None
+
+
+def check_databases(app: App, chosen: dict[str, DatabaseConfig] | None = None) -> list[DatabaseStatus]:
+    """Open each part's database as the running processes will, and check it is migrated; creates nothing.
+
+    An unsupported adapter, a missing file, a file that is not a database, a lock held too long or a pending
+    migration is reported as that entry's problem, with what to do. ``chosen``: as for :func:`_entries`.
+    """
+    statuses = []
+    for config, packages in _entries(app, primary=False, chosen=chosen).values():
+        try:
+            db = connect(config)
+        except DatabaseError as exc:
+            statuses.append(DatabaseStatus(config.name, config.database, 0, str(exc)))
+            continue
+        location = str(getattr(db, "path", config.database))
+        if db.dialect == "sqlite" and not Path(location).exists():
+            statuses.append(DatabaseStatus(config.name, location, 0, f"the {config.name} database {location} does "
+                                           "not exist: run `solidstack db migrate`"))
+            continue
+        try:
+            applied = applied_versions(db)
+        except DatabaseError as exc:
+            statuses.append(DatabaseStatus(config.name, location, 0, str(exc)))
+            continue
+        sources = [package_migrations(package, db.dialect) for package in packages]
+        sources += [folder_migrations(folder) for folder in config.migrations_paths]
+        pending = [m.version for m in merge(*sources) if m.version not in applied]
+        problem = None
+        if pending:
+            problem = (f"the {config.name} database {location} is not migrated: {len(pending)} migration(s) "
+                       f"pending ({', '.join(pending)}): run `solidstack db migrate`")
+        statuses.append(DatabaseStatus(config.name, location, len(applied), problem))
+    return statuses
 
 
 #: What Python writes beside a package's files once it is installed (pip compiles ``config/environment.py``

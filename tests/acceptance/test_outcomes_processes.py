@@ -51,6 +51,7 @@ def app(request: pytest.FixtureRequest) -> Any:
     (jobs_app.root / "app" / "outcome_jobs.py").write_text(textwrap.dedent(OUTCOME_JOBS))
     (jobs_app.root / "config" / "environment.py").write_text("import app.jobs, app.outcome_jobs  # noqa: F401\n")
     jobs_app.configure(processes=1, shutdown_timeout=2)
+    forget_app_modules()
     return jobs_app
 
 
@@ -111,3 +112,9 @@ def test_a_hung_plain_job_times_out_and_its_worker_process_is_replaced(app: Any)
     assert queue_storage().job_result(hung.provider_job_id).status == "failed"  # not run again, not lost
     code, output = app.stop(proc, signal.SIGTERM)
     assert code == 0, output
+
+
+def forget_app_modules() -> None:
+    """Another test's app may have been imported as ``app`` already (from its own folder): import this one's."""
+    for name in [name for name in sys.modules if name == "app" or name.startswith("app.")]:
+        del sys.modules[name]

@@ -243,11 +243,27 @@ def test_a_timeout_that_is_not_a_positive_duration_is_refused_naming_job_and_opt
 # -- async capacity --------------------------------------------------------------------------------------------
 
 def test_async_capacity_runs_many_async_jobs_at_once(storage: QueueStorage) -> None:
-    jobs = Job.perform_all_later([OcAsyncSleepJob(0.1) for _ in range(200)])
+    jobs = Job.perform_all_later([OcAsyncSleepJob(0.1) for _ in range(1000)])
     begun = time.monotonic()
-    with running(storage, threads=1, async_capacity=100):
-        assert wait_for(lambda: storage.counts()["finished"] == 200, 30)
+    with running(storage, threads=3, async_capacity=100):
+        assert wait_for(lambda: storage.counts()["finished"] == 1000, 60)
         elapsed = time.monotonic() - begun
-    # One thread, 200 jobs of 0.1 s: 20 s one at a time; with 100 at once ~0.2 s (generous bound for load).
-    assert elapsed < 5, elapsed
+    # 1,000 jobs of 0.1 s: 100 s one at a time, 33 s on 3 threads; with 100 at once ~1.1 s (measured, see
+    # benchmarks/queue/async_capacity.py). A generous bound: the test machine is shared.
+    assert elapsed < 8, elapsed
     assert result_of(storage, jobs[-1].provider_job_id) == "slept"
+
+
+@pytest.mark.parametrize(("value", "reason"), [("0", "at least 1"), ("lots", "whole number"), ("-5", "at least 1"),
+                                                  ("1000000", "at most 100,000")])
+def test_async_capacity_is_validated_in_queue_yml(app_root: Any, value: str, reason: str) -> None:
+    from solidstack.config import App
+    from solidstack.config.errors import ConfigError
+    from solidstack.queue.config import load_queue_config
+
+    (app_root / "config" / "queue.yml").write_text(f"test:\n  workers: [{{async_capacity: {value}}}]\n")
+    with pytest.raises(ConfigError, match=reason) as info:
+        load_queue_config(App(app_root, "test"))
+    assert info.value.key == "workers[0].async_capacity"
+    (app_root / "config" / "queue.yml").write_text("test:\n  workers: [{threads: 2, async_capacity: 100}]\n")
+    assert load_queue_config(App(app_root, "test")).workers[0].async_capacity == 100

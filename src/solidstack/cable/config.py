@@ -13,13 +13,17 @@ from typing import Any
 
 from ..config import App, DatabaseConfig, Section
 from ..config.database import connects_to_name
-from ..config.loader import boolean, duration, env_override, part_section, positive_duration, positive_int, string
-from .limits import ConnectionLimits, count, rate
+from ..config.loader import boolean, count, duration, env_override, part_section, positive_wait, string
+from .limits import ConnectionLimits, rate
 
 #: ``solid_cable`` is the database adapter; ``test`` and ``async`` deliver in memory within one process
 #: (``test`` also records every broadcast for assertions).
 ADAPTERS = ("solid_cable", "test", "async")
 ADAPTER_VAR = "SOLIDSTACK_CABLE_ADAPTER"
+#: Rows deleted per trim pass at most (docs/decisions/0010).
+MAX_TRIM_BATCH_SIZE = 100_000
+#: The per-socket limits (subscriptions, command burst) of ``limits.py``: an absurd value is a typo.
+MAX_LIMIT = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,7 @@ def parse_cable_config(data: dict[str, Any] | None, *, file: str | Path, env: st
         # The seed's quirk: settings beside `database:` inside `connects_to:`.
         inner = section.child("connects_to", connects_to)
         inner.raw("database")
-        nested["polling_interval"] = inner.get("polling_interval", positive_duration, None)
+        nested["polling_interval"] = inner.get("polling_interval", positive_wait, None)
         nested["message_retention"] = inner.get("message_retention", duration, None)
         inner.finish()
     database = connects_to_name(connects_to, file=Path(file), env=env) or "cable"
@@ -89,16 +93,16 @@ def parse_cable_config(data: dict[str, Any] | None, *, file: str | Path, env: st
     config = CableConfig(
         adapter=adapter,
         database=database,
-        polling_interval=pick("polling_interval", positive_duration, 0.1),
+        polling_interval=pick("polling_interval", positive_wait, 0.1),
         message_retention=pick("message_retention", duration, 86400.0),
         autotrim=section.get("autotrim", boolean, True),
-        trim_batch_size=section.get("trim_batch_size", positive_int, 100),
+        trim_batch_size=section.get("trim_batch_size", count(MAX_TRIM_BATCH_SIZE), 100),
         silence_polling=section.get("silence_polling", boolean, True),
         allowed_request_origins=section.get("allowed_request_origins", _origins, None),
         limits=ConnectionLimits(
-            max_subscriptions=section.get("max_subscriptions_per_connection", count, 100),
+            max_subscriptions=section.get("max_subscriptions_per_connection", count(MAX_LIMIT), 100),
             commands_per_second=section.get("max_commands_per_second", rate, 50.0),
-            burst=section.get("max_commands_burst", count, 200),
+            burst=section.get("max_commands_burst", count(MAX_LIMIT), 200),
         ),
         file=str(file),
     )

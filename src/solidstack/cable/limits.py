@@ -57,22 +57,13 @@ class CommandBudget:
 
 # -- converters for cable.yml (bounded: an absurd value is a typo, not a wish) ----------------------------------
 
-_MAX_COUNT = 1_000_000
-
-
-def count(value: Any) -> int:
-    """A whole number from 1 to 1,000,000."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"expected a whole number, got {value!r}")
-    if not 1 <= value <= _MAX_COUNT:
-        raise ValueError(f"expected a number from 1 to {_MAX_COUNT:,}, got {value}")
-    return value
+_MAX_RATE = 1_000_000
 
 
 def rate(value: Any) -> float:
     """A finite number of commands per second above 0, at most 1,000,000."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"expected a number of commands per second, got {value!r}")
-    if not (math.isfinite(value) and 0 < value <= _MAX_COUNT):
-        raise ValueError(f"expected a number above 0 and at most {_MAX_COUNT:,}, got {value!r}")
+    if not (math.isfinite(value) and 0 < value <= _MAX_RATE):
+        raise ValueError(f"expected a number above 0 and at most {_MAX_RATE:,}, got {value!r}")
     return float(value)

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..config import App, ConfigError, DatabaseConfig, Section
 from ..config.database import connects_to_name
-from ..config.loader import boolean, env_section, positive_duration, positive_int, string
+from ..config.loader import boolean, count, env_section, positive_duration, positive_wait, string
 from .codec import SERIALIZERS
 from .database import DEFAULT_MAX_AGE
 from .expiry import METHODS
@@ -58,6 +58,13 @@ class CacheConfig:
     file: str = field(default="(defaults)", compare=False)
 
 
+# Upper bounds (docs/decisions/0010): beyond them a value is a typo, not a cache.
+MAX_SIZE = 2**50  # 1 PiB
+MAX_ENTRIES = 10**12
+MAX_BATCH_SIZE = 100_000
+MAX_COMPRESS_THRESHOLD = 2**30  # 1 GiB: above it nothing is ever compressed; write `compress: false`
+MAX_SIZE_SAMPLES = 1_000_000
+
 #: Rails' names for the same stores (``config.cache_store = :solid_cache_store``).
 STORE_ALIASES = {"solid_cache_store": "database", "memory_store": "memory", "null_store": "null"}
 
@@ -78,18 +85,18 @@ def _store_options(section: Section, env: str) -> dict[str, Any]:
     options = section.child("store_options", raw if raw is not None else {})
     values: dict[str, Any] = {
         "max_age": options.get("max_age", positive_duration, DEFAULT_MAX_AGE),
-        "max_size": options.get("max_size", positive_int, None),
-        "max_entries": options.get("max_entries", positive_int, None),
+        "max_size": options.get("max_size", count(MAX_SIZE), None),
+        "max_entries": options.get("max_entries", count(MAX_ENTRIES), None),
         "namespace": options.get("namespace", string, None),
         "expires_in": options.get("expires_in", positive_duration, None),
-        "expiry_batch_size": options.get("expiry_batch_size", positive_int, 100),
+        "expiry_batch_size": options.get("expiry_batch_size", count(MAX_BATCH_SIZE), 100),
         "expiry_method": options.get("expiry_method", _choice(METHODS, "expiry method"), "thread"),
         "serializer": options.get("serializer", _choice(SERIALIZERS, "serializer"), "safe"),
         "secret": options.get("secret", string, None),
-        "busy_timeout": options.get("busy_timeout", positive_duration, 1.0),
+        "busy_timeout": options.get("busy_timeout", positive_wait, 1.0),
     }
     compress = options.get("compress", boolean, True)
-    threshold = options.get("compress_threshold", positive_int, 1024)
+    threshold = options.get("compress_threshold", count(MAX_COMPRESS_THRESHOLD), 1024)
     values["compress_threshold"] = threshold if compress else None
     options.finish()
     if values["serializer"] == "pickle" and not values["secret"]:
@@ -127,7 +134,7 @@ def parse_cache_config(data: dict[str, Any] | None, *, file: str | Path, env: st
         database=database or connects or "cache",
         encrypt=encrypt,
         encryption_key=key if encrypt else None,
-        size_estimate_samples=section.get("size_estimate_samples", positive_int, 1000),
+        size_estimate_samples=section.get("size_estimate_samples", count(MAX_SIZE_SAMPLES), 1000),
         file=str(file),
         **_store_options(section, env),
     )

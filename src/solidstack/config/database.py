@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .loader import Section, env_section, positive_duration, positive_int, string
+from .loader import MAX_WAIT, Section, env_section, positive_duration, positive_int, string
 
 _ENTRY_KEYS = {
     "adapter", "database", "timeout", "pool", "max_connections", "migrations_paths", "host", "port",
@@ -53,6 +53,13 @@ def default_entry(root: Path, env: str, name: str) -> DatabaseConfig:
     )
 
 
+def _timeout_ms(value: Any) -> float:
+    milliseconds = positive_duration(value)
+    if milliseconds > MAX_WAIT * 1000:
+        raise ValueError(f"expected at most {int(MAX_WAIT * 1000)} (milliseconds: one day), got {value!r}")
+    return milliseconds
+
+
 def _entry(root: Path, file: Path, env: str, name: str, data: Any) -> DatabaseConfig:
     section = Section(data, file=file, env=env, prefix=name)
     for key in section.data:
@@ -78,8 +85,8 @@ def _entry(root: Path, file: Path, env: str, name: str, data: Any) -> DatabaseCo
                 raise section.error("database", "a sqlite3 entry needs a database file path")
         if database != ":memory:":
             database = str((root / database).resolve())
-    # Rails writes the busy timeout in milliseconds.
-    timeout_ms = section.get("timeout", positive_duration, 5000.0)
+    # Rails writes the busy timeout in milliseconds; it bounds every wait for a lock (at most a day: MAX_WAIT).
+    timeout_ms = section.get("timeout", _timeout_ms, 5000.0)
     paths = section.raw("migrations_paths")
     if paths is None:
         migrations = (root / _DEFAULT_MIGRATIONS.get(name, f"db/{name}_migrate"),)

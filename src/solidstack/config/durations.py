@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
+
+#: The longest duration any config key accepts: 100 years. Longer is a typo or an attempt at "forever"
+#: (``.inf``), and past it the clock arithmetic and waits of the parts stop being meaningful.
+MAX_DURATION = 100 * 31556952.0
 
 _UNITS = {
     "second": 1.0,
@@ -25,7 +30,10 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a duration, got {value!r}")
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int too large for a float
+            seconds = math.inf
     elif isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, str):
@@ -33,7 +41,7 @@ def parse_duration(value: object) -> float:
         match = _RUBY.match(text)
         short = _SHORT.match(text)
         if match:
-            seconds = float(match.group(1)) * _UNITS[match.group(2)]
+            seconds = float(match.group(1)) * _UNITS[match.group(2)]  # 400 digits give inf: refused below
         elif short:
             seconds = float(short.group(1)) * _SHORT_UNITS[short.group(2)]
         else:
@@ -45,6 +53,10 @@ def parse_duration(value: object) -> float:
                 ) from None
     else:
         raise ValueError(f"expected a duration, got {value!r}")
+    if not math.isfinite(seconds):  # YAML's .nan and .inf, "nan", 1e999
+        raise ValueError(f"expected a finite duration, got {value!r}")
     if seconds < 0:
         raise ValueError(f"a duration cannot be negative, got {value!r}")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"expected a duration of at most 100 years, got {value!r}")
     return seconds

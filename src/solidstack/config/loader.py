@@ -179,6 +179,15 @@ class Section:
 # -- converters ---------------------------------------------------------------------------------------------
 
 
+#: The widest whole number a config key takes: SQLite's (and PostgreSQL's bigint) 64-bit integer.
+MAX_INTEGER = 2**63 - 1
+
+#: The longest wait a config key may set (polling intervals, heartbeats, shutdown and busy timeouts): one day.
+#: The parts hand these to poll(), thread waits and SQLite's busy handler, whose millisecond counters overflow
+#: past 24.8 days (a SQLite busy timeout of 2**31 ms silently becomes no wait at all).
+MAX_WAIT = 86400.0
+
+
 def integer(value: Any) -> int:
     if isinstance(value, bool):
         raise ValueError(f"expected a whole number, got {value!r}")
@@ -186,6 +195,8 @@ def integer(value: Any) -> int:
         value = int(value)
     if not isinstance(value, int):
         raise ValueError(f"expected a whole number, got {value!r}")
+    if not -MAX_INTEGER - 1 <= value <= MAX_INTEGER:
+        raise ValueError(f"expected a whole number of at most {MAX_INTEGER:,} in size, got {value}")
     return value
 
 
@@ -196,7 +207,20 @@ def positive_int(value: Any) -> int:
     return number
 
 
+def count(maximum: int) -> Callable[[Any], int]:
+    """A converter for a count from 1 to ``maximum`` (threads, processes, batch sizes)."""
+
+    def convert(value: Any) -> int:
+        number = positive_int(value)
+        if number > maximum:
+            raise ValueError(f"expected at most {maximum:,}, got {number:,}")
+        return number
+
+    return convert
+
+
 def duration(value: Any) -> float:
+    """Seconds, zero or more, finite, at most 100 years (``durations.MAX_DURATION``)."""
     return parse_duration(value)
 
 
@@ -205,6 +229,22 @@ def positive_duration(value: Any) -> float:
     if seconds <= 0:
         raise ValueError(f"expected a duration above zero, got {value!r}")
     return seconds
+
+
+def _bounded_wait(value: Any, seconds: float) -> float:
+    if seconds > MAX_WAIT:
+        raise ValueError(f"expected a wait of at most 1 day (86400 seconds), got {value!r}")
+    return seconds
+
+
+def wait(value: Any) -> float:
+    """A duration the code waits for, zero or more: at most :data:`MAX_WAIT` (``shutdown_timeout``)."""
+    return _bounded_wait(value, parse_duration(value))
+
+
+def positive_wait(value: Any) -> float:
+    """A duration the code waits for, above zero: at most :data:`MAX_WAIT` (polling intervals, timeouts)."""
+    return _bounded_wait(value, positive_duration(value))
 
 
 def boolean(value: Any) -> bool:

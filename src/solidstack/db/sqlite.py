@@ -9,14 +9,15 @@ Writers queue in the kernel: each write transaction holds an exclusive ``flock``
 (``<database>-writer.lock``) from ``BEGIN IMMEDIATE`` to ``COMMIT``. SQLite's busy handler sleeps and retries,
 so under steady contention one writer can wait a second while others commit again and again; a waiter on a
 ``flock`` is woken the moment the holder releases it. SQLite's own locking stays underneath, for writers that
-do not use this module (the ``sqlite3`` shell, another program).
+do not use this module (the ``sqlite3`` shell, another program); a lock held there is waited for at most the
+database's ``timeout`` in all, then reported (``sqlite_errors.locked_error``).
+
+Every commit first checks that the path still names the file this connection has open: a database file deleted
+or replaced under running processes would otherwise take their writes into a file nobody reads again.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import fcntl
 import json
 import logging
 import os
@@ -30,8 +31,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from . import sqlite_checkpoint as checkpointer
+from . import sqlite_lock
 from .errors import DatabaseError
-from .forkguard import background_section
+from .sqlite_errors import file_identity, locked_error, moved_error, translate
+from .sqlite_lock import lock_path_for
 
 log = logging.getLogger("solidstack.db")
 
@@ -47,10 +51,12 @@ PRAGMAS: dict[str, str | int] = {
     # inside the COMMIT of whichever writer crosses the threshold and made that writer wait several ms (the
     # p99 of enqueue-to-start latency was 5-8 ms with it, 1.5 ms without; benchmarks/queue).
     "wal_autocheckpoint": 10000,
+    # When SQLite restarts the WAL from its start, it cuts the file back to this size (else it keeps its
+    # largest size for good). The checkpointer below truncates it sooner; this is SQLite's own backstop.
+    "journal_size_limit": 64 * 2**20,
 }
 
-#: How many times a write transaction start is retried after the busy handler gave up.
-BUSY_RETRIES = 8
+_UNKNOWN = object()
 
 # Connections opened before a fork belong to the parent. Closing them in the child could checkpoint or
 # unlink the parent's WAL (sqlite.org/howtocorrupt.html §2.6), so the child keeps them referenced, untouched.
@@ -58,19 +64,6 @@ _abandoned: list[sqlite3.Connection] = []
 # Every database object of this process, for the fork hook; weak, so a database nobody uses is closed.
 _all_databases: weakref.WeakSet[SQLiteDatabase] = weakref.WeakSet()
 _registry_lock = threading.Lock()
-
-
-#: ``SOLIDSTACK_SQLITE_WRITE_LOCK=off`` leaves writers to SQLite's busy handler alone (to measure the difference).
-WRITE_LOCK_VAR = "SOLIDSTACK_SQLITE_WRITE_LOCK"
-
-
-class _LockFiles(dict[str, int]):
-    """Open writer-lock files by path; closed when the thread that opened them ends."""
-
-    def __del__(self) -> None:
-        for fd in self.values():
-            with contextlib.suppress(OSError):
-                os.close(fd)
 
 
 class _Closer:
@@ -96,56 +89,15 @@ class _Closer:
             pass
 
 
-class _WriterLocks(threading.local):
-    """This thread's writer-lock files, one per database path, with how deeply the thread holds each."""
-
-    def __init__(self) -> None:
-        self.pid = os.getpid()
-        self.fds = _LockFiles()
-        self.depth: dict[str, int] = {}
-
-
-_writer_locks = _WriterLocks()
-
-
 def _after_fork_in_child() -> None:
-    global _writer_locks, _registry_lock
+    global _registry_lock
     # Another thread of the parent may have held it at the fork; nobody in the child ever will.
     _registry_lock = threading.Lock()
     for db in list(_all_databases):
         db._forget_connections()
-    # A lock file descriptor inherited from the parent shares its lock: the child opens its own.
-    _writer_locks = _WriterLocks()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-#: How often the checkpointer copies the WAL of databases written since its last round back into them.
-CHECKPOINT_INTERVAL = 1.0
-_checkpointer_pid: int | None = None
-
-
-def _ensure_checkpointer() -> None:
-    """Start this process's checkpointer thread (once per process: a thread does not survive a fork)."""
-    global _checkpointer_pid
-    if _checkpointer_pid == os.getpid():
-        return
-    with _registry_lock:
-        if _checkpointer_pid == os.getpid():
-            return
-        _checkpointer_pid = os.getpid()
-    threading.Thread(target=_checkpoint_loop, name="solidstack-checkpointer", daemon=True).start()
-
-
-def _checkpoint_loop() -> None:
-    while True:
-        time.sleep(CHECKPOINT_INTERVAL)
-        for db in list(_all_databases):
-            if db._written:
-                db._written = False
-                with background_section():
-                    db.checkpoint()
 
 
 def _is_busy(exc: BaseException) -> bool:
@@ -182,11 +134,12 @@ class SQLiteDatabase:
         self.commits = 0
         #: Committed since the checkpointer's last round.
         self._written = False
+        #: Written since the checkpointer last looked at the WAL's size.
+        self._wal_to_trim = False
         #: When a list, each write transaction appends how long it waited for the write lock, in seconds.
         self.write_waits: list[float] | None = None
-        self.lock_path: Path | None = None
-        if writer_lock and os.environ.get(WRITE_LOCK_VAR, "on").lower() not in ("off", "0", "false", "no"):
-            self.lock_path = self.path.with_name(self.path.name + "-writer.lock")
+        #: The kernel queue of this file's writers (``sqlite_lock``); None: SQLite's busy handler alone.
+        self.lock_path: Path | None = lock_path_for(self.path) if writer_lock else None
         with _registry_lock:
             _all_databases.add(self)
 
@@ -224,12 +177,27 @@ class SQLiteDatabase:
         conn = getattr(local, "conn", None)
         if conn is not None and local.generation == self._generation:
             return conn
-        conn = self._open()
+        conn, local.identity = self._open_checked()
         local.conn = conn
         local.closer = _Closer(conn)
         local.generation = self._generation
         local.depth = 0
         return conn
+
+    def _open_checked(self) -> tuple[sqlite3.Connection, tuple[int, int] | None]:
+        """A new connection and the (device, inode) of the file it has open, for the check at each commit.
+
+        The path is looked at before and after opening: if it named another file in between (replaced at that
+        very moment), the connection is opened again.
+        """
+        for _ in range(3):
+            before = file_identity(self.path)
+            conn = self._open()
+            after = file_identity(self.path)
+            if before is None or before == after:
+                return conn, after
+            conn.close()
+        return conn, after
 
     def _open(self) -> sqlite3.Connection:
         if not self.path.parent.is_dir():
@@ -246,16 +214,19 @@ class SQLiteDatabase:
                 cached_statements=256,
             )
         except sqlite3.Error as exc:
-            raise DatabaseError(f"cannot open the {self.label}: {exc}") from exc
+            raise self._translate(exc) or DatabaseError(f"cannot open the {self.label}: {exc}") from exc
         conn.row_factory = sqlite3.Row
         try:
             for key, value in PRAGMAS.items():
-                self._with_busy_retry(lambda k=key, v=value: conn.execute(f"PRAGMA {k}={v}"))
-        except sqlite3.OperationalError as exc:
+                self._with_busy_retry(lambda k=key, v=value: conn.execute(f"PRAGMA {k}={v}"), translated=False)
+        except sqlite3.DatabaseError as exc:  # also "file is not a database", which is no OperationalError
             if "readonly" not in str(exc):
                 conn.close()
-                raise DatabaseError(f"cannot open the {self.label}: {exc}") from exc
+                raise self._translate(exc) or DatabaseError(f"cannot open the {self.label}: {exc}") from exc
             # A read-only file can still be read; writes will report it clearly.
+        except DatabaseError:
+            conn.close()
+            raise
         return conn
 
     def _forget_connections(self) -> None:
@@ -266,19 +237,8 @@ class SQLiteDatabase:
         self._generation += 1
 
     def checkpoint(self) -> None:
-        """Copy the WAL back into the database without blocking readers or writers (``PASSIVE``).
-
-        Runs on a short-lived connection of its own, so the checkpointer thread holds no file open between
-        rounds. Best effort: a failure only leaves the WAL longer until the next round.
-        """
-        try:
-            conn = sqlite3.connect(self.path, timeout=0.1, isolation_level=None)
-            try:
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            finally:
-                conn.close()
-        except sqlite3.Error as exc:
-            log.debug("%s: checkpoint skipped (%s)", self.label, exc)
+        """Copy the WAL back into the database without blocking readers or writers (``PASSIVE``)."""
+        checkpointer.checkpoint(self)
 
     def close(self) -> None:
         """Close this thread's connection and writer-lock file (other threads' close when the thread ends)."""
@@ -287,14 +247,7 @@ class SQLiteDatabase:
             self._local.conn = self._local.closer = None
             conn.close()
         if self.lock_path is not None:
-            key = str(self.lock_path)
-            locks = _writer_locks
-            if not locks.depth.get(key):
-                fd = locks.fds.pop(key, None)
-                if fd is not None:
-                    os.close(fd)
-
-    # -- transactions and queries ----------------------------------------------------------------------------
+            sqlite_lock.close(self.lock_path)
 
     # -- the writer lock -------------------------------------------------------------------------------------
 
@@ -302,38 +255,16 @@ class SQLiteDatabase:
         """Wait in the kernel for the writer lock of this file; returns the key to unlock with, or None."""
         if self.lock_path is None:
             return None
-        locks, key = _writer_locks, str(self.lock_path)
-        depth = locks.depth.get(key, 0)
-        if depth:  # this thread holds it already (another object for the same file): SQLite decides
-            locks.depth[key] = depth + 1
-            return key
-        fd = locks.fds.get(key)
-        if fd is None:
-            try:
-                fd = os.open(key, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            except OSError as exc:
-                if exc.errno not in (errno.EACCES, errno.EROFS, errno.ENOENT, errno.EPERM):
-                    raise
-                log.debug("%s: no writer lock file (%s); SQLite's busy handler only", self.label, exc)
-                self.lock_path = None
-                return None
-            locks.fds[key] = fd
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        locks.depth[key] = 1
-        return key
+        try:
+            return sqlite_lock.acquire(self.lock_path)
+        except sqlite_lock.LockFileUnavailable as exc:
+            log.debug("%s: no writer lock file (%s); SQLite's busy handler only", self.label, exc)
+            self.lock_path = None
+            return None
 
     def _unlock_writers(self, key: str | None) -> None:
-        if key is None:
-            return
-        locks = _writer_locks
-        depth = locks.depth.get(key, 0) - 1
-        if depth > 0:
-            locks.depth[key] = depth
-            return
-        locks.depth.pop(key, None)
-        fd = locks.fds.get(key)
-        if fd is not None:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+        if key is not None:
+            sqlite_lock.release(key)
 
     # -- transactions and queries ----------------------------------------------------------------------------
 
@@ -353,12 +284,12 @@ class SQLiteDatabase:
             finally:
                 local.depth -= 1
             return
-        asked = time.perf_counter() if self.write_waits is not None else 0.0
+        asked = time.monotonic()
         key = self._lock_writers()
         try:
-            self._with_busy_retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+            self._begin(conn, asked)
             if self.write_waits is not None:
-                self.write_waits.append(time.perf_counter() - asked)
+                self.write_waits.append(time.monotonic() - asked)
             local.depth = 1
             local.after_commit = []
             try:
@@ -374,11 +305,12 @@ class SQLiteDatabase:
                 raise
             local.depth = 0
             try:
+                self._check_file(conn)
                 self._with_busy_retry(lambda: conn.execute("COMMIT"))
                 self.commits += 1
                 if not self._written:
                     self._written = True
-                    _ensure_checkpointer()
+                    checkpointer.ensure_started(lambda: list(_all_databases))
             except BaseException:
                 local.after_commit = []
                 if conn.in_transaction:
@@ -392,6 +324,41 @@ class SQLiteDatabase:
                 callback()
             except Exception:
                 log.exception("%s: an after-commit callback failed", self.label)
+
+    def _begin(self, conn: sqlite3.Connection, asked: float) -> None:
+        """``BEGIN IMMEDIATE``, waiting for SQLite's write lock at most ``busy_timeout`` since ``asked`` in all.
+
+        Without a total, each retry after the busy handler gave up waited the whole timeout again (45 s behind
+        a program holding the lock). Time spent in the kernel queue counts: after a long wait there, SQLite's
+        busy handler gets only what is left.
+        """
+        deadline = asked + self.busy_timeout
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise locked_error(self.label, time.monotonic() - asked, self.busy_timeout)
+        shortened = left < self.busy_timeout - 0.01
+        if shortened:
+            conn.execute(f"PRAGMA busy_timeout={max(1, int(left * 1000))}")
+        try:
+            self._with_busy_retry(lambda: conn.execute("BEGIN IMMEDIATE"), deadline=deadline, started=asked)
+        finally:
+            if shortened:
+                conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+
+    def _check_file(self, conn: sqlite3.Connection) -> None:
+        """Refuse to commit when the path no longer names the file this connection has open.
+
+        One ``stat`` per commit (about a microsecond against the tens a commit costs: decision 0011). On a
+        mismatch the transaction is rolled back and this thread's connection dropped, so the next use opens
+        whatever the path holds now; SQLite does not checkpoint or delete the WAL of a moved file on close.
+        """
+        opened = getattr(self._local, "identity", _UNKNOWN)
+        now = file_identity(self.path)
+        if now == opened or opened is _UNKNOWN:
+            return
+        conn.execute("ROLLBACK")
+        self._local.generation = -1  # reopened on next use; the old connection is closed when replaced
+        raise moved_error(self.label, now)
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` once this thread's current write transaction commits (now, outside one).
@@ -446,34 +413,34 @@ class SQLiteDatabase:
         last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
         return list(range(last - len(rows) + 1, last + 1))
 
-    def _with_busy_retry(self, fn):  # type: ignore[no-untyped-def]
-        """Run ``fn``; when SQLite reports busy after its own busy handler, back off and retry a few times."""
+    def _with_busy_retry(self, fn, *, deadline: float | None = None, started: float | None = None,  # type: ignore[no-untyped-def]
+                         translated: bool = True):
+        """Run ``fn``; when SQLite reports busy after its own busy handler, back off and retry until
+        ``deadline`` (default: ``busy_timeout`` from now), then raise a clear error. Other failures a user can
+        act on become :class:`DatabaseError` naming the database (unless ``translated`` is false)."""
+        started = time.monotonic() if started is None else started
+        deadline = started + self.busy_timeout if deadline is None else deadline
         delay = 0.005
-        for attempt in range(BUSY_RETRIES + 1):
+        while True:
             try:
                 return fn()
-            except sqlite3.OperationalError as exc:
-                if _is_busy(exc) and attempt < BUSY_RETRIES:
-                    log.debug("%s busy (%s); retry %d", self.label, exc, attempt + 1)
-                    time.sleep(delay * (1 + random.random()))
-                    delay = min(delay * 2, 0.5)
-                    continue
-                clear = self._translate(exc)
+            except sqlite3.DatabaseError as exc:
+                if _is_busy(exc):
+                    now = time.monotonic()
+                    if now + delay < deadline:
+                        log.debug("%s busy (%s); retrying", self.label, exc)
+                        time.sleep(delay * (1 + random.random()))
+                        delay = min(delay * 2, 0.5)
+                        continue
+                    raise locked_error(self.label, now - started, self.busy_timeout) from exc
+                clear = self._translate(exc) if translated else None
                 if clear is not None:
                     raise clear from exc
                 raise
-        raise AssertionError("unreachable")
 
     def _translate(self, exc: BaseException) -> DatabaseError | None:
-        """A clear error for the SQLite failures a user can fix: read-only file, missing tables."""
-        if not isinstance(exc, sqlite3.OperationalError):
-            return None
-        message = str(exc)
-        if "readonly" in message:
-            return DatabaseError(f"cannot write the {self.label}: the file is read-only")
-        if message.startswith("no such table"):
-            return DatabaseError(f"the {self.label} is not migrated ({message}): run `solidstack db migrate`")
-        return None
+        """A clear error for the SQLite failures a user can act on (``sqlite_errors.translate``)."""
+        return translate(exc, self.label, self.path)
 
 
 def split_statements(script: str) -> list[str]:

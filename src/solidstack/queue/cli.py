@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from ..config import App, ConfigError, DatabaseConfig
+from ..config import App, ConfigError
 from .config import load_queue_config
 
 ENVIRONMENT_FILE = "config/environment.py"
@@ -96,8 +96,13 @@ def jobs(ctx: click.Context, config_file: Path | None, mode: str, skip_recurring
 @jobs.command()
 @click.pass_context
 def check(ctx: click.Context) -> None:
-    """Validate the configuration and import the app; non-zero exit with the reason on any problem."""
-    from ..parts import PARTS
+    """Check what `solidstack jobs` checks before it starts, and that every database opens and is migrated.
+
+    The configuration files, the app's code, recurring.yml, and each part's database (adapter supported, file
+    present and a SQLite database, every migration applied); nothing is created. Exit 1 with the reasons.
+    """
+    from ..tasks import check_databases
+    from .config import database_entry
     from .job import registered_jobs
     from .recurring import load_recurring_tasks, validate_tasks
 
@@ -105,33 +110,22 @@ def check(ctx: click.Context) -> None:
     config = load_queue_config(app, ctx.meta.get("queue_config_file"))
     click.echo(f"queue.yml ({app.env}): {len(config.workers)} worker(s), {len(config.dispatchers)} dispatcher(s), "
                f"adapter {config.adapter}")
-    for part in PARTS:
-        entry = part.database_config(app)
-        click.echo(f"{part.name} database: {_database_status(entry, part.package) if entry else '(none)'}")
     loaded = load_app_code(app, ctx.meta.get("require"))
     names = sorted(registered_jobs())
     click.echo(f"app code: {loaded or '(no config/environment.py)'}; job classes: {', '.join(names) or '(none)'}")
     tasks = load_recurring_tasks(app)
     validate_tasks(tasks, file=app.config_file("recurring.yml"), env=app.env)
     click.echo(f"recurring.yml ({app.env}): {len(tasks)} task(s)")
+    statuses = check_databases(app, {"queue": database_entry(app, config)})
+    for status in statuses:
+        state = "problem" if status.problem else f"migrated ({status.applied} migrations)"
+        click.echo(f"{status.entry} database: {status.location}: {state}")
+    problems = [status.problem for status in statuses if status.problem]
+    if problems:
+        for problem in problems:
+            click.secho(f"error: {problem}", fg="red", err=True)
+        ctx.exit(1)
     click.echo("ok")
-
-
-def _database_status(entry: DatabaseConfig, package: str) -> str:
-    """Where a part's database is, once it answers and has every migration; a DatabaseError otherwise."""
-    from ..db import DatabaseError, applied_versions, connect, package_migrations
-
-    db = connect(entry)
-    wanted = [m.version for m in package_migrations(package, db.dialect)]
-    if db.dialect == "sqlite" and not Path(db.location).exists():
-        missing = wanted
-    else:
-        applied = applied_versions(db)
-        missing = [version for version in wanted if version not in applied]
-    if missing:
-        raise DatabaseError(f"the {db.label} is not migrated (missing {', '.join(missing)}): run "
-                            f"`solidstack db migrate` ({entry.source})")
-    return f"{db.location} (migrated)"
 
 
 def _storage(ctx: click.Context):  # type: ignore[no-untyped-def]

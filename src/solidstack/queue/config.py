@@ -11,16 +11,26 @@ from ..config import App, DatabaseConfig, Section
 from ..config.database import connects_to_name
 from ..config.loader import (
     boolean,
+    count,
     duration,
     env_override,
     part_section,
     positive_duration,
-    positive_int,
+    positive_wait,
     string,
+    wait,
 )
 
 ADAPTERS = ("solid_queue", "inline", "test")
 ADAPTER_VAR = "SOLIDSTACK_QUEUE_ADAPTER"
+# Upper bounds of the counts (docs/decisions/0010): far above any real deployment, low enough that a typo
+# (`threads: 30000`, an extra digit) is refused at start instead of exhausting the machine.
+MAX_THREADS = 1000
+MAX_PROCESSES = 1000
+#: Async jobs at once on one worker's loop: each is a task and, usually, a socket.
+MAX_ASYNC_CAPACITY = 100_000
+MAX_BATCH_SIZE = 100_000
+MAX_PROCESS_DEATHS = 1000
 _QUEUE_NAME = re.compile(r"^[\w.\-:]+\*?$|^\*$")
 
 
@@ -86,6 +96,9 @@ class QueueConfig:
     clear_finished_jobs_after: float = 86400.0
     #: A job whose process died is run again at most this many times, then failed.
     max_process_deaths: int = 3
+    #: ``supervisor: {max_restart_failures: N}``: after N failed starts in a row of one process (it ended
+    #: before it registered), the supervisor stops and exits with status 1.
+    max_restart_failures: int = 10
     scheduler: SchedulerConfig = SchedulerConfig()
     file: str = field(default="(defaults)", compare=False)
 
@@ -101,10 +114,10 @@ def _workers(section: Section) -> tuple[WorkerConfig, ...]:
         sub = section.child(f"workers[{index}]", item if item is not None else {})
         worker = WorkerConfig(
             queues=sub.get("queues", parse_queues, ("*",)),
-            threads=sub.get("threads", positive_int, 3),
-            processes=sub.get("processes", positive_int, 1),
-            polling_interval=sub.get("polling_interval", positive_duration, 0.1),
-            async_capacity=sub.get("async_capacity", positive_int, 0),
+            threads=sub.get("threads", count(MAX_THREADS), 3),
+            processes=sub.get("processes", count(MAX_PROCESSES), 1),
+            polling_interval=sub.get("polling_interval", positive_wait, 0.1),
+            async_capacity=sub.get("async_capacity", count(MAX_ASYNC_CAPACITY), 0),
         )
         sub.finish()
         workers.append(worker)
@@ -119,9 +132,21 @@ def _scheduler(section: Section) -> SchedulerConfig:
         raise section.error("scheduler", f"expected a mapping (dynamic_tasks_enabled, polling_interval), got {raw!r}")
     sub = section.child("scheduler", raw)
     config = SchedulerConfig(dynamic_tasks_enabled=sub.get("dynamic_tasks_enabled", boolean, False),
-                             polling_interval=sub.get("polling_interval", positive_duration, 5.0))
+                             polling_interval=sub.get("polling_interval", positive_wait, 5.0))
     sub.finish()
     return config
+
+
+def _max_restart_failures(section: Section) -> int:
+    raw = section.raw("supervisor")
+    if raw is None:
+        return QueueConfig.max_restart_failures
+    if not isinstance(raw, dict):
+        raise section.error("supervisor", f"expected a mapping (max_restart_failures), got {raw!r}")
+    sub = section.child("supervisor", raw)
+    value = sub.get("max_restart_failures", count(MAX_PROCESS_DEATHS), QueueConfig.max_restart_failures)
+    sub.finish()
+    return value
 
 
 def _dispatchers(section: Section) -> tuple[DispatcherConfig, ...]:
@@ -134,8 +159,8 @@ def _dispatchers(section: Section) -> tuple[DispatcherConfig, ...]:
     for index, item in enumerate(raw):
         sub = section.child(f"dispatchers[{index}]", item if item is not None else {})
         dispatcher = DispatcherConfig(
-            polling_interval=sub.get("polling_interval", positive_duration, 1.0),
-            batch_size=sub.get("batch_size", positive_int, 500),
+            polling_interval=sub.get("polling_interval", positive_wait, 1.0),
+            batch_size=sub.get("batch_size", count(MAX_BATCH_SIZE), 500),
             concurrency_maintenance=sub.get("concurrency_maintenance", boolean, True),
             concurrency_maintenance_interval=sub.get("concurrency_maintenance_interval",
                                                      positive_duration, 600.0),
@@ -166,12 +191,13 @@ def parse_queue_config(data: dict[str, Any] | None, *, file: str | Path, env: st
         dispatchers=dispatchers if has_roles else (DispatcherConfig(),),
         adapter=section.get("adapter", _adapter, "solid_queue"),
         database=database,
-        process_heartbeat_interval=section.get("process_heartbeat_interval", positive_duration, 60.0),
-        process_alive_threshold=section.get("process_alive_threshold", positive_duration, 300.0),
-        shutdown_timeout=section.get("shutdown_timeout", duration, 5.0),
+        process_heartbeat_interval=section.get("process_heartbeat_interval", positive_wait, 60.0),
+        process_alive_threshold=section.get("process_alive_threshold", positive_wait, 300.0),
+        shutdown_timeout=section.get("shutdown_timeout", wait, 5.0),
         preserve_finished_jobs=section.get("preserve_finished_jobs", boolean, True),
         clear_finished_jobs_after=section.get("clear_finished_jobs_after", duration, 86400.0),
-        max_process_deaths=section.get("max_process_deaths", positive_int, 3),
+        max_process_deaths=section.get("max_process_deaths", count(MAX_PROCESS_DEATHS), 3),
+        max_restart_failures=_max_restart_failures(section),
         scheduler=_scheduler(section),
         file=str(file),
     )

@@ -180,21 +180,28 @@ class Outcomes:
         outcome: dict[int, str] = {}
         with self.db.transaction() as conn:
             for job_id in job_ids:
-                row = conn.execute(self.sql["job_result"], {"id": job_id}).fetchone()
-                status = "unknown" if row is None else row["status"]
-                if status in ("ready", "scheduled", "blocked"):
-                    conn.execute(self.sql[f"cancel_{'waiting' if status == 'ready' else status}"], {"id": job_id})
-                    if status == "ready" and self.storage.gate.release(conn, [job_id], now):
-                        self.storage.announce_ready()  # its concurrency slot went to a blocked job
-                    conn.execute(self.sql["mark_cancelled"], {"id": job_id, "now": now, "finish": True})
-                    status = "cancelled"
-                elif status == "cancelled":
-                    status = "already cancelled"
-                elif status == "claimed":
-                    conn.execute(self.sql["mark_cancelled"], {"id": job_id, "now": now, "finish": False})
-                    status = "cancelling"
-                outcome[job_id] = status
+                outcome[job_id] = self._cancel_one(conn, job_id, now)
         return outcome
+
+    def _cancel_one(self, conn: Any, job_id: int, now: float) -> str:
+        # On PostgreSQL a worker may claim the job (or the dispatcher make it ready) between the read and the
+        # delete: the delete then finds no row, and the job is read again in its new state.
+        for _ in range(3):
+            row = conn.execute(self.sql["job_result"], {"id": job_id}).fetchone()
+            status = "unknown" if row is None else row["status"]
+            if status in ("ready", "scheduled", "blocked"):
+                query = f"cancel_{'waiting' if status == 'ready' else status}"
+                if conn.execute(self.sql[query], {"id": job_id}).fetchone() is None:
+                    continue
+                if status == "ready" and self.storage.gate.release(conn, [job_id], now):
+                    self.storage.announce_ready()  # its concurrency slot went to a blocked job
+                conn.execute(self.sql["mark_cancelled"], {"id": job_id, "now": now, "finish": True})
+                return "cancelled"
+            if status == "claimed":
+                conn.execute(self.sql["mark_cancelled"], {"id": job_id, "now": now, "finish": False})
+                return "cancelling"
+            return "already cancelled" if status == "cancelled" else status
+        return "cancelling" if status == "claimed" else status
 
     def cancelled_among(self, job_ids: Sequence[int]) -> set[int]:
         """Which of these (running) jobs were cancelled."""

@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from ..db.errors import DatabaseUnavailable
@@ -42,8 +42,12 @@ class Role(Protocol):
 
     def metadata(self) -> dict[str, Any]: ...
 
-    def shutdown(self, timeout: float) -> None:
-        """Stop taking work; finish or hand back what is in hand within ``timeout`` seconds."""
+    def shutdown(self, timeout: float) -> Sequence[int] | None:
+        """Stop taking work; finish or hand back what is in hand within ``timeout`` seconds.
+
+        Returns the jobs still running, which it could neither finish nor hand back (their process must end
+        first), or None.
+        """
         ...
 
 
@@ -63,6 +67,9 @@ class Runner:
         self.process_id: int | None = None
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        #: Set once the role has shut down: the heartbeat goes on until then (a stop that waits
+        #: ``shutdown_timeout`` for running jobs must not look like a hung process).
+        self._shut_down = threading.Event()
         self._socket: Waiter | None = None
         self._sleeping = False
         self._stop_requested = False
@@ -148,21 +155,36 @@ class Runner:
                     self._wait(wait)
         finally:
             self._stopping.set()
+            still_running: Sequence[int] | None = None
             try:
-                role.shutdown(self.shutdown_timeout)
+                still_running = role.shutdown(self.shutdown_timeout)
             finally:
+                self._shut_down.set()
                 sock, self._socket = self._socket, None
                 if sock is not None:
                     sock.close()
-                self.storage.deregister_process(self.process_id, self.clock())
-                log.info("%s %s stopped", role.kind, role.name)
+                if still_running:
+                    # The row and those claims stay: whoever sees this process gone (its supervisor reaping it,
+                    # or a pruner) hands them back; before that they would run twice at once.
+                    log.warning("%s %s stopped with %d job(s) still running; they go back once this process "
+                                "has exited", role.kind, role.name, len(still_running))
+                else:
+                    self.storage.deregister_process(self.process_id, self.clock())
+                    log.info("%s %s stopped", role.kind, role.name)
                 events.process_stopped(role, process_id=self.process_id, pid=os.getpid())
 
     def _heartbeat_loop(self) -> None:
-        while not self._stopping.wait(self.heartbeat_interval):
+        while not self._shut_down.wait(self.heartbeat_interval):
             try:
                 if self.process_id is not None and not self.storage.heartbeat(self.process_id, self.clock()):
                     log.error("%s %s: its process row was pruned as dead; stopping", self.role.kind, self.role.name)
+                    self.stop()
+                elif self.supervisor_id is not None and not self.storage.process_exists(self.supervisor_id):
+                    # Its supervisor was found dead (or hung) elsewhere and pruned: nobody would replace this
+                    # process if it died, nor see it hang. It hands back what it holds and stops; a live
+                    # supervisor, registered again, reaps it and starts another.
+                    log.warning("%s %s: its supervisor's process row is gone; stopping", self.role.kind,
+                                self.role.name)
                     self.stop()
             except DatabaseUnavailable as exc:
                 log.warning("%s %s: heartbeat failed: %s", self.role.kind, self.role.name, exc)

@@ -41,7 +41,7 @@ def dump_arguments(args: tuple[Any, ...], kwargs: dict[str, Any], *, job: str) -
     try:
         named = ",".join([_string(name) + ":" + _plain(value) for name, value in kwargs.items()]) if kwargs else ""
         return '{"args":[' + ",".join(map(_plain, args)) + '],"kwargs":{' + named + "}}"
-    except KeyError:
+    except (KeyError, ValueError):  # not plain, or an int too long for text: the walk below names it
         pass
     try:
         data = {

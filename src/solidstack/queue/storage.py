@@ -15,9 +15,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..db import Database, load_queries
+from ..db import Database, SQLiteDatabase, load_queries
 from ..db.notify import Wakeups
 from .concurrency import Gate
+from .liveness import IDENTITY_KEY, START_KEY, dead_processes, identity, start_time
 from .outcomes import JobResult, Outcomes
 from .rows import NewJob
 
@@ -80,6 +81,7 @@ class QueueStorage:
         self._claim_in_one = "claim_all" in self.sql
         self._enqueue_in_one = "enqueue_ready" in self.sql
         self._finish_in_one = "finish_own_claims" in self.sql
+        self._unqueued: QueueStorage | None = None
         #: Return values and cancellation (see outcomes.py).
         self.outcomes = Outcomes(self)
 
@@ -335,29 +337,56 @@ class QueueStorage:
 
     def register_process(self, kind: str, name: str, now: float, *, supervisor_id: int | None = None,
                          metadata: dict[str, Any] | None = None, pid: int | None = None) -> int:
+        """Add a process row; its metadata records the liveness identity (see ``liveness.py``)."""
+        own_pid = pid if pid is not None else os.getpid()
+        metadata = {**(metadata or {}), IDENTITY_KEY: identity(), START_KEY: start_time(own_pid)}
         with self.db.transaction() as conn:
             row = conn.execute(self.sql["insert_process"], {
                 "kind": kind, "name": name, "now": now, "supervisor_id": supervisor_id,
-                "pid": pid if pid is not None else os.getpid(), "hostname": socket.gethostname(),
-                "metadata": json.dumps(metadata or {}),
+                "pid": own_pid, "hostname": socket.gethostname(),
+                "metadata": json.dumps(metadata),
             }).fetchone()
             return int(row[0])
 
+    def unqueued(self) -> QueueStorage:
+        """This storage, for writes that must never wait in SQLite's kernel writer queue (``db/sqlite.py``).
+
+        That queue has no timeout: a process stopped (SIGSTOP, a frozen container) while it holds it stops every
+        writer for good, the supervisors too, and then nobody can see or kill it (seen in the soak). Heartbeats
+        and a fork supervisor's own writes use a connection without it, where SQLite's busy handler bounds each
+        wait by ``busy_timeout``: a heartbeat then stops only while the database itself is held. Other engines:
+        this storage itself.
+        """
+        db = self.db
+        if not isinstance(db, SQLiteDatabase) or db.lock_path is None:
+            return self
+        if self._unqueued is None:
+            # A short busy timeout: a write that waits on a held database must not stall a supervisor's loop
+            # for long (SQLite retries it BUSY_RETRIES times).
+            self._unqueued = QueueStorage(SQLiteDatabase(db.path, busy_timeout=min(db.busy_timeout, 1.0),
+                                                         name=db.name, writer_lock=False))
+        return self._unqueued
+
     def heartbeat(self, process_id: int, now: float) -> bool:
         """Record that the process is alive; ``False`` when its row is gone (it was pruned as dead)."""
-        return self.db.execute(self.sql["heartbeat"], {"id": process_id, "now": now}) > 0
+        return self.unqueued().db.execute(self.sql["heartbeat"], {"id": process_id, "now": now}) > 0
 
     def deregister_process(self, process_id: int, now: float, *, died: bool = False, reason: str = "",
-                           max_deaths: int = 3) -> tuple[list[int], list[int]]:
-        """Remove a process row (and its supervised processes); its claimed jobs go back to ready.
+                           max_deaths: int = 3, cascade: bool = True) -> tuple[list[int], list[int]]:
+        """Remove a process row; its claimed jobs go back to ready.
 
-        With ``died``, each released job counts a process death (see :meth:`_release_after_death`); after a
-        graceful stop they go back unchanged. Returns the job ids run again and the ids failed.
+        ``cascade`` also removes its supervised processes: only for a supervisor that stopped after its own
+        processes stopped, never for one found dead (its processes may be alive and running their jobs; each is
+        judged on its own, see ``liveness.py``). With ``died``, each released job counts a process death (see
+        :meth:`_release_after_death`); after a graceful stop they go back unchanged. Returns the job ids run
+        again and the ids failed.
         """
         again: list[int] = []
         failed: list[int] = []
         with self.db.transaction() as conn:
-            ids = [process_id] + [row[0] for row in conn.execute(self.sql["supervisees"], {"id": process_id})]
+            ids = [process_id]
+            if cascade:
+                ids += [row[0] for row in conn.execute(self.sql["supervisees"], {"id": process_id})]
             for pid in ids:
                 claimed = [row[0] for row in conn.execute(self.sql["claimed_by_process"], {"process_id": pid})]
                 if died:
@@ -377,25 +406,28 @@ class QueueStorage:
         """The ids of the jobs ``process_id`` holds claimed."""
         return [row[0] for row in self.db.query(self.sql["claimed_by_process"], {"process_id": process_id})]
 
+    def process_exists(self, process_id: int) -> bool:
+        """Whether the row of ``process_id`` is still there (a supervised process checks its supervisor's)."""
+        return self.db.query_one(self.sql["process_exists"], {"id": process_id}) is not None
+
     def processes(self) -> list[dict[str, Any]]:
         return [dict(row) for row in self.db.query(self.sql["all_processes"])]
 
     def prune_dead_processes(self, now: float, alive_threshold: float, max_deaths: int,
-                             *, exclude: Iterable[int] = ()) -> list[dict[str, Any]]:
-        """Remove processes that stopped heartbeating, or whose pid is gone on this host; release their jobs."""
-        excluded = set(exclude)
-        stale = [dict(r) for r in self.db.query(self.sql["stale_processes"], {"cutoff": now - alive_threshold})]
-        host = socket.gethostname()
-        for row in self.db.query(self.sql["processes_on_host"], {"hostname": host}):
-            if not _pid_alive(row["pid"]) and all(row["id"] != s["id"] for s in stale):
-                stale.append(dict(row))
+                             *, exclude: Iterable[int] = (), trust_heartbeats: bool = True) -> list[dict[str, Any]]:
+        """Remove processes found dead (see :func:`liveness.dead_processes`); their claimed jobs run again.
+
+        Each row is judged and removed on its own: a dead supervisor's processes keep their rows and jobs
+        while they live. ``trust_heartbeats=False`` (the caller's own heartbeat failed: nobody can write) judges
+        by pids and stopped processes only.
+        """
         pruned = []
-        for process in stale:
-            if process["id"] in excluded:
-                continue
-            reason = f"process {process['name']} (pid {process['pid']} on {process['hostname']}) died"
-            self.deregister_process(process["id"], now, died=True, reason=reason, max_deaths=max_deaths)
-            pruned.append(process)
+        for process, why in dead_processes(self.processes(), now, alive_threshold, exclude,
+                                           trust_heartbeats=trust_heartbeats):
+            reason = f"process {process['name']} (pid {process['pid']} on {process['hostname']}) died ({why})"
+            self.deregister_process(process["id"], now, died=True, reason=reason, max_deaths=max_deaths,
+                                    cascade=False)
+            pruned.append({**process, "why": why})
         return pruned
 
     def release_orphaned_claims(self, now: float, max_deaths: int) -> tuple[list[int], list[int]]:
@@ -454,12 +486,3 @@ class QueueStorage:
         row = self.db.query_one(self.sql["counts"])
         return dict(row) if row else {}
 
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -80,17 +80,23 @@ class Watchdog:
     def settle(self, job_id: int) -> bool:
         """The run of ``job_id`` ended: True when the caller records its outcome, False when a timeout did."""
         self._jobs.pop(job_id, None)
-        with self._lock:
+        if self._futures:
             self._futures.pop(job_id, None)
+        if self._cancelled:
             self._cancelled.discard(job_id)
+        # Most jobs have no deadline: no lock. A deadline moves to _timed_out before it leaves _deadlines
+        # (see _check_deadlines), so a job found in neither was never timed out.
+        if job_id not in self._deadlines and job_id not in self._timed_out:
+            return True
+        with self._lock:
             if self._timed_out.pop(job_id, None) is not None:
                 return False
             self._deadlines.pop(job_id, None)
             return True
 
-    def was_cancelled(self, job_id: int) -> bool:
-        with self._lock:
-            return job_id in self._cancelled
+    def abandoned(self, job_id: int) -> bool:
+        """A plain job recorded as timed out while its thread still runs it (it holds no claim)."""
+        return job_id in self._timed_out
 
     def stop(self) -> None:
         self._stop.set()
@@ -119,13 +125,15 @@ class Watchdog:
                 log.exception("%s: watchdog failed a round", self.worker.name)
 
     def _check_deadlines(self, now: float) -> None:
+        if not self._deadlines and not self._timed_out:
+            return
         with self._lock:
             due = [job_id for job_id, deadline in self._deadlines.items() if deadline <= now]
             for job_id in due:
-                del self._deadlines[job_id]
                 entry = self._jobs.get(job_id)
                 grace = min(entry[1].timeout or 0.0, self.hung_grace) if entry else self.hung_grace
                 self._timed_out[job_id] = now + grace
+                del self._deadlines[job_id]
             hung = [job_id for job_id, at in self._timed_out.items() if now >= at]
         for job_id in due:
             entry = self._jobs.get(job_id)

@@ -347,8 +347,13 @@ class Worker:
 
     # -- stopping --------------------------------------------------------------------------------------------
 
-    def shutdown(self, timeout: float) -> None:
-        """Wait up to ``timeout`` for the jobs running or claimed; hand back to ready the ones not done by then."""
+    def shutdown(self, timeout: float) -> list[int]:
+        """Wait up to ``timeout`` for the jobs running or claimed; hand back the ones not started by then.
+
+        Returns the jobs still running: they stay claimed, since nothing can stop a thread and their claims
+        must not go back while they run (another worker would start them at once). They go back to their
+        queues once this process has exited: its supervisor, which reaps it, or a pruner hands them back.
+        """
         with self._cond:
             self._stopping = True
             running = len(self._running) + len(self._ready)
@@ -367,19 +372,26 @@ class Worker:
             finished, self._finished = self._finished, []
             results, self._results = self._results, {}
             self._deferred = False  # a job still running finishes itself
-            left = [job_id for job_id in self._running if job_id not in finished]
-            left += [row.id for row in self._ready]  # claimed, never started
+            # A plain job failed by its timeout no longer holds its claim (its thread may still run): not counted.
+            still_running = [job_id for job_id in self._running
+                             if job_id not in finished and not self.watchdog.abandoned(job_id)]
+            unstarted = [row.id for row in self._ready]
             self._ready.clear()
         if finished:
             self.storage.finish(finished, self.process_id, self.clock(), preserve=self.preserve_finished_jobs,
                                 results=results or None)
-        if left:
-            released = self.storage.release(left, self.process_id, self.clock())
+        if unstarted:
+            released = self.storage.release(unstarted, self.process_id, self.clock())
             log.warning("%s: released %d unfinished job(s) back to their queues: %s", self.name, len(released),
                         released)
+        if still_running:
+            log.warning("%s: %d job(s) still running after %.1f s (shutdown_timeout): they stay claimed until "
+                        "this process has exited, then go back to their queues: %s", self.name,
+                        len(still_running), timeout, still_running)
         if self._loop is not None and self._loop_thread is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._loop_thread.join(timeout)
             if not self._loop.is_running():
                 self._loop.close()
+        return still_running
 

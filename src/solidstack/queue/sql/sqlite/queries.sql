@@ -136,11 +136,8 @@ DELETE FROM solidstack_processes WHERE id = :id;
 SELECT id, kind, name, last_heartbeat_at, supervisor_id, pid, hostname, metadata, created_at
 FROM solidstack_processes ORDER BY id;
 
--- name: stale_processes
-SELECT id, kind, name, pid, hostname FROM solidstack_processes WHERE last_heartbeat_at < :cutoff ORDER BY id;
-
--- name: processes_on_host
-SELECT id, kind, name, pid, hostname FROM solidstack_processes WHERE hostname = :hostname ORDER BY id;
+-- name: process_exists
+SELECT 1 FROM solidstack_processes WHERE id = :id;
 
 -- name: supervisees
 SELECT id FROM solidstack_processes WHERE supervisor_id = :id;
