@@ -4,6 +4,7 @@
 #   make test   creates .venv, installs solidstack, runs the whole test suite; then tests/django (Django >= 6.0
 #               needs Python >= 3.12) in .venv-django, built from the first python3.12/3.13 found (decision 0700)
 #   make bench  also installs the bench extra (huey, RQ, Dramatiq, Celery, matplotlib), runs benchmarks/queue
+#   make bench-pg  the PostgreSQL suite (pgqueuer, procrastinate; cable and cache) against BENCH_PG_URL
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -22,7 +23,7 @@ DJANGO_PYTHON ?= $(shell for p in python3.12 python3.13 $$HOME/.pyenv/versions/3
 	2>/dev/null && { echo $$p; break; }; done)
 REDIS_START := redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
 
-.PHONY: demo demo-django test test-django lint clean bench
+.PHONY: demo demo-django test test-django lint clean bench bench-pg
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -68,6 +69,11 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 bench: $(BENCH_STAMP)
 	redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || $(REDIS_START)
 	$(BIN)/python benchmarks/queue/run.py $(BENCH_ARGS)
+
+# Needs a PostgreSQL server whose role may create databases (BENCH_PG_URL, default postgresql://postgres@127.0.0.1:5432);
+# Redis is optional here (huey on Redis as the latency reference).
+bench-pg: $(BENCH_STAMP)
+	$(BIN)/python benchmarks/queue/run_pg.py $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

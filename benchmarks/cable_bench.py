@@ -3,6 +3,10 @@ to 1,000 WebSocket connections on one server process.
 
     .venv/bin/pip install -e '.[web,dev,bench]'      # redis client; a Redis server on 127.0.0.1:6379
     .venv/bin/python benchmarks/cable_bench.py [--messages 500] [--fanout 1000]
+    .venv/bin/python benchmarks/cable_bench.py --postgres postgresql://postgres@127.0.0.1:5432   # cable on PostgreSQL
+
+``--postgres URL`` (a server, without a database name) puts the cable database on PostgreSQL: a scratch
+database is created there and dropped after; delivery is then by ``LISTEN/NOTIFY`` across processes.
 
 Latency: a child process publishes one message every 5 ms (an idle system, not a flood); the subscriber in
 this process records receive time minus send time (CLOCK_MONOTONIC is shared by processes on Linux).
@@ -26,6 +30,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CABLE_YML = "development:\n  adapter: solid_cable\n  polling_interval: 1.second\n  message_retention: 1.day\n"
+DATABASE_YML = "development:\n  cable:\n    adapter: postgresql\n    url: {url}\n"
+
+
+def write_app(root: Path, postgres_url: str = "") -> None:
+    """An app folder with cable.yml, and a database.yml putting the cable database on PostgreSQL when asked."""
+    (root / "config").mkdir(parents=True, exist_ok=True)
+    (root / "config" / "cable.yml").write_text(CABLE_YML)
+    if postgres_url:
+        (root / "config" / "database.yml").write_text(DATABASE_YML.format(url=postgres_url))
 
 PUBLISHER = r"""
 import json, os, sys, time
@@ -162,18 +175,39 @@ def main() -> None:
     parser.add_argument("--throughput", type=int, default=5000)
     parser.add_argument("--fanout", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--postgres", metavar="URL", default="",
+                        help="the cable database on this PostgreSQL server (a scratch database, dropped after)")
     args = parser.parse_args()
+    if args.postgres:
+        import psycopg
 
+        server = args.postgres.rstrip("/")
+        name = f"cable_bench_{os.getpid()}"
+        with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
+        try:
+            run(args, f"{server}/{name}")
+        finally:
+            import solidstack.db
+
+            solidstack.db.close_all()
+            with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]
+    else:
+        run(args, "")
+
+
+def run(args: argparse.Namespace, postgres_url: str) -> None:
     root = Path(tempfile.mkdtemp(prefix="cable-bench-"))
-    (root / "config").mkdir()
-    (root / "config" / "cable.yml").write_text(CABLE_YML)
+    write_app(root, postgres_url)
     import solidstack
     from solidstack.tasks import migrate_all
 
     app = solidstack.configure(root, "development")
     migrate_all(app)
     env = dict(os.environ, SECRET_KEY_BASE="bench")
-    print(f"cable on SQLite (polling_interval 1 s, wake-up sockets) vs Redis pub/sub, {time.strftime('%F %T')}")
+    engine = "PostgreSQL (LISTEN/NOTIFY)" if postgres_url else "SQLite (wake-up sockets)"
+    print(f"cable on {engine}, polling_interval 1 s, vs Redis pub/sub, {time.strftime('%F %T')}")
 
     results = {}
     for name, bench in (("solidstack", bench_cable), ("redis", bench_redis)):

@@ -1,4 +1,7 @@
-"""The solidstack benchmark job, and the worker process: one Runner around one Worker, as a forked child runs."""
+"""The solidstack benchmark job, and the worker process: one Runner around one Worker, as a forked child runs.
+
+    python jobs_solid.py PATH_OR_URL [THREADS]     # a SQLite file, or a postgresql:// URL
+"""
 
 from __future__ import annotations
 
@@ -21,19 +24,24 @@ class BacklogJob(Job):
         pass
 
 
+def open_database(where: str):  # type: ignore[no-untyped-def]
+    """A SQLite file's path, or a ``postgresql://`` URL."""
+    if where.startswith(("postgresql://", "postgres://")):
+        from solidstack.db.postgresql import PostgreSQLDatabase
+
+        return PostgreSQLDatabase(where, name="queue")
+    from solidstack.db import SQLiteDatabase
+
+    return SQLiteDatabase(where)
+
+
 def main() -> None:
     import signal
 
-    from solidstack.db import SQLiteDatabase
     from solidstack.queue import QueueStorage, Runner, Worker, WorkerConfig
 
     path, threads = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 3
-    if path.startswith("postgresql://"):
-        from solidstack.db.postgresql import PostgreSQLDatabase
-
-        storage = QueueStorage(PostgreSQLDatabase(path, name="queue"))
-    else:
-        storage = QueueStorage(SQLiteDatabase(path))
+    storage = QueueStorage(open_database(path))
     worker = Worker(storage, WorkerConfig(threads=threads), preserve_finished_jobs=True)
     runner = Runner(worker, storage)
     signal.signal(signal.SIGTERM, lambda _s, _f: runner.stop())

@@ -33,9 +33,24 @@ development:
 """
 
 
-def make_app(root: Path, interval: str = "0.1.seconds") -> solidstack.App:
+DATABASE_YML = """\
+development:
+  cable:
+    adapter: postgresql
+    url: {url}
+    listen: {listen}
+    prepared_statements: {prepared}
+"""
+
+
+def make_app(root: Path, interval: str = "0.1.seconds", *, postgres_url: str | None = None,
+             listen: bool = True, prepared_statements: bool = True) -> solidstack.App:
+    """An app folder whose cable database is a SQLite file, or the PostgreSQL database at ``postgres_url``."""
     (root / "config").mkdir(parents=True, exist_ok=True)
     (root / "config" / "cable.yml").write_text(CABLE_YML.format(interval=interval))
+    if postgres_url:
+        (root / "config" / "database.yml").write_text(DATABASE_YML.format(
+            url=postgres_url, listen=str(listen).lower(), prepared=str(prepared_statements).lower()))
     app = solidstack.configure(root, "development")
     migrate_all(app)
     return app

@@ -1,18 +1,22 @@
-"""The pub/sub core on a real SQLite file: order, exactly once, only after subscribing, across processes."""
+"""The pub/sub core on each engine (a real SQLite file, a real PostgreSQL database): order, exactly once, only
+after subscribing, across processes."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cable_helpers import broadcast_from_child, child_env, make_app
 
 import solidstack
+from engines import postgres_database
 from solidstack.cable import MemoryPubSub, SolidCablePubSub, broadcast, broadcasts, pubsub, reset, subscribe
 from solidstack.cable.storage import CableStorage, channel_hash
 from solidstack.db import connect
@@ -34,6 +38,27 @@ class Inbox:
         with self.cond:
             self.cond.wait_for(lambda: len(self.items) >= count, timeout)
             return list(self.items)
+
+
+@contextlib.contextmanager
+def engine_app(engine: str, root: Path, **options: object) -> Iterator[solidstack.App]:
+    """An app whose cable database is of ``engine`` (a fresh PostgreSQL database, dropped after)."""
+    with contextlib.ExitStack() as stack:
+        url = None if engine == "sqlite" else stack.enter_context(postgres_database())
+        try:
+            yield make_app(root, postgres_url=url, **options)  # type: ignore[arg-type]
+        finally:
+            reset()  # stops the listener thread and closes the connections before the database is dropped
+            solidstack.db.close_all()
+
+
+@pytest.fixture
+def cable_app(engine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[solidstack.App]:
+    """Each engine in turn (this module's contract); the process's pub/sub is closed after."""
+    monkeypatch.setenv("SOLIDSTACK_ROOT", str(tmp_path / "app"))
+    monkeypatch.setenv("SOLIDSTACK_ENV", "development")
+    with engine_app(engine, tmp_path / "app") as app:
+        yield app
 
 
 def test_broadcast_reaches_subscribers_of_the_stream_only_in_order(cable_app: solidstack.App) -> None:
@@ -118,20 +143,17 @@ def test_broadcasts_from_other_processes_arrive_once_each_in_publish_order(cable
     assert [json.loads(m.payload) for m in ids] == received
 
 
-def test_a_broadcast_from_another_process_wakes_the_listener_before_the_polling_interval(tmp_path: Path,
-                                                                                        monkeypatch) -> None:
-    """With a 60 s polling interval, only the wake-up signal can deliver within the test's time."""
+def test_a_broadcast_from_another_process_wakes_the_listener_before_the_polling_interval(
+        engine: str, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """With a 60 s polling interval, only the wake-up signal (a datagram, a NOTIFY) can deliver in time."""
     monkeypatch.setenv("SOLIDSTACK_ROOT", str(tmp_path / "app"))
     monkeypatch.setenv("SOLIDSTACK_ENV", "development")
-    app = make_app(tmp_path / "app", interval="60.seconds")
-    try:
+    with engine_app(engine, tmp_path / "app", interval="60.seconds") as app:
         inbox = Inbox()
         subscribe("wake", inbox)
         time.sleep(0.2)  # the listener is now blocked in its 60 s wait
         broadcast_from_child(app.root, "wake", {"hi": 1})
         assert inbox.wait(1, timeout=30) == [{"hi": 1}]
-    finally:
-        reset()
 
 
 def test_poll_reads_in_batches_and_skips_nothing(cable_app: solidstack.App) -> None:

@@ -272,7 +272,8 @@ def test_increment_edge_cases(any_store: Store) -> None:
 
 def test_increment_over_a_colliding_row(store: DatabaseStore) -> None:
     store.write("k", 41)
-    store.db.execute("UPDATE solidstack_cache_entries SET key = ?", (b"another key with the same hash",))
+    store.db.execute(store.db.statement("UPDATE solidstack_cache_entries SET key = :key"),
+                     {"key": b"another key with the same hash"})
     assert store.increment("k") == 1  # the other key's entry is not added to: overwritten, as a write would
     assert store.read("k") == 1
 

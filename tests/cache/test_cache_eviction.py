@@ -36,7 +36,7 @@ def test_max_size_keeps_the_estimate_under_the_limit(make_store) -> None:  # typ
 def test_max_size_estimate_from_samples_on_a_large_table(make_store) -> None:  # type: ignore[no-untyped-def]
     store = make_store(max_age=None, size_estimate_samples=100)
     store.write_multi({f"k{i}": "x" * 200 for i in range(2000)})
-    entries, size, estimated = store.expiry.estimate(store.db.connection())
+    entries, size, estimated = store.expiry.estimate()
     assert estimated
     assert entries == 2000  # ids are dense: the window's density is exact
     exact = store.db.query_one("SELECT SUM(byte_size) AS s FROM solidstack_cache_entries")["s"]  # type: ignore[index]

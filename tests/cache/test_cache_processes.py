@@ -16,8 +16,8 @@ PROCESSES = 4
 INCREMENTS = 500
 
 
-def _increment_many(path: str, key: str | None, barrier, results) -> None:  # type: ignore[no-untyped-def]
-    store = DatabaseStore(path, expiry_method="inline", max_entries=1000, expiry_batch_size=10, encryption_key=key)
+def _increment_many(config, key: str | None, barrier, results) -> None:  # type: ignore[no-untyped-def]
+    store = DatabaseStore(config, expiry_method="inline", max_entries=1000, expiry_batch_size=10, encryption_key=key)
     barrier.wait(timeout=30)
     failures = 0
     for i in range(INCREMENTS):
@@ -35,7 +35,8 @@ def test_increment_under_four_processes_sums_exactly(make_store, encryption_key:
     store = make_store(encryption_key=encryption_key)
     ctx = mp.get_context("spawn")
     barrier, results = ctx.Barrier(PROCESSES), ctx.Queue()
-    workers = [ctx.Process(target=_increment_many, args=(str(store.db.path), encryption_key, barrier, results))
+    config = make_store.config_for("cache.sqlite3")
+    workers = [ctx.Process(target=_increment_many, args=(config, encryption_key, barrier, results))
                for _ in range(PROCESSES)]
     for worker in workers:
         worker.start()
@@ -71,8 +72,8 @@ def _locked_by_another_process(path: Path, mode: str):  # type: ignore[no-untype
     return holder, release
 
 
-def test_write_lock_held_by_another_process(make_store, caplog) -> None:  # type: ignore[no-untyped-def]
-    store = make_store(busy_timeout=0.1, retry_after=0.5)
+def test_write_lock_held_by_another_process(make_sqlite_store, caplog) -> None:  # type: ignore[no-untyped-def]
+    store = make_sqlite_store(busy_timeout=0.1, retry_after=0.5)
     store.write("k", "before")
     holder, release = _locked_by_another_process(store.db.path, "immediate")
     try:
@@ -94,10 +95,10 @@ def test_write_lock_held_by_another_process(make_store, caplog) -> None:  # type
     assert store.read("k") == "after"
 
 
-def test_file_locked_exclusively_by_another_process(tmp_path: Path, make_store) -> None:  # type: ignore[no-untyped-def]
+def test_file_locked_exclusively_by_another_process(tmp_path: Path, make_sqlite_store) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "locked.sqlite3"
-    make_store("locked.sqlite3").write("k", "v")
-    make_store("locked.sqlite3").db.close()
+    make_sqlite_store("locked.sqlite3").write("k", "v")
+    make_sqlite_store("locked.sqlite3").db.close()
     holder, release = _locked_by_another_process(path, "exclusive")
     try:
         # A store that opens its connection while the lock is held: every operation is a miss or dropped.

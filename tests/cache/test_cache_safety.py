@@ -30,8 +30,8 @@ class Exploit:
         return (Path.touch, (self.marker,))
 
 
-def test_pickle_round_trips_objects(make_store) -> None:  # type: ignore[no-untyped-def]
-    store = make_store(serializer="pickle", secret="s3cret")
+def test_pickle_round_trips_objects(make_sqlite_store) -> None:  # type: ignore[no-untyped-def]
+    store = make_sqlite_store(serializer="pickle", secret="s3cret")
     store.write("p", Point(1, 2))
     store.write("t", (1, 2))
     assert store.read("p") == Point(1, 2)
@@ -43,9 +43,9 @@ def test_pickle_needs_a_secret(tmp_path: Path) -> None:
         MemoryStore(serializer="pickle")
 
 
-def test_tampered_pickle_entry_is_a_miss_never_unpickled(make_store, tmp_path: Path,  # type: ignore[no-untyped-def]
+def test_tampered_pickle_entry_is_a_miss_never_unpickled(make_sqlite_store, tmp_path: Path,  # type: ignore[no-untyped-def]
                                                          caplog: pytest.LogCaptureFixture) -> None:
-    store = make_store(serializer="pickle", secret="s3cret")
+    store = make_sqlite_store(serializer="pickle", secret="s3cret")
     store.write("p", Point(1, 2))
     marker = tmp_path / "pwned"
     evil = pickle.dumps(Exploit(marker))
@@ -63,17 +63,17 @@ def test_tampered_pickle_entry_is_a_miss_never_unpickled(make_store, tmp_path: P
     assert not marker.exists()
 
 
-def test_a_safe_store_never_unpickles(make_store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    writer = make_store("c.sqlite3", serializer="pickle", secret="s3cret")
+def test_a_safe_store_never_unpickles(make_sqlite_store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    writer = make_sqlite_store("c.sqlite3", serializer="pickle", secret="s3cret")
     marker = tmp_path / "pwned"
     writer.write("p", Exploit(marker))
-    reader = make_store("c.sqlite3")
+    reader = make_sqlite_store("c.sqlite3")
     assert reader.read("p") is None
     assert not marker.exists()
 
 
-def test_signature_binds_the_key(make_store) -> None:  # type: ignore[no-untyped-def]
-    store = make_store(serializer="pickle", secret="s3cret")
+def test_signature_binds_the_key(make_sqlite_store) -> None:  # type: ignore[no-untyped-def]
+    store = make_sqlite_store(serializer="pickle", secret="s3cret")
     store.write("a", Point(1, 1))
     store.write("b", Point(2, 2))
     value_a = store.db.query_one("SELECT value FROM solidstack_cache_entries WHERE key = ?", (b"a",))[0]  # type: ignore[index]
@@ -81,24 +81,24 @@ def test_signature_binds_the_key(make_store) -> None:  # type: ignore[no-untyped
     assert store.read("b") is None
 
 
-def test_encryption_round_trips_and_hides_values(make_store) -> None:  # type: ignore[no-untyped-def]
+def test_encryption_round_trips_and_hides_values(make_sqlite_store) -> None:  # type: ignore[no-untyped-def]
     pytest.importorskip("cryptography")
-    store = make_store(encryption_key="k" * 32)
+    store = make_sqlite_store(encryption_key="k" * 32)
     store.write("secret", "plain text value " * 3)
     store.write("n", 1)
     assert store.read("secret") == "plain text value " * 3
     assert store.increment("n") == 2
     raw = store.db.path.read_bytes() + Path(str(store.db.path) + "-wal").read_bytes()
     assert b"plain text value" not in raw
-    wrong = make_store(encryption_key="another key")
+    wrong = make_sqlite_store(encryption_key="another key")
     assert wrong.read("secret") is None
-    unkeyed = make_store()
+    unkeyed = make_sqlite_store()
     assert unkeyed.read("secret") is None
 
 
-def test_encrypted_entry_moved_to_another_key_is_a_miss(make_store) -> None:  # type: ignore[no-untyped-def]
+def test_encrypted_entry_moved_to_another_key_is_a_miss(make_sqlite_store) -> None:  # type: ignore[no-untyped-def]
     pytest.importorskip("cryptography")
-    store = make_store(encryption_key="k" * 32)
+    store = make_sqlite_store(encryption_key="k" * 32)
     store.write("a", "A")
     store.write("b", "B")
     value_a = store.db.query_one("SELECT value FROM solidstack_cache_entries WHERE key = ?", (b"a",))[0]  # type: ignore[index]
@@ -107,7 +107,8 @@ def test_encrypted_entry_moved_to_another_key_is_a_miss(make_store) -> None:  # 
 
 
 @pytest.mark.parametrize("value", [b"", b"\x7f", b"\x01\xff\xfe", b"\x12not zlib", b"\x07{not json", b"\x80short"])
-def test_corrupt_rows_are_misses(store: DatabaseStore, value: bytes) -> None:
+def test_corrupt_rows_are_misses(sqlite_store: DatabaseStore, value: bytes) -> None:
+    store = sqlite_store
     store.write("k", "v")
     store.db.execute("UPDATE solidstack_cache_entries SET value = ?", (value,))
     assert store.read("k") is None
@@ -115,7 +116,8 @@ def test_corrupt_rows_are_misses(store: DatabaseStore, value: bytes) -> None:
     assert store.read("k") == "recomputed"
 
 
-def test_hash_collision_reads_as_a_miss(store: DatabaseStore) -> None:
+def test_hash_collision_reads_as_a_miss(sqlite_store: DatabaseStore) -> None:
+    store = sqlite_store
     store.write("k", "v")
     store.db.execute("UPDATE solidstack_cache_entries SET key = ?", (b"another key with the same hash",))
     assert store.read("k") is None and "k" not in store

@@ -159,7 +159,8 @@ class CableApp:
         self._ensure_pinger()
         internal = connection.internal_channel
         if internal is not None:  # remote commands for this identity (see remote.py)
-            self.router.add(internal, (session, internal), session.internal_message)
+            # Off the loop: subscribing a new stream reads the database.
+            await loop.run_in_executor(None, self.router.add, internal, (session, internal), session.internal_message)
         session.send({"type": "welcome"})
         try:
             await session.run()

@@ -1,9 +1,11 @@
 """Pub/sub: ``broadcast(stream, message)`` from any process, ``subscribe(stream, callback)`` in any process.
 
 :class:`SolidCablePubSub` is the Solid Cable model: broadcasts are rows of a messages table; one listener
-thread per process polls for the channels this process subscribes to, woken at once by the publisher
-(see :mod:`.wakeup`) and at the latest every ``polling_interval``. :class:`MemoryPubSub` delivers within one
-process (the ``test`` and ``async`` adapters) and, for ``test``, records what was broadcast.
+thread per process polls for the channels this process subscribes to, woken at once by the publisher and at
+the latest every ``polling_interval``: on SQLite by a datagram after the commit (:mod:`.wakeup`), on
+PostgreSQL by the ``NOTIFY`` the broadcast's transaction sends, heard on the process's one ``LISTEN``
+connection (:mod:`solidstack.db.pglisten`; none with ``listen: false``). :class:`MemoryPubSub` delivers within
+one process (the ``test`` and ``async`` adapters) and, for ``test``, records what was broadcast.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import logging
 import random
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..db import DatabaseError, background_section
+from ..db.notify import Wakeups
 from .storage import CableStorage
 from .wakeup import WakeupSocket, notify, wakeup_dir
 
@@ -33,6 +37,10 @@ def encode(message: Any) -> str:
         return json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"cannot broadcast {message!r}: messages must be JSON values ({exc})") from None
+
+
+def _not_migrated(label: str) -> DatabaseError:
+    return DatabaseError(f"the cable messages table is missing in the {label} (run `solidstack db migrate`)")
 
 
 class PubSub(Protocol):
@@ -78,11 +86,13 @@ class SolidCablePubSub:
         self.message_retention = message_retention
         self.autotrim = autotrim
         self.trim_batch_size = trim_batch_size
-        self._wakeup_dir = wakeup_dir(storage.db.path)
+        # SQLite: the publisher wakes this machine's listeners after its commit; a server: its NOTIFY does.
+        self._wakeup_dir = None if storage.notifies else wakeup_dir(storage.db.path)
         self._lock = threading.Lock()
         self._channels: dict[str, _Channel] = {}
         self._listener: threading.Thread | None = None
-        self._wakeup: WakeupSocket | None = None
+        self._wakeup: Any = None
+        self._poll_failing = False
         self._stopped = threading.Event()
         self._trim_wanted = threading.Event()
         self._trimmer: threading.Thread | None = None
@@ -97,14 +107,17 @@ class SolidCablePubSub:
         """Like :meth:`broadcast`, for a payload that is already JSON text."""
         try:
             self.storage.insert(stream, payload)
-        except sqlite3.OperationalError as exc:
+        except (sqlite3.OperationalError, DatabaseError) as exc:
             if "no such table" in str(exc):
-                raise DatabaseError(
-                    f"the cable messages table is missing in the {self.storage.db.label} "
-                    "(run `solidstack db migrate`)"
-                ) from exc
+                raise _not_migrated(self.storage.db.label) from exc
             raise
-        notify(self._wakeup_dir)
+        except Exception as exc:
+            # PostgreSQL: the broadcast function of the migration is missing (undefined_function).
+            if getattr(exc, "sqlstate", None) == "42883":
+                raise _not_migrated(self.storage.db.label) from exc
+            raise
+        if self._wakeup_dir is not None:
+            notify(self._wakeup_dir)
         if self.autotrim and random.random() < 2.0 / self.trim_batch_size:
             self._request_trim()
 
@@ -144,20 +157,43 @@ class SolidCablePubSub:
     def _ensure_listener(self) -> None:
         if self._listener is not None or self._stopped.is_set():
             return
-        try:
-            self._wakeup = WakeupSocket(self._wakeup_dir)
-        except OSError as exc:
-            log.warning("cable: no wake-up socket (%s); polling every %ss", exc, self.polling_interval)
+        db = self.storage.db
+        if self._wakeup_dir is not None:
+            try:
+                self._wakeup = WakeupSocket(self._wakeup_dir)
+            except OSError as exc:
+                log.warning("cable: no wake-up socket (%s); polling every %ss", exc, self.polling_interval)
+        else:
+            # The process's one LISTEN connection to this database (db/pglisten.py), shared with the queue when
+            # both use the same entry; None with `listen: false`.
+            self._wakeup = Wakeups(db, "cable").listener()
+            if self._wakeup is None:
+                log.info("cable: listen is off for the %s; polling every %ss", db.label, self.polling_interval)
         self._listener = threading.Thread(target=self._listen, name="solidstack-cable-listener", daemon=True)
         self._listener.start()
 
     def _listen(self) -> None:
+        connected = getattr(getattr(self._wakeup, "listener", None), "connected", None)
+        if connected is not None:  # LISTEN before the first poll, so nothing after it waits for the next one
+            connected.wait(1.0)
         while not self._stopped.is_set():
             try:
                 caught_up = self.poll_once()
-            except Exception:
-                log.exception("cable: polling the %s failed; retrying", self.storage.db.label)
+            except Exception as exc:
+                # One line per outage (a server down would otherwise log every polling interval).
+                if not self._poll_failing:
+                    self._poll_failing = True
+                    log.warning("cable: polling the %s failed (%s); retrying every %gs", self.storage.db.label,
+                                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                                self.polling_interval)
+                log.debug("cable: poll failed", exc_info=True)
                 caught_up = True
+                # A failed poll may have taken its whole pool timeout: do not spin when it was quick.
+                time.sleep(min(self.polling_interval, 1.0))
+            else:
+                if self._poll_failing:
+                    self._poll_failing = False
+                    log.info("cable: polling the %s works again", self.storage.db.label)
             if caught_up:
                 self._wait(self.polling_interval)
 

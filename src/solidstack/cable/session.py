@@ -56,6 +56,9 @@ class Session:
         self.subscriptions: dict[str, Channel] = {}
         #: Broadcasts that arrive while a subscription awaits its confirmation are held, then sent after it.
         self.pending: dict[str, list[str]] = {}
+        #: Stream subscriptions started on the event loop (``async def subscribed``), running in worker threads
+        #: because subscribing reads the database; a subscription is confirmed once they are done.
+        self.adding: list[asyncio.Future[Any]] = []
         self.closing = False
         self.app_connection: Connection | None = None
         self.limits = app.limits
@@ -82,10 +85,32 @@ class Session:
         self.outbox.put_nowait(text)
 
     def add_stream(self, channel: Channel, stream: str, callback: Any) -> None:
-        self.app.router.add(stream, (self, channel), self._stream_handler(channel, callback))
+        handler = self._stream_handler(channel, callback)
+        if threading.get_ident() == self.loop_thread:  # never the database on the event loop
+            self.adding.append(self.loop.run_in_executor(None, self.app.router.add, stream, (self, channel), handler))
+        else:
+            self.app.router.add(stream, (self, channel), handler)
 
     def remove_stream(self, channel: Channel, stream: str) -> None:
+        if self.adding and threading.get_ident() == self.loop_thread:
+            # After the adds still running in threads, or a late add would bring the route back.
+            pending = list(self.adding)
+
+            async def remove_later() -> None:
+                await asyncio.gather(*pending, return_exceptions=True)
+                self.app.router.remove(stream, (self, channel))
+
+            self.adding.append(self.loop.create_task(remove_later()))
+            return
         self.app.router.remove(stream, (self, channel))
+
+    async def streams_added(self) -> None:
+        """Wait for the stream subscriptions started on the loop; raises the first that failed."""
+        while self.adding:
+            adding, self.adding = self.adding, []
+            for result in await asyncio.gather(*adding, return_exceptions=True):
+                if isinstance(result, BaseException):
+                    raise result
 
     def close(self, reason: str, reconnect: bool) -> None:
         if threading.get_ident() != self.loop_thread:
@@ -200,6 +225,7 @@ class Session:
         self.pending[identifier] = []
         try:
             await call(channel.subscribed)
+            await self.streams_added()
         except RejectedError:
             channel.reject()
         except Exception:

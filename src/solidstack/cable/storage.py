@@ -1,12 +1,13 @@
 """Cable's storage seam: every statement on the messages table, named in ``sql/<dialect>/queries.sql``.
 
-A PostgreSQL backend is a second query file and the same class: nothing else in the part writes SQL.
+PostgreSQL is a second query file and the same class: nothing else in the part writes SQL. A broadcast there is
+one statement, ``broadcast`` (a function that takes the ordering lock, inserts and sends ``NOTIFY``; decision
+0210), where SQLite inserts with ``insert_message`` in a ``BEGIN IMMEDIATE`` transaction.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import dataclass
 
@@ -44,17 +45,23 @@ class CableStorage:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.queries = load_queries("solidstack.cable", db.dialect, db.paramstyle)
+        #: PostgreSQL: lock, insert and NOTIFY in one statement, its own transaction (or the caller's).
+        self._broadcast = self.queries.get("broadcast")
+
+    @property
+    def notifies(self) -> bool:
+        """Whether a broadcast wakes listeners itself (``NOTIFY``); else the publisher wakes them after it."""
+        return self._broadcast is not None
 
     def insert(self, channel: str, payload: str, *, now: float | None = None) -> int:
         """Store one message; returns its id (its place in the delivery order)."""
+        params = {"channel": channel, "channel_hash": channel_hash(channel), "payload": payload,
+                  "created_at": time.time() if now is None else now}
+        if self._broadcast is not None:
+            return int(self.db.connection().execute(self._broadcast, params).fetchone()[0])
         with self.db.transaction() as conn:
-            cursor = conn.execute(self.queries["insert_message"], {
-                "channel": channel,
-                "channel_hash": channel_hash(channel),
-                "payload": payload,
-                "created_at": time.time() if now is None else now,
-            })
-            return int(cursor.lastrowid or 0)
+            [new_id] = self.db.insert_many(conn, self.queries["insert_message"], [params])
+            return int(new_id)
 
     def last_id(self) -> int:
         row = self.db.query_one(self.queries["last_id"])
@@ -62,7 +69,7 @@ class CableStorage:
 
     def poll(self, since: int, channels: list[str], *, limit: int = POLL_LIMIT) -> PollResult:
         """Messages with ``id > since`` on ``channels``, oldest first, and the table's newest id."""
-        hashes = json.dumps(sorted({channel_hash(c) for c in channels}))
+        hashes = self.db.array(sorted({channel_hash(c) for c in channels}))
         rows = self.db.query(self.queries["poll_messages"], {"since": since, "hashes": hashes, "limit": limit})
         newest = scanned = since
         wanted = set(channels)

@@ -13,7 +13,6 @@ path; ``"inline"`` runs them in the writing call.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import threading
@@ -23,8 +22,6 @@ from typing import TYPE_CHECKING
 from ..db import background_section
 
 if TYPE_CHECKING:
-    import sqlite3
-
     from .database import DatabaseStore
 
 METHODS = ("thread", "inline")
@@ -70,19 +67,18 @@ class Expiry:
 
     # -- one pass -------------------------------------------------------------------------------------------
 
-    def estimate(self, conn: sqlite3.Connection) -> tuple[int, int, bool]:
+    def estimate(self) -> tuple[int, int, bool]:
         """``(entries, bytes, estimated)``: exact while the ids span at most ``samples``, else from a window."""
-        queries = self.store.queries
-        low, high = conn.execute(queries["id_range"]).fetchone()
+        fetch, queries = self.store._fetch, self.store.queries
+        low, high = fetch(queries["id_range"])[0]
         if low is None:
             return 0, 0, False
         span = high - low + 1
         if span <= self.samples:
-            entries, size = conn.execute(queries["count_and_size"]).fetchone()
-            return entries, size, False
+            entries, size = fetch(queries["count_and_size"])[0]
+            return int(entries), int(size), False
         start = random.randint(low, high - self.samples + 1)
-        entries, size = conn.execute(queries["sample_count_and_size"],
-                                     {"low": start, "high": start + self.samples - 1}).fetchone()
+        entries, size = fetch(queries["sample_count_and_size"], {"low": start, "high": start + self.samples - 1})[0]
         scale = span / self.samples
         return round(entries * scale), round(size * scale), True
 
@@ -90,25 +86,24 @@ class Expiry:
         """Run one pass now; returns how many entries it deleted. Raises on a database failure."""
         store = self.store
         queries = store.queries
-        conn = store._connection()
         now = time.time() if now is None else now
         full = False
         if self.max_entries or self.max_size:
-            entries, size, _ = self.estimate(conn)
+            entries, size, _ = self.estimate()
             full = bool((self.max_entries and entries > self.max_entries) or (self.max_size and size > self.max_size))
         limit = self.batch_size * 3
         if full:
-            rows = conn.execute(queries["oldest_ids"], {"limit": limit}).fetchall()
+            rows = store._fetch(queries["oldest_ids"], {"limit": limit})
         else:
+            # -inf, not None: "created_at < NULL" would match nothing on either engine, but -inf says why.
             cutoff = now - self.max_age if self.max_age else float("-inf")
-            rows = conn.execute(queries["expired_ids"], {"limit": limit, "cutoff": cutoff, "now": now}).fetchall()
+            rows = store._fetch(queries["expired_ids"], {"limit": limit, "cutoff": cutoff, "now": now})
         ids = [row[0] for row in rows]
         if len(ids) > self.batch_size:
             ids = random.sample(ids, self.batch_size)
         if not ids:
             return 0
-        with store.db.transaction() as write:
-            return write.execute(queries["delete_ids"], {"ids": json.dumps(ids)}).rowcount
+        return store._run(queries["delete_ids"], {"ids": store.db.array(ids)})
 
     def run_safely(self) -> int:
         """:meth:`run`, with a failure logged by the store's failsafe instead of raised."""

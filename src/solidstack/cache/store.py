@@ -29,11 +29,20 @@ log = logging.getLogger("solidstack.cache")
 
 Row = tuple[bytes, bytes, float | None, str | None]
 
-#: What the failsafe turns into a miss. ``sqlite3.Error`` covers busy, locked, corrupt and closed databases.
+#: What the failsafe turns into a miss. ``sqlite3.Error`` covers busy, locked, corrupt and closed databases; a
+#: server engine's errors join through :func:`add_failures` when a store first uses one (``psycopg.Error`` for
+#: PostgreSQL: a server down, a dropped connection, a pool with nothing to give), so that importing the cache
+#: never imports a driver that SQLite users do not need. Read at each ``except``, never copied.
 FAILURES: tuple[type[BaseException], ...] = (sqlite3.Error, DatabaseError, OSError)
 #: Solid Cache's (and memcached's) largest key; longer keys are cut and end with a digest of the whole key.
 MAX_KEY_BYTES = 1024
 _MISS = object()
+
+
+def add_failures(*types: type[BaseException]) -> None:
+    """Count ``types`` among the failures that are a miss (a database driver's base error class)."""
+    global FAILURES
+    FAILURES = FAILURES + tuple(t for t in types if t not in FAILURES)
 
 
 @dataclass(frozen=True)

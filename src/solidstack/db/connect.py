@@ -49,12 +49,7 @@ def _connect_postgresql(config: DatabaseConfig) -> Database:
             f"{config.source}: the {config.name!r} database uses PostgreSQL, which needs psycopg 3 and "
             f"psycopg_pool: pip install 'solidstack[postgres]' ({exc})"
         ) from exc
-    options = config.options
-    params: dict[str, Any] = {libpq: str(options[key]) for key, libpq in _LIBPQ_KEYS.items()
-                              if options.get(key) not in (None, "")}
-    if config.database:
-        params["dbname"] = config.database
-    url = str(options.get("url") or "")
+    url, params, options = postgresql_params(config)
     key = ("postgresql", f"{config.name}|{url}|{sorted(params.items())}")
     with _lock:
         db = _open.get(key)
@@ -69,6 +64,16 @@ def _connect_postgresql(config: DatabaseConfig) -> Database:
                 **params,
             )
     return db  # type: ignore[no-any-return]
+
+
+def postgresql_params(config: DatabaseConfig) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """``(url, libpq parameters, entry options)`` of a PostgreSQL entry (for a part that opens its own pool)."""
+    options = config.options
+    params: dict[str, Any] = {libpq: str(options[key]) for key, libpq in _LIBPQ_KEYS.items()
+                              if options.get(key) not in (None, "")}
+    if config.database:
+        params["dbname"] = config.database
+    return str(options.get("url") or ""), params, options
 
 
 @_on_reset

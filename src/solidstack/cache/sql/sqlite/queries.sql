@@ -3,6 +3,10 @@
 -- name: read
 SELECT key, value, expires_at, version FROM solidstack_cache_entries WHERE key_hash = :key_hash
 
+-- name: read_for_update
+-- In the read-change-write transaction of `_update`: BEGIN IMMEDIATE already holds the write lock.
+SELECT key, value, expires_at, version FROM solidstack_cache_entries WHERE key_hash = :key_hash
+
 -- name: read_multi
 -- :key_hashes is a JSON array: one statement whatever the number of keys.
 SELECT key, value, expires_at, version FROM solidstack_cache_entries

@@ -1,0 +1,29 @@
+-- Named queries of the cable part (PostgreSQL): the same names and parameters as sql/sqlite/queries.sql, except
+-- that a broadcast is `broadcast` (ordered, inserted and announced in one statement) instead of `insert_message`.
+
+-- name: broadcast
+-- Order lock, insert and NOTIFY in one statement: see solidstack_cable_broadcast() in migrations/0001 and
+-- decision 0210.
+SELECT solidstack_cable_broadcast(:channel, :channel_hash, :payload, :created_at) AS id
+
+-- name: last_id
+SELECT coalesce(max(id), 0) AS last_id FROM solidstack_cable_messages
+
+-- name: poll_messages
+-- Messages after the cursor for the channels in the array of hashes, in publish order, and (kind 0) the newest
+-- id of the table, in one statement so that both come from one snapshot.
+SELECT 0 AS kind, (SELECT coalesce(max(id), 0) FROM solidstack_cable_messages) AS id, NULL AS channel,
+       NULL AS payload
+UNION ALL
+(SELECT 1 AS kind, id, channel, payload FROM solidstack_cable_messages
+ WHERE id > :since AND channel_hash = ANY(:hashes)
+ ORDER BY id
+ LIMIT :limit)
+
+-- name: trim_messages
+DELETE FROM solidstack_cable_messages WHERE id IN (
+    SELECT id FROM solidstack_cable_messages WHERE created_at < :cutoff ORDER BY id LIMIT :batch_size
+)
+
+-- name: count_messages
+SELECT count(*) AS count FROM solidstack_cable_messages
