@@ -31,7 +31,8 @@ def project(engine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
     monkeypatch.setenv("SOLIDSTACK_TEST_ROOT", str(tmp_path))
     monkeypatch.setattr(settings, "BASE_DIR", tmp_path)
     databases = dict(settings.DATABASES)
-    databases.pop("queue", None)
+    for part in ("queue", "cache", "cable"):
+        databases.pop(part, None)
     if engine == "postgresql":
         manager = postgres_database()
         url = manager.__enter__()
@@ -39,9 +40,10 @@ def project(engine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
         from psycopg.conninfo import conninfo_to_dict
 
         parts = conninfo_to_dict(url)
-        databases["queue"] = {"ENGINE": "django.db.backends.postgresql", "NAME": parts["dbname"],
-                              "HOST": parts.get("host", "127.0.0.1"), "PORT": str(parts.get("port", 5432)),
-                              "USER": parts.get("user", "postgres")}
+        for part in ("queue", "cache", "cable"):  # every part on the one fresh PostgreSQL database
+            databases[part] = {"ENGINE": "django.db.backends.postgresql", "NAME": parts["dbname"],
+                               "HOST": parts.get("host", "127.0.0.1"), "PORT": str(parts.get("port", 5432)),
+                               "USER": parts.get("user", "postgres")}
     monkeypatch.setattr(settings, "DATABASES", databases)
     configure_from_settings()
     migrate_parts()

@@ -35,7 +35,6 @@ class Thing:
         return isinstance(other, Thing) and other.n == self.n
 
 
-@pytest.mark.parametrize("engine", ["sqlite"])
 def test_api(cache: SolidCache) -> None:
     cache.set("a", {"x": [1, 2]})
     assert cache.get("a") == {"x": [1, 2]} and cache.get("missing", "d") == "d"
@@ -56,7 +55,6 @@ def test_api(cache: SolidCache) -> None:
     assert cache.incr_version("v", version=2) == 3 and cache.get("v", version=3) == "two"
 
 
-@pytest.mark.parametrize("engine", ["sqlite"])
 def test_timeouts(cache: SolidCache) -> None:
     cache.set("zero", 1, 0)
     assert cache.get("zero") is None
@@ -73,7 +71,6 @@ def test_timeouts(cache: SolidCache) -> None:
     assert cache.get("gone") is None and cache.touch("gone") is False
 
 
-@pytest.mark.parametrize("engine", ["sqlite"])
 def test_prefix_and_version_from_settings(cache: SolidCache) -> None:
     prefixed = caches["prefixed"]
     prefixed.set("k", "p")
@@ -82,7 +79,6 @@ def test_prefix_and_version_from_settings(cache: SolidCache) -> None:
     assert current_store().read("p:2:k") is not None  # Django's make_key: prefix:version:key
 
 
-@pytest.mark.parametrize("engine", ["sqlite"])
 def test_async_methods(cache: SolidCache) -> None:
     async def go() -> tuple[object, ...]:
         await cache.aset("a", 1)
@@ -93,7 +89,6 @@ def test_async_methods(cache: SolidCache) -> None:
     assert asyncio.run(go()) == (1, {"a": 1, "b": 2}, 2, True)
 
 
-@pytest.mark.parametrize("engine", ["sqlite"])
 def test_a_forged_entry_is_a_miss_not_unpickled(cache: SolidCache) -> None:
     import pickle
 
@@ -102,7 +97,6 @@ def test_a_forged_entry_is_a_miss_not_unpickled(cache: SolidCache) -> None:
     assert cache.get("evil") is None
 
 
-@pytest.mark.parametrize("engine", ["sqlite"])
 def test_increments_are_exact_across_processes(cache: SolidCache, project: Path) -> None:
     cache.set("hits", 0)
     code = (f"import os, sys, django; sys.path.insert(0, {str(HERE)!r}); "

@@ -1,7 +1,7 @@
 """SolidChannelLayer held to what Channels' own layers are tested for (send/receive, process-local channels,
 ordering, capacity, groups with discard, group_send past a full channel, expiry, flush), adapted, plus what only
 a layer shared between processes must do: a message sent by one process is received by another, and each message
-goes to one receiver. The cable part is on SQLite here (its PostgreSQL SQL is another branch's)."""
+goes to one receiver. Both engines (the project fixture)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from channels.exceptions import ChannelFull
 from solidstack.django.channels import SolidChannelLayer
 
 HERE = Path(__file__).parent
-pytestmark = pytest.mark.parametrize("engine", ["sqlite"])
 
 
 @pytest.fixture

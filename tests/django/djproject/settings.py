@@ -17,9 +17,10 @@ if _pg:
     from psycopg.conninfo import conninfo_to_dict
 
     _parts = conninfo_to_dict(_pg)
-    DATABASES["queue"] = {"ENGINE": "django.db.backends.postgresql", "NAME": _parts["dbname"],
-                          "HOST": _parts.get("host", "127.0.0.1"), "PORT": str(_parts.get("port", 5432)),
-                          "USER": _parts.get("user", "postgres")}
+    for _part in ("queue", "cache", "cable"):  # every part on the test's PostgreSQL database
+        DATABASES[_part] = {"ENGINE": "django.db.backends.postgresql", "NAME": _parts["dbname"],
+                            "HOST": _parts.get("host", "127.0.0.1"), "PORT": str(_parts.get("port", 5432)),
+                            "USER": _parts.get("user", "postgres")}
 TASKS = {"default": {"BACKEND": "solidstack.django.tasks.SolidQueueBackend", "QUEUES": ["default", "mail"]}}
 SOLIDSTACK = {"ENV": "test", "QUEUE": {"workers": [{"queues": "*", "threads": 2, "polling_interval": 0.05}],
                                        "dispatchers": [{"polling_interval": 0.05}],
