@@ -43,6 +43,9 @@ def example(tmp_path: Path) -> str:
             break
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(5)
+                log.close()
                 raise AssertionError(f"the example did not start:\n{(tmp_path / 'dev.log').read_text()}") from None
             time.sleep(0.2)
     try:

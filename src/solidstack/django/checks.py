@@ -17,10 +17,9 @@ def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[checks.C
     migrated, and recurring tasks name tasks or jobs this process knows."""
     from solidstack.config import ConfigError, current_app
     from solidstack.db import DatabaseError
-    from solidstack.parts import PARTS
-    from solidstack.queue.cli import _database_status
     from solidstack.queue.config import load_queue_config
     from solidstack.queue.recurring import load_recurring_tasks, validate_tasks
+    from solidstack.tasks import check_databases
 
     errors: list[checks.CheckMessage] = []
     app = current_app()
@@ -29,17 +28,14 @@ def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[checks.C
     except ConfigError as exc:
         errors.append(checks.Error(str(exc), id="solidstack.E001"))
     # `manage.py migrate` runs the checks before it migrates: unmigrated databases are what it is about to fix.
-    migrating = sys.argv[1:2] == ["migrate"]
-    for part in PARTS:
-        if migrating:
-            break
+    if sys.argv[1:2] != ["migrate"]:
         try:
-            entry = part.database_config(app)
-            if entry is not None:
-                _database_status(entry, part.package)
+            statuses = check_databases(app)
         except (ConfigError, DatabaseError) as exc:
-            errors.append(checks.Error(f"{part.name} database: {exc}", hint="run manage.py migrate",
-                                       id="solidstack.E002"))
+            errors.append(checks.Error(f"databases: {exc}", id="solidstack.E002"))
+        else:
+            errors += [checks.Error(f"{status.entry} database: {status.problem}", hint="run manage.py migrate",
+                                    id="solidstack.E002") for status in statuses if status.problem]
     try:
         _import_tasks()
         tasks = load_recurring_tasks(app)
