@@ -92,6 +92,28 @@ class CableStorage:
         with self.db.transaction() as conn:
             return conn.execute(self.queries["trim_messages"], {"cutoff": cutoff, "batch_size": batch_size}).rowcount
 
+    # -- queues (the Django Channels layer): each message taken by one receiver ---------------------------------
+
+    def take(self, channel: str, not_before: float) -> Message | None:
+        """Remove and return the oldest message on ``channel`` written at or after ``not_before``."""
+        with self.db.transaction() as conn:
+            params = {"channel": channel, "channel_hash": channel_hash(channel), "not_before": not_before}
+            row = conn.execute(self.queries["take_message"], params).fetchone()
+        return Message(int(row["id"]), row["channel"], row["payload"]) if row else None
+
+    def count_on(self, channel: str, not_before: float) -> int:
+        """How many messages ``channel`` holds written at or after ``not_before``."""
+        params = {"channel": channel, "channel_hash": channel_hash(channel), "not_before": not_before}
+        row = self.db.query_one(self.queries["count_channel"], params)
+        return int(row["count"]) if row else 0
+
+    def delete_prefixed(self, prefix: str, cutoff: float) -> int:
+        """Delete the messages of every channel whose name starts with ``prefix`` written before ``cutoff``."""
+        high = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        with self.db.transaction() as conn:
+            return conn.execute(self.queries["delete_channel_range"],
+                                {"low": prefix, "high": high, "cutoff": cutoff}).rowcount
+
     def count(self) -> int:
         row = self.db.query_one(self.queries["count_messages"])
         return int(row["count"]) if row else 0

@@ -6,6 +6,7 @@ import os
 import threading
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from .database import DatabaseConfig, default_entry, load_databases
 from .errors import ConfigError
@@ -17,9 +18,17 @@ ROOT_VAR = "SOLIDSTACK_ROOT"
 class App:
     """An app folder (with ``config/``, ``db/``, ``storage/``) in one environment."""
 
-    def __init__(self, root: str | os.PathLike[str] | None = None, env: str | None = None) -> None:
+    def __init__(self, root: str | os.PathLike[str] | None = None, env: str | None = None, *,
+                 databases: dict[str, DatabaseConfig] | None = None,
+                 sections: dict[str, tuple[str, dict[str, Any] | None]] | None = None) -> None:
         self.root = Path(root or os.environ.get(ROOT_VAR) or os.getcwd()).resolve()
         self.env = env or current_env()
+        if databases is not None:
+            # Entries given by a host framework (Django's DATABASES) instead of config/database.yml.
+            self.__dict__["databases"] = dict(databases)
+        #: Config file sections given by a host framework instead of the files (``{"queue.yml": (label,
+        #: section)}``, the label naming where they came from in errors), e.g. Django's ``SOLIDSTACK`` setting.
+        self.sections = dict(sections or {})
 
     def __repr__(self) -> str:
         return f"App(root={str(self.root)!r}, env={self.env!r})"
@@ -62,10 +71,16 @@ def current_app() -> App:
         return _current
 
 
-def configure(root: str | os.PathLike[str] | None = None, env: str | None = None) -> App:
-    """Point solidstack at an app folder and environment (also for child processes)."""
+def configure(root: str | os.PathLike[str] | None = None, env: str | None = None, *,
+              databases: dict[str, DatabaseConfig] | None = None,
+              sections: dict[str, tuple[str, dict[str, Any] | None]] | None = None) -> App:
+    """Point solidstack at an app folder and environment (also for child processes).
+
+    ``databases`` replaces ``config/database.yml`` and ``sections`` the files it names (a framework adapter
+    passes what its settings say).
+    """
     global _current
-    app = App(root, env)
+    app = App(root, env, databases=databases, sections=sections)
     os.environ[ROOT_VAR] = str(app.root)
     os.environ["SOLIDSTACK_ENV"] = app.env
     with _lock:

@@ -264,6 +264,9 @@ def string(value: Any) -> str:
 def part_section(app: Any, filename: str, file: str | Path | None = None) -> tuple[Path, dict[str, Any] | None]:
     """The path of a part's config file (``file`` or the app's ``config/<filename>``) and its section for the
     app's environment (``None`` when the file does not exist; a ``file`` given explicitly must exist)."""
+    given = getattr(app, "sections", {}).get(filename) if not file else None
+    if given is not None:
+        return Path(given[0]), given[1]
     path = Path(file) if file else app.config_file(filename)
     if file and not path.exists():
         raise ConfigError("file not found", file=path)

@@ -27,3 +27,23 @@ DELETE FROM solidstack_cable_messages WHERE id IN (
 
 -- name: count_messages
 SELECT count(*) AS count FROM solidstack_cable_messages
+
+-- name: take_message
+-- The oldest message on one channel written at or after :not_before, removed as it is read: a queue's receive
+-- (the Django Channels layer). SKIP LOCKED: a concurrent receiver takes the next one instead of waiting.
+DELETE FROM solidstack_cable_messages WHERE id = (
+    SELECT id FROM solidstack_cable_messages
+    WHERE channel_hash = :channel_hash AND channel = :channel AND created_at >= :not_before
+    ORDER BY id LIMIT 1
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id, channel, payload
+
+-- name: count_channel
+SELECT count(*) AS count FROM solidstack_cable_messages
+WHERE channel_hash = :channel_hash AND channel = :channel AND created_at >= :not_before
+
+-- name: delete_channel_range
+-- Messages of the channels whose name starts with :low older than :cutoff (by prefix, not a range of text: the
+-- database's collation need not order text by code point). :high is SQLite's range end, unused here.
+DELETE FROM solidstack_cable_messages WHERE left(channel, char_length(:low)) = :low AND created_at < :cutoff

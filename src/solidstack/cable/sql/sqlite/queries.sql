@@ -27,3 +27,21 @@ DELETE FROM solidstack_cable_messages WHERE id IN (
 
 -- name: count_messages
 SELECT count(*) AS count FROM solidstack_cable_messages
+
+-- name: take_message
+-- The oldest message on one channel written at or after :not_before, removed as it is read: a queue's receive
+-- (the Django Channels layer), so that each message goes to one receiver across processes.
+DELETE FROM solidstack_cable_messages WHERE id = (
+    SELECT id FROM solidstack_cable_messages
+    WHERE channel_hash = :channel_hash AND channel = :channel AND created_at >= :not_before
+    ORDER BY id LIMIT 1
+)
+RETURNING id, channel, payload
+
+-- name: count_channel
+SELECT count(*) AS count FROM solidstack_cable_messages
+WHERE channel_hash = :channel_hash AND channel = :channel AND created_at >= :not_before
+
+-- name: delete_channel_range
+-- Messages of the channels named from :low (included) to :high (excluded) older than :cutoff.
+DELETE FROM solidstack_cable_messages WHERE channel >= :low AND channel < :high AND created_at < :cutoff

@@ -1,0 +1,9 @@
+from django.urls import path
+from notes import views
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("send", views.send, name="send"),
+    path("stats", views.stats, name="stats"),
+    path("mailbox", views.mailbox, name="mailbox"),
+]

@@ -1,0 +1,1 @@
+"""A Django project for solidstack.django's tests (settings, tasks, manage.py for worker subprocesses)."""
