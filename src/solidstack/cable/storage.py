@@ -89,6 +89,11 @@ class CableStorage:
     def trim(self, retention: float, batch_size: int, *, now: float | None = None) -> int:
         """Delete up to ``batch_size`` messages older than ``retention`` seconds; returns how many."""
         cutoff = (time.time() if now is None else now) - retention
+        params = {"cutoff": cutoff}
+        # A read first, outside the write lock: one index probe, so a pass with nothing to delete neither waits
+        # for nor holds the lock a broadcast needs (decision 0220).
+        if self.db.query_one(self.queries["trimmable"], params) is None:
+            return 0
         with self.db.transaction() as conn:
             return conn.execute(self.queries["trim_messages"], {"cutoff": cutoff, "batch_size": batch_size}).rowcount
 
