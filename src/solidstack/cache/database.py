@@ -205,6 +205,9 @@ class DatabaseStore(Store):
             cursor = conn.cursor()
             cursor.row_factory = None
             local.conn, local.cursor = conn, cursor
+        # The database's generation goes up when it drops its connections (a file replaced under it): _get
+        # compares it instead of asking the database for this thread's connection on every read.
+        local.generation = self.db._generation
         return local.cursor
 
     def _fetch(self, sql: str, params: dict[str, Any] | None = None) -> Sequence[Any]:
@@ -237,11 +240,16 @@ class DatabaseStore(Store):
         # The hottest path of the cache on SQLite: _cursor() and key_hash() inlined (a Python call costs ~60 ns).
         if self._skip_until and time.monotonic() < self._skip_until:
             raise _Unavailable(f"skipped for {self.retry_after:g} s after a failure")
-        conn = self.db.connection()
         local = self._local
-        cursor = local.cursor if getattr(local, "conn", None) is conn else self._cursor()
+        cursor = local.cursor if getattr(local, "generation", -1) == self.db._generation else self._cursor()
         hashed = _from_bytes(_sha256(key).digest()[:8], "big", signed=True)
-        rows = cursor.execute(self._read_sql, {"key_hash": hashed}).fetchall()
+        try:
+            rows = cursor.execute(self._read_sql, {"key_hash": hashed}).fetchall()
+        except sqlite3.ProgrammingError:
+            # Another store on the same file closed this thread's connection (the database object is shared):
+            # take the thread's connection again, once.
+            local.generation = -1
+            rows = self._cursor().execute(self._read_sql, {"key_hash": hashed}).fetchall()
         return rows[0] if rows else None
 
     def _get_pooled(self, key: bytes) -> Row | None:
