@@ -176,6 +176,8 @@ def fill(depth: int) -> None:
     from solidstack.cable import pubsub
 
     storage = pubsub().storage  # type: ignore[attr-defined]
+    if storage.count() > depth:  # the long run's messages, say: start from an empty table
+        storage.db.execute("DELETE FROM solidstack_cable_messages")
     missing = depth - storage.count()
     if missing <= 0:
         return
@@ -374,7 +376,7 @@ def run(args: argparse.Namespace, postgres_url: str) -> None:
         server = subprocess.Popen([sys.executable, "-m", "solidstack", "cable", "serve", "--port", str(port),
                                    "--log-level", "warning"], env=env, cwd=root)
         try:
-            time.sleep(1.5)
+            wait_for_port(port, 60)
             if args.ws_messages:
                 latencies = asyncio.run(ws_latency(f"ws://127.0.0.1:{port}/", env, args.ws_messages, 0.005))
                 p50, p99 = pct(latencies, 0.5), pct(latencies, 0.99)
@@ -391,6 +393,22 @@ def run(args: argparse.Namespace, postgres_url: str) -> None:
             server.wait(10)
             solidstack.cable.reset()
     print_targets(targets)
+
+
+def wait_for_port(port: int, timeout: float) -> None:
+    """Until the server accepts connections (its start-up takes seconds on a loaded machine)."""
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            time.sleep(0.5)  # its lifespan (the pub/sub, the router) is up by the time it listens
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def print_targets(targets: list[tuple[str, str, str, bool]]) -> None:
