@@ -146,3 +146,20 @@ def test_invalid_text_in_a_text_entry_is_a_logged_miss(tmp_path: Path, caplog: p
         assert store.read("k") is None
     assert "invalid text" in caplog.text and "b'k'" in caplog.text
     store.close()
+
+
+def test_the_key_hash_is_solid_caches(tmp_path: Path) -> None:
+    # The stored key_hash is SHA-256's first 8 bytes as a signed big-endian integer (Solid Cache's layout): a
+    # faster way of computing it must give the same values, or every existing entry becomes a miss.
+    import hashlib
+
+    from solidstack.cache.database import key_hash
+
+    for key in (b"", b"k", b"users/1/profile", "clé".encode(), bytes(range(256)) * 4):
+        assert key_hash(key) == int.from_bytes(hashlib.sha256(key).digest()[:8], "big", signed=True)
+    store = DatabaseStore(tmp_path / "c.sqlite3")
+    store.migrate()
+    store.write("users/1/profile", "v")
+    [stored] = store.db.query("SELECT key_hash FROM solidstack_cache_entries")
+    assert stored["key_hash"] == int.from_bytes(hashlib.sha256(b"users/1/profile").digest()[:8], "big", signed=True)
+    store.close()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -82,9 +83,14 @@ def _open_server_database(config: DatabaseConfig, busy_timeout: float) -> Any:
         return db
 
 
-def key_hash(key: bytes, _sha256=hashlib.sha256, _from_bytes=int.from_bytes) -> int:
+#: The first 8 bytes of a digest as a signed big-endian 64-bit integer, read in place (no slice): ~90 ns less
+#: than ``int.from_bytes(digest[:8], "big", signed=True)``, the same value.
+_first_int64 = struct.Struct(">q").unpack_from
+
+
+def key_hash(key: bytes, _sha256=hashlib.sha256, _first=_first_int64) -> int:
     """Solid Cache's key hash: the first 8 bytes of SHA-256, as a signed 64-bit integer."""
-    return _from_bytes(_sha256(key).digest()[:8], "big", signed=True)
+    return _first(_sha256(key).digest())[0]
 
 
 class _Unavailable(DatabaseError):
@@ -236,13 +242,13 @@ class DatabaseStore(Store):
 
     # -- the backend ----------------------------------------------------------------------------------------
 
-    def _get(self, key: bytes, _sha256=hashlib.sha256, _from_bytes=int.from_bytes) -> Row | None:
+    def _get(self, key: bytes, _sha256=hashlib.sha256, _first=_first_int64) -> Row | None:
         # The hottest path of the cache on SQLite: _cursor() and key_hash() inlined (a Python call costs ~60 ns).
         if self._skip_until and time.monotonic() < self._skip_until:
             raise _Unavailable(f"skipped for {self.retry_after:g} s after a failure")
         local = self._local
         cursor = local.cursor if getattr(local, "generation", -1) == self.db._generation else self._cursor()
-        hashed = _from_bytes(_sha256(key).digest()[:8], "big", signed=True)
+        hashed = _first(_sha256(key).digest())[0]
         try:
             rows = cursor.execute(self._read_sql, {"key_hash": hashed}).fetchall()
         except sqlite3.ProgrammingError:
