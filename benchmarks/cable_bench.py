@@ -368,8 +368,7 @@ def run(args: argparse.Namespace, postgres_url: str) -> None:
             rates[depth] = broadcast_rate(args.depth_count)
             print(f"   {depth:>9,} retained: {rates[depth]:,.0f} broadcasts/s")
         worst = min(rates.values()) / rates[0]
-        targets.append(("depth: rate at 1M retained ≥ 0.8x at 0", f"{rates[DEPTHS[-1]] / rates[0]:.2f}x",
-                        "≥ 0.8x", worst >= 0.8))
+        targets.append(("depth: the slowest depth ≥ 0.8x the rate at 0", f"{worst:.2f}x", "≥ 0.8x", worst >= 0.8))
 
     if args.fanout or args.ws_messages:
         port = 28000 + os.getpid() % 1000
