@@ -121,3 +121,45 @@ def test_hash_collision_reads_as_a_miss(sqlite_store: DatabaseStore) -> None:
     store.write("k", "v")
     store.db.execute("UPDATE solidstack_cache_entries SET key = ?", (b"another key with the same hash",))
     assert store.read("k") is None and "k" not in store
+
+
+def test_a_store_reads_on_after_another_store_of_the_same_file_closes(tmp_path: Path) -> None:
+    # Stores of one file share its database object; the read path keeps this thread's cursor between reads and
+    # must take the connection again when another store closed it.
+    first = DatabaseStore(tmp_path / "shared.sqlite3")
+    first.migrate()
+    second = DatabaseStore(tmp_path / "shared.sqlite3")
+    first.write("k", "v")
+    assert second.read("k") == "v"
+    first.close()
+    assert second.read("k") == "v"
+    assert second.stats().misses == 0
+    second.close()
+
+
+def test_invalid_text_in_a_text_entry_is_a_logged_miss(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = DatabaseStore(tmp_path / "c.sqlite3")
+    store.migrate()
+    store.write("k", "v")
+    store.db.execute("UPDATE solidstack_cache_entries SET value = ?", (bytes((1,)) + b"\xff\xfe",))
+    with caplog.at_level(logging.WARNING, logger="solidstack.cache"):
+        assert store.read("k") is None
+    assert "invalid text" in caplog.text and "b'k'" in caplog.text
+    store.close()
+
+
+def test_the_key_hash_is_solid_caches(tmp_path: Path) -> None:
+    # The stored key_hash is SHA-256's first 8 bytes as a signed big-endian integer (Solid Cache's layout): a
+    # faster way of computing it must give the same values, or every existing entry becomes a miss.
+    import hashlib
+
+    from solidstack.cache.database import key_hash
+
+    for key in (b"", b"k", b"users/1/profile", "clé".encode(), bytes(range(256)) * 4):
+        assert key_hash(key) == int.from_bytes(hashlib.sha256(key).digest()[:8], "big", signed=True)
+    store = DatabaseStore(tmp_path / "c.sqlite3")
+    store.migrate()
+    store.write("users/1/profile", "v")
+    [stored] = store.db.query("SELECT key_hash FROM solidstack_cache_entries")
+    assert stored["key_hash"] == int.from_bytes(hashlib.sha256(b"users/1/profile").digest()[:8], "big", signed=True)
+    store.close()

@@ -47,6 +47,8 @@ class CableStorage:
         self.queries = load_queries("solidstack.cable", db.dialect, db.paramstyle)
         #: PostgreSQL: lock, insert and NOTIFY in one statement, its own transaction (or the caller's).
         self._broadcast = self.queries.get("broadcast")
+        #: The last poll's channels, their hashes as a parameter, and the channels as a set.
+        self._hashes: tuple[tuple[str, ...], object, frozenset[str]] | None = None
 
     @property
     def notifies(self) -> bool:
@@ -69,10 +71,17 @@ class CableStorage:
 
     def poll(self, since: int, channels: list[str], *, limit: int = POLL_LIMIT) -> PollResult:
         """Messages with ``id > since`` on ``channels``, oldest first, and the table's newest id."""
-        hashes = self.db.array(sorted({channel_hash(c) for c in channels}))
+        # The channels' hashes as the statement's parameter, kept while the set of channels stays the same: a
+        # listener polls once per broadcast, and rehashing a server's thousand streams each time sits on every
+        # message's path.
+        key = tuple(channels)
+        cached = self._hashes
+        if cached is None or cached[0] != key:
+            cached = self._hashes = (key, self.db.array(sorted({channel_hash(c) for c in channels})),
+                                     frozenset(channels))
+        _, hashes, wanted = cached
         rows = self.db.query(self.queries["poll_messages"], {"since": since, "hashes": hashes, "limit": limit})
         newest = scanned = since
-        wanted = set(channels)
         messages = []
         for row in rows:
             if row["kind"] == 0:
@@ -89,6 +98,11 @@ class CableStorage:
     def trim(self, retention: float, batch_size: int, *, now: float | None = None) -> int:
         """Delete up to ``batch_size`` messages older than ``retention`` seconds; returns how many."""
         cutoff = (time.time() if now is None else now) - retention
+        params = {"cutoff": cutoff}
+        # A read first, outside the write lock: one index probe, so a pass with nothing to delete neither waits
+        # for nor holds the lock a broadcast needs (decision 0220).
+        if self.db.query_one(self.queries["trimmable"], params) is None:
+            return 0
         with self.db.transaction() as conn:
             return conn.execute(self.queries["trim_messages"], {"cutoff": cutoff, "batch_size": batch_size}).rowcount
 

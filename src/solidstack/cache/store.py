@@ -23,7 +23,7 @@ from typing import Any
 
 from ..db import DatabaseError
 from .aio import AsyncMethods
-from .codec import Codec, CorruptEntry
+from .codec import BYTES, STR, Codec, CorruptEntry
 
 log = logging.getLogger("solidstack.cache")
 
@@ -206,8 +206,16 @@ class Store(AsyncMethods):
         value = self._read(key, version)
         return None if value is _MISS else value
 
-    def _read(self, key: Any, version: str | None) -> Any:
-        k = self.normalize_key(key)
+    def _read(self, key: Any, version: str | None, _time: Callable[[], float] = time.time) -> Any:
+        # The hottest call of the cache. A str key's normalisation, the checks of _live and the decoding of text
+        # and bytes are inlined: each Python call saved is ~60 ns of a ~5 µs hit (decision 0120). The checks are
+        # the same: the stored key must equal the key (a key_hash collision is a miss), then expiry, version.
+        if type(key) is str:
+            k = (self._prefix + key).encode()
+            if len(k) > MAX_KEY_BYTES:
+                k = self.normalize_key(key)
+        else:
+            k = self.normalize_key(key)
         try:
             row = self._get(k)
         except FAILURES as exc:
@@ -216,11 +224,26 @@ class Store(AsyncMethods):
             return _MISS
         if self._failing:
             self._recovered()
-        value = self._value(k, row, version)
-        if value is _MISS:
+        if row is None or row[0] != k:
             self.misses += 1
+            return _MISS
+        expires_at = row[2]
+        if (expires_at is not None and expires_at <= _time()) or not (
+                version is None or row[3] is None or row[3] == version):
+            self.misses += 1
+            return _MISS
+        entry = row[1]
+        tag = entry[0] if entry else -1
+        if tag == BYTES:
+            value = entry[1:]
         else:
-            self.hits += 1
+            try:
+                value = entry[1:].decode() if tag == STR else self.codec.load(entry, k)
+            except (CorruptEntry, UnicodeDecodeError) as exc:
+                self._fail("read", exc if isinstance(exc, CorruptEntry) else CorruptEntry(f"invalid text: {exc}"), k)
+                self.misses += 1
+                return _MISS
+        self.hits += 1
         return value
 
     def exist(self, key: Any, *, version: str | None = None) -> bool:

@@ -20,9 +20,16 @@ SELECT 1 AS kind, id, channel, payload FROM (
     LIMIT :limit
 )
 
+-- name: trimmable
+-- Whether any message is older than the cutoff: one probe of the created_at index, read without the write lock
+-- (on most passes nothing is old enough and the trim stops here; decision 0220).
+SELECT 1 AS found FROM solidstack_cable_messages WHERE created_at < :cutoff LIMIT 1
+
 -- name: trim_messages
+-- The oldest messages by created_at, so that the created_at index is walked from its start and the pass reads
+-- only the rows it deletes (ORDER BY id made the planner scan the table in id order, testing every row).
 DELETE FROM solidstack_cable_messages WHERE id IN (
-    SELECT id FROM solidstack_cable_messages WHERE created_at < :cutoff ORDER BY id LIMIT :batch_size
+    SELECT id FROM solidstack_cable_messages WHERE created_at < :cutoff ORDER BY created_at LIMIT :batch_size
 )
 
 -- name: count_messages
