@@ -74,6 +74,7 @@ def _register_commands() -> None:
     main.add_command(recurring)
     main.add_command(queues)
     from .cable.cli import cable
+    from .queue import cli_outcomes  # noqa: F401  (adds `jobs cancel` and `jobs result`)
 
     main.add_command(cable)
 

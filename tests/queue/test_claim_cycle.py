@@ -85,3 +85,13 @@ def test_postgresql_cycle_commits_without_waiting_for_the_flush_and_leaves_the_s
     storage.enqueue([new()], NOW)
     assert len(storage.claim(7, ["*"], 3, NOW)) == 1
     assert db.query_one("SHOW synchronous_commit")[0] == "on"
+
+
+def test_return_values_are_kept_with_the_cycle(storage: QueueStorage) -> None:
+    """Jobs that returned a value keep it; one that returned None costs nothing and has none."""
+    a, b, c = storage.enqueue([new(), new(), new()], NOW)
+    storage.claim(7, ["*"], 2, NOW)
+    assert [row.id for row in storage.claim(7, ["*"], 1, NOW + 1, finished=[a, b], results={a: '"A"'})] == [c]
+    first, second = storage.job_result(a), storage.job_result(b)
+    assert first is not None and first.value == "A" and first.status == "finished"
+    assert second is not None and second.value is None and second.status == "finished"

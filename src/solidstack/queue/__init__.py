@@ -33,6 +33,15 @@ from .job import (
     registered_jobs,
     retry_on,
 )
+from .outcomes import (
+    CancelError,
+    JobCancelled,
+    JobFailed,
+    JobResult,
+    JobTimeout,
+    ResultTimeout,
+    cancel,
+)
 from .queues import Queue, QueueInfo, queues
 from .recurring import (
     RecurringCommandJob,
@@ -54,6 +63,7 @@ _on_reset(_reset)
 
 __all__ = [
     "AsyncSupervisor",
+    "CancelError",
     "ConcurrencyKeyError",
     "DiscardRule",
     "Dispatcher",
@@ -64,8 +74,12 @@ __all__ = [
     "InProcessJobs",
     "InlineAdapter",
     "Job",
+    "JobCancelled",
+    "JobFailed",
     "JobOptions",
+    "JobResult",
     "JobRow",
+    "JobTimeout",
     "NewJob",
     "Queue",
     "QueueConfig",
@@ -73,6 +87,7 @@ __all__ = [
     "QueueStorage",
     "RecurringCommandJob",
     "RecurringTask",
+    "ResultTimeout",
     "RetryRule",
     "Runner",
     "Schedule",
@@ -85,6 +100,7 @@ __all__ = [
     "UnknownJobError",
     "Worker",
     "WorkerConfig",
+    "cancel",
     "clear_finished_jobs",
     "current_adapter",
     "discard_on",

@@ -122,6 +122,9 @@ class Runner:
         role.process_id = self.process_id
         if hasattr(role, "attach"):
             role.attach(self.wake)
+        watchdog = getattr(role, "watchdog", None)
+        if watchdog is not None:  # a thread hung past its job's timeout: stop, for a fresh process
+            watchdog.on_hung = self.stop
         listen = getattr(role, "wakeup_socket", None)
         if listen is not None:
             self._socket = listen()

@@ -20,6 +20,7 @@ from ..db import Database, SQLiteDatabase, load_queries
 from ..db.notify import Wakeups
 from .concurrency import Gate
 from .liveness import IDENTITY_KEY, START_KEY, dead_processes, identity, start_time
+from .outcomes import JobResult, Outcomes
 from .rows import NewJob
 
 #: The wake-up topic of the queue: workers listen, whoever makes a job ready announces it (see ``db/notify.py``).
@@ -83,6 +84,8 @@ class QueueStorage:
         self._finish_in_one = "finish_own_claims" in self.sql
         self._cycle_in_one = "finish_and_claim_all" in self.sql
         self._unqueued: QueueStorage | None = None
+        #: Return values and cancellation (see outcomes.py).
+        self.outcomes = Outcomes(self)
 
     def announce_ready(self) -> None:
         """Wake the idle workers once the current transaction commits: jobs became ready.
@@ -182,22 +185,29 @@ class QueueStorage:
         return claimed
 
     def claim(self, process_id: int | None, queues: Sequence[str], limit: int, now: float, *,
-              finished: Sequence[int] = (), preserve: bool = True) -> list[JobRow]:
+              finished: Sequence[int] = (), preserve: bool = True,
+              results: dict[int, str] | None = None) -> list[JobRow]:
         """Move up to ``limit`` ready jobs to claimed by ``process_id``, queue order first, then priority.
 
         ``finished``: jobs this process ran, finished (as :meth:`finish`) in the same transaction, so a busy
-        worker commits once per batch. An empty queue with nothing to finish costs one read and no write lock:
+        worker commits once per batch; ``results``: the return values of those that returned one (see
+        :mod:`.outcomes`). An empty queue with nothing to finish costs one read and no write lock:
         idle workers must not contend with enqueuers.
         """
         if not finished and (limit <= 0 or (self._look_first and not self._ready_ids(self.db.connection(), queues, 1))):
             return []
         if self._cycle_in_one and not self.db.in_transaction():
-            return self._finish_and_claim(process_id, queues, max(0, limit), now, finished, preserve)
+            if not (results and preserve):  # nothing returned a value: one statement, one round trip
+                return self._finish_and_claim(process_id, queues, max(0, limit), now, finished, preserve)
+            # Return values to store first, in the same transaction (the statement and the finishes join it).
+            with self.db.transaction(durable=False) as conn:
+                self.outcomes.store_results(conn, results, process_id)
+                return self._finish_and_claim(process_id, queues, max(0, limit), now, finished, preserve)
         # Not durable: a claim or finish that a server crash loses is undone whole, and the job runs again
         # (at-least-once); the commit does not wait for the disk (decision 0020).
         with self.db.transaction(durable=False) as conn:
             if finished:
-                self._finish(conn, finished, process_id, now, preserve)
+                self._finish(conn, finished, process_id, now, preserve, results)
             if limit <= 0:
                 return []
             if self._claim_in_one:
@@ -256,15 +266,19 @@ class QueueStorage:
                             {"ids": self.db.array(job_ids), "process_id": process_id}).fetchall()
         return [row[0] for row in rows]
 
-    def finish(self, job_ids: Sequence[int], process_id: int | None, now: float, *, preserve: bool = True) -> list[int]:
-        """Claimed jobs that ran: kept with ``finished_at`` or deleted. Returns the ids finished."""
+    def finish(self, job_ids: Sequence[int], process_id: int | None, now: float, *, preserve: bool = True,
+               results: dict[int, str] | None = None) -> list[int]:
+        """Claimed jobs that ran: kept with ``finished_at`` (and their ``results``) or deleted. Returns the ids
+        finished."""
         if not job_ids:
             return []
         with self.db.transaction() as conn:
-            return self._finish(conn, job_ids, process_id, now, preserve)
+            return self._finish(conn, job_ids, process_id, now, preserve, results)
 
     def _finish(self, conn: Any, job_ids: Sequence[int], process_id: int | None, now: float,
-                preserve: bool) -> list[int]:
+                preserve: bool, results: dict[int, str] | None = None) -> list[int]:
+        if results and preserve:
+            self.outcomes.store_results(conn, results, process_id)
         if self._finish_in_one:
             # PostgreSQL: the claims this process holds deleted and their jobs finished in one statement.
             rows = conn.execute(self.sql["finish_own_claims" if preserve else "finish_own_claims_deleting"],
@@ -503,6 +517,14 @@ class QueueStorage:
     def job_state(self, job_id: int) -> dict[str, Any] | None:
         row = self.db.query_one(self.sql["job_state"], {"id": job_id})
         return dict(row) if row else None
+
+    def job_result(self, job_id: int) -> JobResult | None:
+        """Status, return value, timestamps and error of one job (see :class:`.outcomes.JobResult`)."""
+        return self.outcomes.job_result(job_id)
+
+    def cancel(self, job_ids: Sequence[int], now: float) -> dict[int, str]:
+        """Cancel jobs; what became of each id (see :meth:`.outcomes.Outcomes.cancel`)."""
+        return self.outcomes.cancel(job_ids, now)
 
     def counts(self) -> dict[str, int]:
         row = self.db.query_one(self.sql["counts"])
