@@ -55,6 +55,12 @@ class Subscription:
             return True
         return False
 
+    @property
+    def listening(self) -> bool:
+        """Whether the LISTEN connection is up with this channel listened to: its notifications arrive (a waiter
+        may poll less)."""
+        return self.listener.connected.is_set() and self.channel in self.listener._listening
+
     def wake(self) -> None:
         self._event.set()
 

@@ -356,6 +356,22 @@ class PostgreSQLDatabase:
                 self._checkin(raw)
         raise AssertionError("unreachable")
 
+    def write_once(self, sql: str, params: Any = None) -> list[Row]:
+        """One write statement as its own transaction (autocommit: one round trip), its rows; in this thread's
+        transaction when one is open. Sent once, never repeated on another connection: a lost connection raises
+        :class:`DatabaseUnavailable` whether or not the statement committed, and the caller finds out."""
+        state = self._state
+        if state.depth and state.conn is not None:
+            return state.conn.execute(sql, params).fetchall()
+        raw = self._checkout()
+        try:
+            cursor = raw.execute(sql, params or None)
+            return cursor.fetchall() if cursor.description else []
+        except psycopg.Error as exc:
+            raise self.translate(exc) from exc
+        finally:
+            self._checkin(raw)
+
     def query(self, sql: str, params: Any = None) -> list[Row]:
         return self._autocommit(sql, params).fetchall()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,6 +81,7 @@ class QueueStorage:
         self._claim_in_one = "claim_all" in self.sql
         self._enqueue_in_one = "enqueue_ready" in self.sql
         self._finish_in_one = "finish_own_claims" in self.sql
+        self._cycle_in_one = "finish_and_claim_all" in self.sql
         self._unqueued: QueueStorage | None = None
         #: Return values and cancellation (see outcomes.py).
         self.outcomes = Outcomes(self)
@@ -195,6 +197,15 @@ class QueueStorage:
         """
         if not finished and (limit <= 0 or (self._look_first and not self._ready_ids(self.db.connection(), queues, 1))):
             return []
+        # The one-statement cycle cannot run the finish hook (batches count their finished jobs in the finishing
+        # transaction): a process that runs batched jobs takes the transaction below.
+        if self._cycle_in_one and self.on_finish is None and not self.db.in_transaction():
+            if not (results and preserve):  # nothing returned a value: one statement, one round trip
+                return self._finish_and_claim(process_id, queues, max(0, limit), now, finished, preserve)
+            # Return values to store first, in the same transaction (the statement and the finishes join it).
+            with self.db.transaction(durable=False) as conn:
+                self.outcomes.store_results(conn, results, process_id)
+                return self._finish_and_claim(process_id, queues, max(0, limit), now, finished, preserve)
         # Not durable: a claim or finish that a server crash loses is undone whole, and the job runs again
         # (at-least-once); the commit does not wait for the disk (decision 0020).
         with self.db.transaction(durable=False) as conn:
@@ -212,6 +223,41 @@ class QueueStorage:
             conn.execute(self.sql["insert_claimed"], {"ids": array, "process_id": process_id, "now": now})
             rows = {row["id"]: row for row in conn.execute(self.sql["jobs_by_ids"], {"ids": array})}
         return [JobRow(**dict(rows[job_id])) for job_id in ids]
+
+    def _finish_and_claim(self, process_id: int | None, queues: Sequence[str], limit: int, now: float,
+                          finished: Sequence[int], preserve: bool) -> list[JobRow]:
+        """Where the dialect has ``finish_and_claim_*`` (PostgreSQL), a worker's cycle is one statement per
+        queue entry, each its own transaction in autocommit (one round trip, not BEGIN, finish, claim, COMMIT;
+        an idle worker's empty claim is one statement too). The first also finishes ``finished``; those it did
+        not finish (a concurrency key, whose slot Gate frees, or a claim lost) go through :meth:`_finish`."""
+        claimed: list[JobRow] = []
+        done: set[int] = set()
+        ids = self.db.array(finished)
+        for kind, params in self._queue_filters(queues):
+            remaining = limit - len(claimed)
+            if remaining <= 0 and not ids:
+                break
+            rows = self.db.write_once(self.sql[f"finish_and_claim_{kind}"], {
+                **params, "ids": ids, "process_id": process_id, "now": now, "limit": max(0, remaining),
+                "preserve": preserve})
+            for row in rows:
+                if row[0]:
+                    done.add(row[1])
+                else:
+                    claimed.append(JobRow(*row[1:]))
+            ids = self.db.array([])
+        left = [job_id for job_id in finished if job_id not in done]
+        if left:
+            try:
+                with self.db.transaction(durable=False) as conn:
+                    self._finish(conn, left, process_id, now, preserve)
+            except BaseException:
+                # The caller keeps ``finished`` to finish later, and never gets these claims: back to ready
+                # (should this fail too, the worker's resync or the process's death hands them back).
+                with suppress(Exception):
+                    self.release([row.id for row in claimed], process_id, now)
+                raise
+        return claimed
 
     def _take_claims(self, conn: Any, job_ids: Sequence[int], process_id: int | None) -> list[int]:
         """Delete the claims ``process_id`` holds on ``job_ids``; returns the ids it did hold.

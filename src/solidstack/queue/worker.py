@@ -41,6 +41,8 @@ COALESCE_WAIT = 0.0005
 #: that finds nothing to do still takes the GIL from the thread working. The loop checks only while the queue
 #: is busy and a thread is idle: a worker whose threads all run long jobs leaves it at its polling interval.
 HAND_OFF_AFTER = 0.001
+#: An idle worker's polling interval while its PostgreSQL LISTEN connection is up (decision 0046).
+LISTENING_POLL_FLOOR = 5.0
 
 
 class Worker:
@@ -87,6 +89,7 @@ class Worker:
         self._threads: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
+        self._waiter: Waiter | None = None
         self.execution = Execution(self)
         #: Cancellation and timeouts of the running jobs (see watchdog.py).
         self.watchdog = Watchdog(self)
@@ -121,7 +124,8 @@ class Worker:
         """What the loop sleeps on (a wake-up socket, a LISTEN subscription); whoever makes a job ready wakes it
         (None: polling only)."""
         try:
-            return self.storage.wakeups.listener()
+            self._waiter = self.storage.wakeups.listener()
+            return self._waiter
         except OSError as exc:
             log.warning("%s: no wake-up socket (%s); polling every %s s", self.name, exc,
                         self.config.polling_interval)
@@ -154,7 +158,14 @@ class Worker:
 
     def _next_poll(self) -> float:
         self._watching = bool(self._ready) or (self._busy and self._deferred and self._idle() > 0)
-        return HAND_OFF_AFTER if self._watching else self.config.polling_interval
+        if self._watching:
+            return HAND_OFF_AFTER
+        if getattr(self._waiter, "listening", False):
+            # A PostgreSQL LISTEN connection is up: every change that makes a job ready NOTIFYs, and a listener
+            # that drops or comes back wakes its subscribers; an idle worker need not ask the database 10 times
+            # a second. Polling stays the floor (a wake-up lost anyway) and resumes as soon as it drops.
+            return max(self.config.polling_interval, LISTENING_POLL_FLOOR)
+        return self.config.polling_interval
 
     def _claim(self, now: float, *, by_thread: bool) -> int:
         """Claim for the idle threads (the caller set ``_claiming``); returns how many rows it queued.

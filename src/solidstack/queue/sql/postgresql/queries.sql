@@ -297,3 +297,112 @@ WITH owned AS (
 )
 DELETE FROM solidstack_jobs j USING owned WHERE j.id = owned.job_id
 RETURNING j.id, j.concurrency_key, j.concurrency_limit, j.concurrency_duration;
+
+-- name: finish_and_claim_all
+-- A busy worker's cycle in ONE statement, sent in autocommit (one round trip, its own implicit transaction;
+-- decision 0045): finish the jobs it ran (:ids, only the claims this process still holds, and only jobs without
+-- a concurrency key: those free a semaphore slot, which Gate does in Python, so storage.claim finishes them in a
+-- transaction of their own), then claim up to :limit ready jobs as claim_* does. set_config(..., true) is
+-- SET LOCAL for this statement's transaction: its commit does not wait for the WAL flush (decision 0020), and it
+-- needs no session setting, so it works behind pgbouncer in transaction mode too. The UNION ALL runs every
+-- branch, the nosync one included. Rows: the claimed jobs (finished = false) in claim order, then the ids
+-- finished (finished = true, other columns NULL).
+WITH nosync AS (
+    SELECT set_config('synchronous_commit', 'off', true) AS setting
+), owned AS (
+    DELETE FROM solidstack_claimed_executions c USING solidstack_jobs j
+    WHERE c.process_id IS NOT DISTINCT FROM CAST(:process_id AS BIGINT) AND c.job_id = ANY(CAST(:ids AS BIGINT[]))
+      AND j.id = c.job_id AND j.concurrency_key IS NULL
+    RETURNING c.job_id
+), marked AS (
+    UPDATE solidstack_jobs j SET finished_at = :now, updated_at = :now FROM owned
+    WHERE CAST(:preserve AS BOOLEAN) AND j.id = owned.job_id
+), dropped AS (
+    DELETE FROM solidstack_jobs j USING owned WHERE NOT CAST(:preserve AS BOOLEAN) AND j.id = owned.job_id
+), picked AS (
+    SELECT r.job_id FROM solidstack_ready_executions r
+    WHERE NOT EXISTS (SELECT 1 FROM solidstack_pauses p WHERE p.queue_name = r.queue_name)
+    ORDER BY r.priority, r.job_id LIMIT :limit
+    FOR UPDATE OF r SKIP LOCKED
+), gone AS (
+    DELETE FROM solidstack_ready_executions r USING picked WHERE r.job_id = picked.job_id RETURNING r.job_id
+), claimed AS (
+    INSERT INTO solidstack_claimed_executions (job_id, process_id, created_at)
+    SELECT job_id, CAST(:process_id AS BIGINT), CAST(:now AS DOUBLE PRECISION) FROM gone RETURNING job_id
+)
+(SELECT false AS finished, j.id, j.queue_name, j.class_name, j.arguments, j.priority, j.active_job_id,
+        j.scheduled_at, j.concurrency_key, j.executions, j.process_deaths, j.created_at
+ FROM solidstack_jobs j JOIN claimed c ON c.job_id = j.id
+ ORDER BY j.priority, j.id)
+UNION ALL
+SELECT true, job_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM owned
+UNION ALL
+SELECT true, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM nosync WHERE setting IS NULL;
+
+-- name: finish_and_claim_in_queue
+WITH nosync AS (
+    SELECT set_config('synchronous_commit', 'off', true) AS setting
+), owned AS (
+    DELETE FROM solidstack_claimed_executions c USING solidstack_jobs j
+    WHERE c.process_id IS NOT DISTINCT FROM CAST(:process_id AS BIGINT) AND c.job_id = ANY(CAST(:ids AS BIGINT[]))
+      AND j.id = c.job_id AND j.concurrency_key IS NULL
+    RETURNING c.job_id
+), marked AS (
+    UPDATE solidstack_jobs j SET finished_at = :now, updated_at = :now FROM owned
+    WHERE CAST(:preserve AS BOOLEAN) AND j.id = owned.job_id
+), dropped AS (
+    DELETE FROM solidstack_jobs j USING owned WHERE NOT CAST(:preserve AS BOOLEAN) AND j.id = owned.job_id
+), picked AS (
+    SELECT r.job_id FROM solidstack_ready_executions r
+    WHERE r.queue_name = :queue
+      AND NOT EXISTS (SELECT 1 FROM solidstack_pauses p WHERE p.queue_name = :queue)
+    ORDER BY r.priority, r.job_id LIMIT :limit
+    FOR UPDATE OF r SKIP LOCKED
+), gone AS (
+    DELETE FROM solidstack_ready_executions r USING picked WHERE r.job_id = picked.job_id RETURNING r.job_id
+), claimed AS (
+    INSERT INTO solidstack_claimed_executions (job_id, process_id, created_at)
+    SELECT job_id, CAST(:process_id AS BIGINT), CAST(:now AS DOUBLE PRECISION) FROM gone RETURNING job_id
+)
+(SELECT false AS finished, j.id, j.queue_name, j.class_name, j.arguments, j.priority, j.active_job_id,
+        j.scheduled_at, j.concurrency_key, j.executions, j.process_deaths, j.created_at
+ FROM solidstack_jobs j JOIN claimed c ON c.job_id = j.id
+ ORDER BY j.priority, j.id)
+UNION ALL
+SELECT true, job_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM owned
+UNION ALL
+SELECT true, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM nosync WHERE setting IS NULL;
+
+-- name: finish_and_claim_in_prefix
+WITH nosync AS (
+    SELECT set_config('synchronous_commit', 'off', true) AS setting
+), owned AS (
+    DELETE FROM solidstack_claimed_executions c USING solidstack_jobs j
+    WHERE c.process_id IS NOT DISTINCT FROM CAST(:process_id AS BIGINT) AND c.job_id = ANY(CAST(:ids AS BIGINT[]))
+      AND j.id = c.job_id AND j.concurrency_key IS NULL
+    RETURNING c.job_id
+), marked AS (
+    UPDATE solidstack_jobs j SET finished_at = :now, updated_at = :now FROM owned
+    WHERE CAST(:preserve AS BOOLEAN) AND j.id = owned.job_id
+), dropped AS (
+    DELETE FROM solidstack_jobs j USING owned WHERE NOT CAST(:preserve AS BOOLEAN) AND j.id = owned.job_id
+), picked AS (
+    SELECT r.job_id FROM solidstack_ready_executions r
+    WHERE starts_with(r.queue_name, CAST(:prefix AS TEXT))
+      AND NOT EXISTS (SELECT 1 FROM solidstack_pauses p WHERE p.queue_name = r.queue_name)
+    ORDER BY r.priority, r.job_id LIMIT :limit
+    FOR UPDATE OF r SKIP LOCKED
+), gone AS (
+    DELETE FROM solidstack_ready_executions r USING picked WHERE r.job_id = picked.job_id RETURNING r.job_id
+), claimed AS (
+    INSERT INTO solidstack_claimed_executions (job_id, process_id, created_at)
+    SELECT job_id, CAST(:process_id AS BIGINT), CAST(:now AS DOUBLE PRECISION) FROM gone RETURNING job_id
+)
+(SELECT false AS finished, j.id, j.queue_name, j.class_name, j.arguments, j.priority, j.active_job_id,
+        j.scheduled_at, j.concurrency_key, j.executions, j.process_deaths, j.created_at
+ FROM solidstack_jobs j JOIN claimed c ON c.job_id = j.id
+ ORDER BY j.priority, j.id)
+UNION ALL
+SELECT true, job_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM owned
+UNION ALL
+SELECT true, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM nosync WHERE setting IS NULL;
