@@ -15,7 +15,7 @@ TEST_TIMEOUT ?= 1200
 TEST_LIMIT := $(if $(shell command -v timeout 2>/dev/null),timeout --kill-after=30 $(TEST_TIMEOUT))
 REDIS_START := redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
 
-.PHONY: demo test lint clean bench bench-pg
+.PHONY: demo test lint clean bench bench-pg wheel-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,9 +26,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python examples/magic_link/bin/setup $(if $(PORT),--port $(PORT))
 
-test: $(STAMP)
+test: $(STAMP) wheel-check
 	$(BIN)/ruff check .
 	$(TEST_LIMIT) $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The built sdist and wheel: twine check, every package file in both, the wheel installed (not editable) into a
+# fresh venv running an app's install, migrate, bin/jobs, cache and cable (tests/wheel/wheel_check.py).
+wheel-check: $(STAMP)
+	$(BIN)/python tests/wheel/wheel_check.py
 
 $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,web,postgres,bench]'
