@@ -63,7 +63,7 @@ def _seconds(wait: Wait, executions: int) -> float:
         return float(wait(executions))
     if wait == "polynomially_longer":
         # ActiveJob's curve: executions**4 + 2, with up to 15% jitter.
-        base = executions**4 + 2
+        base: float = executions**4 + 2
         return base + random.random() * base * 0.15
     if wait == "exponentially_longer":
         base = 2.0**executions
@@ -166,9 +166,9 @@ class _hybrid:
         self.on_instance = on_instance
 
     def __get__(self, instance: Any, owner: type) -> Callable[..., Any]:
-        if instance is None:
-            return self.on_class.__get__(owner, owner)
-        return self.on_instance.__get__(instance, owner)
+        bound: Callable[..., Any] = (self.on_class.__get__(owner, owner) if instance is None
+                                     else self.on_instance.__get__(instance, owner))
+        return bound
 
 
 class Job:
@@ -179,7 +179,7 @@ class Job:
     """
 
     queue_as: ClassVar[str] = "default"
-    priority: ClassVar[int] = 0
+    priority: int = 0
     job_name: ClassVar[str | None] = None
     _rescue_rules: ClassVar[tuple[RetryRule | DiscardRule, ...]] = ()
 
