@@ -1,7 +1,9 @@
 # Two commands set everything up on a fresh machine:
 #   make demo   creates .venv, installs solidstack, migrates and starts the example web app with its jobs
 #               (make demo PORT=8001 to serve on another port)
-#   make test   creates .venv, installs solidstack, runs the whole test suite
+#   make test   creates .venv, installs solidstack, checks the built wheel, runs the whole test suite (types and
+#               the docs site included)
+#   make docs   serves the documentation site
 #   make bench  also installs the bench extra (huey, RQ, Dramatiq, Celery, matplotlib), runs benchmarks/queue
 #   make bench-pg  the PostgreSQL suite (pgqueuer, procrastinate; cable and cache) against BENCH_PG_URL
 PYTHON ?= python3
@@ -15,7 +17,7 @@ TEST_TIMEOUT ?= 1200
 TEST_LIMIT := $(if $(shell command -v timeout 2>/dev/null),timeout --kill-after=30 $(TEST_TIMEOUT))
 REDIS_START := redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
 
-.PHONY: demo test lint clean bench bench-pg wheel-check
+.PHONY: demo test lint clean bench bench-pg wheel-check docs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +36,11 @@ test: $(STAMP) wheel-check
 # fresh venv running an app's install, migrate, bin/jobs, cache and cable (tests/wheel/wheel_check.py).
 wheel-check: $(STAMP)
 	$(BIN)/python tests/wheel/wheel_check.py
+
+# The documentation site (mkdocs-material) on http://127.0.0.1:8000, rebuilt on each change; the test suite builds
+# it with --strict (tests/test_docs.py).
+docs: $(STAMP)
+	$(BIN)/mkdocs serve $(if $(PORT),--dev-addr 127.0.0.1:$(PORT))
 
 $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,web,postgres,bench]'
