@@ -6,8 +6,20 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
+
+import pytest
 
 from solidstack.queue import Job
+
+
+@pytest.fixture(autouse=True)
+def _forget_the_app_package() -> Iterator[None]:
+    """Each test's app is a package named ``app`` in its own folder: a later test module must not find this one's
+    in ``sys.modules`` (test_liveness imports ``app.guarded`` from its own)."""
+    yield
+    for name in [name for name in sys.modules if name == "app" or name.startswith("app.")]:
+        del sys.modules[name]
 
 
 def enqueue_counts(n: int) -> None:
