@@ -221,6 +221,10 @@ class ThrowawayCluster:
     def restart(self) -> None:
         self._pg_ctl("restart")
 
+    def halt(self) -> None:
+        """Stop the server and keep its data (``start()`` brings it back): an outage."""
+        self._pg_ctl("stop")
+
     def stop(self) -> None:
         import shutil
 
@@ -274,6 +278,11 @@ class Pgbouncer:
 
     def url(self, database: str) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def log(self) -> str:
+        """pgbouncer's log (logins, pooler errors)."""
+        path = self.dir / "pgbouncer.log"
+        return path.read_text(errors="replace") if path.exists() else ""
 
     def stop(self) -> None:
         import shutil

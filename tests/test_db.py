@@ -308,3 +308,19 @@ def test_replaying_the_postgresql_migrations_gives_the_checked_in_schema(package
     assert dump_schema(package, "postgresql", server_url=server_url()) == \
         schema_file(package, "postgresql").read_text(), (
         f"{schema_file(package, 'postgresql')} is stale: run `python -m solidstack.db.schema {package}`")
+
+
+def test_an_apps_migration_written_per_dialect_runs_its_own_dialects_file(tmp_path: Path) -> None:
+    """Decision 0040: ``NNNN_title.postgresql.sql`` replaces ``NNNN_title.sql`` on PostgreSQL (same version);
+    a file for another dialect is left out; without a dialect every file stands alone (as before)."""
+    from solidstack.db.migrate import folder_migrations
+
+    (tmp_path / "0001_a.sql").write_text("-- plain")
+    (tmp_path / "0001_a.postgresql.sql").write_text("-- pg")
+    (tmp_path / "0002_b.sqlite.sql").write_text("-- sqlite only")
+    (tmp_path / "0003_c.sql").write_text("-- both")
+    on_pg = folder_migrations(tmp_path, "postgresql")
+    assert [(m.version, m.sql) for m in on_pg] == [("0001_a", "-- pg"), ("0003_c", "-- both")]
+    on_sqlite = folder_migrations(tmp_path, "sqlite")
+    assert [(m.version, m.sql) for m in on_sqlite] == [("0001_a", "-- plain"), ("0002_b", "-- sqlite only"),
+                                                      ("0003_c", "-- both")]

@@ -8,7 +8,7 @@ import pytest
 
 
 @pytest.mark.parametrize("package", ["solidstack", "solidstack.config", "solidstack.db", "solidstack.queue",
-                                     "solidstack.cache", "solidstack.cable"])
+                                     "solidstack.cache", "solidstack.cable", "solidstack.dashboard"])
 def test_all_names_resolve(package: str) -> None:
     module = importlib.import_module(package)
     names = module.__all__

@@ -82,8 +82,12 @@ def _register_commands() -> None:
     main.add_command(recurring)
     main.add_command(queues)
     from .cable.cli import cable
+    from .queue import cli_outcomes  # noqa: F401  (adds `jobs cancel` and `jobs result`)
 
     main.add_command(cable)
+    from .dashboard.cli import dashboard  # imports the web extra only when it runs
+
+    main.add_command(dashboard)
 
 
 _register_commands()

@@ -25,7 +25,7 @@ class MigrationResult:
 def _migrate_entry(config: DatabaseConfig, packages: list[str]) -> MigrationResult:
     db = connect(config)
     sources = [package_migrations(package, db.dialect) for package in packages]
-    sources += [folder_migrations(folder) for folder in config.migrations_paths]
+    sources += [folder_migrations(folder, db.dialect) for folder in config.migrations_paths]
     applied = migrate(db, merge(*sources))
     return MigrationResult(config.name, db.location, applied)
 

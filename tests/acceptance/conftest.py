@@ -36,6 +36,17 @@ class CountJob(Job):
         record(f"count {n} {os.getpid()}")
 
 
+class HostJob(Job):
+    """Records where it ran: its host (SOLIDSTACK_HOSTNAME, a simulated machine), its pid, and when."""
+
+    def perform(self, n, seconds=0):
+        host = os.environ.get("SOLIDSTACK_HOSTNAME", "-")
+        record(f"start {n} {os.getpid()} {host} {time.time():.3f}")
+        if seconds:
+            time.sleep(seconds)
+        record(f"done {n} {os.getpid()} {host} {time.time():.3f}")
+
+
 class SlowJob(Job):
     def perform(self, n, seconds):
         record(f"start {n} {os.getpid()}")
@@ -74,11 +85,14 @@ class JobsApp:
         env.update(SOLIDSTACK_ENV="test", PYTHONUNBUFFERED="1", PYTHONPATH=str(self.root))
         return env
 
-    def start(self, *args: str, command: list[str] | None = None) -> subprocess.Popen[str]:
-        """Start the supervisor; its output goes to a file (a pipe nobody reads would fill up and block it)."""
+    def start(self, *args: str, command: list[str] | None = None,
+              env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        """Start the supervisor; its output goes to a file (a pipe nobody reads would fill up and block it).
+        ``env`` adds variables (``SOLIDSTACK_HOSTNAME``, say, for a simulated host)."""
         cmd = command or [sys.executable, "-m", "solidstack", "jobs", *args]
         log = open(self.root / f"supervisor-{len(self.procs)}.log", "w")  # noqa: SIM115 - closed in output()
-        proc = subprocess.Popen(cmd, cwd=self.root, env=self.env(), stdout=log, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(cmd, cwd=self.root, env={**self.env(), **(env or {})}, stdout=log,
+                                stderr=subprocess.STDOUT,
                                 text=True, start_new_session=True)
         log.close()
         proc.log_path = log.name  # type: ignore[attr-defined]

@@ -16,7 +16,7 @@ from solidstack.tasks import migrate_all
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.append(str(Path(__file__).parents[1]))  # browser_helpers, shared with tests/cable
 
-from magic_link_helpers import Running, close_databases, copy_example, start_dev, use_app
+from magic_link_helpers import ENGINES, Running, close_databases, copy_example, on_engine, start_dev, use_app
 
 from browser_helpers import headless_chromium
 
@@ -27,22 +27,29 @@ def _close_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
     close_databases(tmp_path_factory.getbasetemp())
 
 
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of the app in the test environment, migrated, imported in this process."""
+def example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: str) -> Iterator[Path]:
+    """A copy of the app in the test environment on ``engine``, migrated, imported in this process."""
     root = copy_example(tmp_path / "magic_link")
-    migrate_all(solidstack.configure(root, "test"))
-    use_app(root, "test", monkeypatch)
-    return root
+    with on_engine(root, engine, "test"):
+        migrate_all(solidstack.configure(root, "test"))
+        use_app(root, "test", monkeypatch)
+        yield root
 
 
-@pytest.fixture(scope="module")
-def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    """The app under bin/dev in the development environment, shared by the tests of a module."""
+@pytest.fixture(scope="module", params=ENGINES)
+def live_app(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Running]:
+    """The app under bin/dev in the development environment on each engine, shared by the tests of a module."""
     root = copy_example(tmp_path_factory.mktemp("live") / "magic_link")
-    running = start_dev(root, RATE_LIMIT_PER_IP="40/600")
-    yield running
-    running.stop()
+    with on_engine(root, str(request.param), "development") as env:
+        running = start_dev(root, RATE_LIMIT_PER_IP="40/600", **env)
+        yield running
+        running.stop()
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import shutil
@@ -11,7 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,3 +128,37 @@ def close_databases(under: Path) -> None:
     from solidstack.db import close_all
 
     close_all()
+
+
+#: The example runs on both engines: SQLite (its own config/database.yml) and PostgreSQL (its
+#: config/database.postgresql.yml copied over it, as its README tells a user to do; nothing else changes).
+ENGINES = ["sqlite", "postgresql"]
+
+
+@contextlib.contextmanager
+def on_engine(root: Path, engine: str, env: str) -> Iterator[dict[str, str]]:
+    """Point the copy at ``root`` to ``engine``; yields the variables its processes need (``DB_NAME``: fresh
+    databases of their own on the test server), and drops those databases afterwards."""
+    if engine == "sqlite":
+        yield {}
+        return
+    from engines import drop_database, random_database_name, require_postgres
+
+    require_postgres()
+    prefix = random_database_name("sslink")
+    shutil.copy(root / "config" / "database.postgresql.yml", root / "config" / "database.yml")
+    previous = os.environ.get("DB_NAME")
+    os.environ["DB_NAME"] = prefix
+    try:
+        yield {"DB_NAME": prefix}
+    finally:
+        from solidstack.db import close_all
+
+        close_all()
+        solidstack._reset_parts()
+        if previous is None:
+            os.environ.pop("DB_NAME", None)
+        else:
+            os.environ["DB_NAME"] = previous
+        for suffix in ("", "_queue", "_cache", "_cable"):
+            drop_database(f"{prefix}_{env}{suffix}")

@@ -87,7 +87,7 @@ def test_the_email_goes_by_smtp_when_a_server_is_configured(example: Path, monke
     assert mail.to == "smtp@example.com" and f"/session/{link.token}" in mail.body
 
 
-def test_cache_write_and_read(example: Path) -> None:
+def test_cache_write_and_read(example: Path, engine: str) -> None:
     from solidstack.cache import cache
 
     cache.write("test", "value")
@@ -99,7 +99,7 @@ def test_cache_write_and_read(example: Path) -> None:
                             timeout=60, env=process_env())
     assert result.stdout.strip() == "value", result.stderr
     assert cache.read("from-child") == 42
-    assert (example / "storage" / "test_cache.sqlite3").exists()
+    assert (example / "storage" / "test_cache.sqlite3").exists() == (engine == "sqlite")
 
 
 def test_one_command_migrates_all_four_databases(tmp_path: Path) -> None:

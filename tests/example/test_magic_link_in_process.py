@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from magic_link_helpers import copy_example, free_port, process_env, start, use_app, wait_for
+from magic_link_helpers import copy_example, free_port, on_engine, process_env, start, use_app, wait_for
 
 import solidstack
 from solidstack.queue import queue_storage
@@ -18,8 +18,13 @@ from solidstack.tasks import migrate_all
 
 @pytest.mark.parametrize("switch", ["SOLID_QUEUE_IN_PUMA", "SOLIDSTACK_JOBS_IN_PROCESS"])
 def test_the_web_server_processes_the_email_job_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                       switch: str) -> None:
+                                                       switch: str, engine: str) -> None:
     root = copy_example(tmp_path / "magic_link")
+    with on_engine(root, engine, "development"):
+        in_process(root, monkeypatch, switch)
+
+
+def in_process(root: Path, monkeypatch: pytest.MonkeyPatch, switch: str) -> None:
     migrate_all(solidstack.configure(root, "development"))
     port = free_port()
     url = f"http://127.0.0.1:{port}"

@@ -187,3 +187,47 @@ def test_a_claim_whose_commit_answer_was_lost_is_handed_back(storage: QueueStora
     assert storage.counts()["ready"] + len(worker._ready) == 2
     assert len(worker._ready) == 1 and worker._ready[0].id == ids[0]
     assert storage.claimed_by(worker.process_id) == [ids[0]]
+
+
+def test_a_pruner_that_loses_the_race_releases_nothing_claimed_again_elsewhere(storage: QueueStorage) -> None:
+    """Two supervisors prune one dead process at once (PostgreSQL: nothing serializes them). The first releases
+    its job and a worker claims it again; the second, which had read the dead process's claims before, must
+    neither put that running job back in the queue nor count a second death. Before the fix it did both (the
+    soak on PostgreSQL saw it as a duplicate ready row); SQLite's single writer never lets them overlap."""
+    if storage.db.dialect != "postgresql":
+        pytest.skip("SQLite serializes writers: the two pruners cannot overlap")
+    import psycopg
+
+    dead = storage.register_process("Worker", "dead", NOW, pid=999_999)
+    alive = storage.register_process("Worker", "alive", NOW)
+    (job_id,) = storage.enqueue([new()], NOW)
+    assert [row.id for row in storage.claim(dead, ["*"], 1, NOW)] == [job_id]
+    first = psycopg.connect(storage.db.conninfo, autocommit=False)  # type: ignore[attr-defined]
+    try:
+        # The first pruner holds the claim's row while it releases the job.
+        first.execute("SELECT 1 FROM solidstack_claimed_executions WHERE job_id = %s FOR UPDATE", (job_id,))
+        second = threading.Thread(target=storage.deregister_process, args=(dead, NOW),
+                                  kwargs={"died": True, "reason": "dead", "max_deaths": 10, "cascade": False})
+        second.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # until the second pruner waits for that row
+            waiting = first.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0]
+            if waiting:
+                break
+            time.sleep(0.01)
+        assert waiting, "the second pruner never waited for the first"
+        # The first pruner releases the job, and a live worker claims it again, all before the second goes on.
+        first.execute("DELETE FROM solidstack_claimed_executions WHERE job_id = %s", (job_id,))
+        first.execute("UPDATE solidstack_jobs SET process_deaths = process_deaths + 1 WHERE id = %s", (job_id,))
+        first.execute("INSERT INTO solidstack_claimed_executions (job_id, process_id, created_at) "
+                      "VALUES (%s, %s, %s)", (job_id, alive, NOW))
+        first.execute("DELETE FROM solidstack_processes WHERE id = %s", (dead,))
+        first.commit()
+        second.join(10)
+        assert not second.is_alive()
+    finally:
+        first.close()
+    assert storage.claimed_by(alive) == [job_id]
+    assert storage.counts()["ready"] == 0, "a running job was put back in the queue"
+    deaths = storage.db.query_one("SELECT process_deaths FROM solidstack_jobs WHERE id = %s", (job_id,))[0]
+    assert deaths == 1

@@ -37,7 +37,7 @@ from solidstack import current_app
 from solidstack.cable import CableApp, remote_connections
 from solidstack.queue.asgi import jobs_lifespan
 
-from . import mailer, rate_limit
+from . import admin, mailer, rate_limit
 from .channels import AppConnection, InboxChannel
 from .jobs import SendMagicLinkEmailJob
 from .models import MagicLink, Session
@@ -283,6 +283,7 @@ def create_app() -> Starlette:
         Route("/up", up),
         WebSocketRoute("/cable", cable),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
+        Mount("/jobs", admin.dashboard()),  # the jobs dashboard (see admin.py for who may open it)
     ]
     production = current_app().env == "production"
     middleware = [Middleware(SessionMiddleware, secret_key=secret_key_base(), session_cookie="_magic_link_session",

@@ -7,6 +7,11 @@ the app's folder with the same name as a packaged one is the same migration (``s
 there so they can be read) and is applied once. Each migration runs in its own write transaction together with
 the row that records it, so two processes migrating at once apply each migration exactly once (SQLite: its
 write lock; PostgreSQL: an advisory lock held by the transaction).
+
+An app's migration may be written once per dialect (decision 0040): ``NNNN_title.postgresql.sql`` (or
+``.sqlite.sql``) beside ``NNNN_title.sql`` is the same migration, version ``NNNN_title``, and is what runs on that
+dialect; the plain file runs on the others. SQLite's and PostgreSQL's DDL differ where it matters (an
+auto-numbered key, ``REAL`` is single precision on PostgreSQL), so "portable" SQL would be wrong on one of them.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from .errors import DatabaseError
 
 MIGRATIONS_TABLE = "solidstack_schema_migrations"
 _FILE = re.compile(r"^(\d+)_[\w.-]+\.sql$")
+#: The dialects a migration file may be written for (``NNNN_title.<dialect>.sql``).
+DIALECTS = ("sqlite", "postgresql")
 
 
 @dataclass(frozen=True)
@@ -50,15 +57,31 @@ def package_migrations(package: str, dialect: str) -> list[Migration]:
     return sorted(found, key=lambda m: (m.number, m.version))
 
 
-def folder_migrations(folder: Path) -> list[Migration]:
-    """The ``NNNN_title.sql`` files of an app's migrations folder, in order (none if it does not exist)."""
+def folder_migrations(folder: Path, dialect: str | None = None) -> list[Migration]:
+    """The ``NNNN_title.sql`` files of an app's migrations folder, in order (none if it does not exist).
+
+    With ``dialect``, ``NNNN_title.<dialect>.sql`` replaces ``NNNN_title.sql`` (same version), and files written
+    for another dialect are left out.
+    """
     if not folder.is_dir():
         return []
-    found = []
+    plain: dict[str, Migration] = {}
+    own: dict[str, Migration] = {}
     for path in folder.iterdir():
-        if path.suffix == ".sql" and _FILE.match(path.name):
-            found.append(Migration(path.stem, path.read_text(encoding="utf-8"), str(path)))
-    return sorted(found, key=lambda m: (m.number, m.version))
+        if path.suffix != ".sql" or not _FILE.match(path.name):
+            continue
+        version, _, written_for = path.stem.rpartition(".")
+        if not version or written_for not in DIALECTS:
+            version, written_for = path.stem, ""
+        if written_for and dialect is None:
+            version, written_for = path.stem, ""  # no dialect asked: every file is a migration of its own
+        migration = Migration(version, path.read_text(encoding="utf-8"), str(path))
+        if not written_for:
+            plain[version] = migration
+        elif written_for == dialect:
+            own[version] = migration
+    found = {**plain, **own}
+    return sorted(found.values(), key=lambda m: (m.number, m.version))
 
 
 def merge(*sources: Iterable[Migration]) -> list[Migration]:

@@ -24,6 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from . import outage
+from .errors import DatabaseUnavailable
+
 if TYPE_CHECKING:
     from .postgresql import PostgreSQLDatabase
 
@@ -151,7 +154,8 @@ class Listener:
                 self._listening = set()
                 self.connections += 1
                 if failing_since_logged:
-                    log.warning("%s: listening again after a lost connection", self.db.label)
+                    log.info("%s: listening again after a lost connection", self.db.label)
+                    outage.answered(str(getattr(self.db, "source", "") or ""))
                     failing_since_logged = False
                 delay = RECONNECT_FIRST
                 self._sync_channels(conn)
@@ -164,8 +168,14 @@ class Listener:
                 if self._closed:
                     break
                 if not failing_since_logged:
-                    log.warning("%s: the LISTEN connection failed (%s); reconnecting with backoff, polling until "
-                                "then", self.db.label, _short(exc))
+                    # A server down or out of reach is one line per outage for the whole process (outage.py);
+                    # anything else is said here.
+                    error = self.db.translate(exc)
+                    if isinstance(error, DatabaseUnavailable):
+                        outage.unavailable(error, "the LISTEN connection failed (polling until it is back)")
+                    else:
+                        log.warning("%s: the LISTEN connection failed (%s); reconnecting with backoff, polling "
+                                    "until then", self.db.label, _short(exc))
                     failing_since_logged = True
                 self._wake_all()
                 self._sleep(delay * (1 + random.random() / 2))

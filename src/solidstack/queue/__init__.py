@@ -33,6 +33,15 @@ from .job import (
     registered_jobs,
     retry_on,
 )
+from .outcomes import (
+    CancelError,
+    JobCancelled,
+    JobFailed,
+    JobResult,
+    JobTimeout,
+    ResultTimeout,
+    cancel,
+)
 from .queues import Queue, QueueInfo, queues
 from .recurring import (
     RecurringCommandJob,
@@ -55,6 +64,7 @@ _on_reset(_reset)
 
 __all__ = [
     "AsyncSupervisor",
+    "CancelError",
     "ConcurrencyKeyError",
     "DiscardRule",
     "Dispatcher",
@@ -65,8 +75,12 @@ __all__ = [
     "InProcessJobs",
     "InlineAdapter",
     "Job",
+    "JobCancelled",
+    "JobFailed",
     "JobOptions",
+    "JobResult",
     "JobRow",
+    "JobTimeout",
     "NewJob",
     "Queue",
     "QueueConfig",
@@ -74,6 +88,7 @@ __all__ = [
     "QueueStorage",
     "RecurringCommandJob",
     "RecurringTask",
+    "ResultTimeout",
     "RetryRule",
     "Runner",
     "Schedule",
@@ -86,6 +101,7 @@ __all__ = [
     "UnknownJobError",
     "Worker",
     "WorkerConfig",
+    "cancel",
     "clear_finished_jobs",
     "current_adapter",
     "discard_on",

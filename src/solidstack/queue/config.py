@@ -28,6 +28,8 @@ ADAPTER_VAR = "SOLIDSTACK_QUEUE_ADAPTER"
 # (`threads: 30000`, an extra digit) is refused at start instead of exhausting the machine.
 MAX_THREADS = 1000
 MAX_PROCESSES = 1000
+#: Async jobs at once on one worker's loop: each is a task and, usually, a socket.
+MAX_ASYNC_CAPACITY = 100_000
 MAX_BATCH_SIZE = 100_000
 MAX_PROCESS_DEATHS = 1000
 _QUEUE_NAME = re.compile(r"^[\w.\-:]+\*?$|^\*$")
@@ -58,6 +60,9 @@ class WorkerConfig:
     threads: int = 3
     processes: int = 1
     polling_interval: float = 0.1
+    #: How many ``async def`` jobs may run at once on the worker's event loop, independent of ``threads``
+    #: (0: an async job holds a thread while it runs).
+    async_capacity: int = 0
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,7 @@ def _workers(section: Section) -> tuple[WorkerConfig, ...]:
             threads=sub.get("threads", count(MAX_THREADS), 3),
             processes=sub.get("processes", count(MAX_PROCESSES), 1),
             polling_interval=sub.get("polling_interval", positive_wait, 0.1),
+            async_capacity=sub.get("async_capacity", count(MAX_ASYNC_CAPACITY), 0),
         )
         sub.finish()
         workers.append(worker)

@@ -18,6 +18,8 @@ import socket
 import time
 from typing import Any
 
+from ..db import outage
+from ..db.errors import DatabaseUnavailable
 from .config import QueueConfig
 from .liveness import stopped
 from .runner import Runner
@@ -207,6 +209,9 @@ class ForkSupervisor(Supervisor):
                 continue
             try:
                 row = self._child_row(pid)
+            except DatabaseUnavailable as exc:
+                outage.unavailable(exc, "supervisor")
+                return
             except Exception:
                 log.exception("cannot check whether %s process %d has started", spec.kind, pid)
                 return
@@ -223,6 +228,8 @@ class ForkSupervisor(Supervisor):
         # First, with reads only: a hung child may be what keeps the writes below from going through.
         try:
             self._watch_heartbeats(now)
+        except DatabaseUnavailable as exc:
+            outage.unavailable(exc, "supervisor")
         except Exception:
             log.exception("cannot check the heartbeats of the supervised processes")
         super()._maintain(now)
@@ -320,7 +327,10 @@ class ForkSupervisor(Supervisor):
             again, failed = self.storage.deregister_process(row_id, self.clock(), died=died, reason=reason,
                                                             max_deaths=self.config.max_process_deaths)
         except Exception as exc:
-            log.error("%s: cannot hand back its jobs yet (%s); trying again", reason, exc)
+            if isinstance(exc, DatabaseUnavailable):
+                outage.unavailable(exc, "supervisor")
+            else:
+                log.error("%s: cannot hand back its jobs yet (%s); trying again", reason, exc)
             self._unreleased.append((row_id, died, reason))
             return
         if again or failed:

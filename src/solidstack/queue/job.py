@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 
+from .outcomes import cancel, check_timeout, current_storage, result_of
 from .serialization import dump_arguments
 
 log = logging.getLogger("solidstack.queue")
@@ -149,9 +150,12 @@ class JobOptions:
     queue: str | None = None
     priority: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    timeout: float | None = None
 
     def perform_later(self, *args: Any, **kwargs: Any) -> Job:
         job = self.job_class(*args, **kwargs)
+        if self.timeout is not None:
+            job.timeout = self.timeout
         return job.enqueue(wait=self.wait, wait_until=self.wait_until, queue=self.queue, priority=self.priority)
 
     def perform_now(self, *args: Any, **kwargs: Any) -> Any:
@@ -175,18 +179,22 @@ class Job:
     """Subclass and define ``perform`` (plain or ``async def``).
 
     Class attributes: ``queue_as`` (queue name, default ``"default"``), ``priority`` (lower runs first,
-    default 0) and ``job_name`` (the name stored in the database; default the class name).
+    default 0), ``job_name`` (the name stored in the database; default the class name) and ``timeout``
+    (seconds or a ``timedelta``: a run past it fails with ``JobTimeout``; default none).
     """
 
     queue_as: ClassVar[str] = "default"
     priority: int = 0
     job_name: ClassVar[str | None] = None
+    timeout: float | None = None
     _rescue_rules: ClassVar[tuple[RetryRule | DiscardRule, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "job_name" not in cls.__dict__:
             cls.job_name = None
+        if "timeout" in cls.__dict__:
+            cls.timeout = check_timeout(cls.__dict__["timeout"], job=cls.name())
         _register(cls)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -214,11 +222,14 @@ class Job:
 
     @classmethod
     def set(cls, *, wait: float | timedelta | None = None, wait_until: datetime | float | None = None,
-            queue: str | None = None, priority: int | None = None) -> JobOptions:
-        """Options for one enqueue: ``wait`` (seconds or timedelta), ``wait_until``, ``queue``, ``priority``."""
+            queue: str | None = None, priority: int | None = None,
+            timeout: float | timedelta | None = None) -> JobOptions:
+        """Options for one enqueue: ``wait`` (seconds or timedelta), ``wait_until``, ``queue``, ``priority``,
+        ``timeout`` (seconds or timedelta, instead of the class's)."""
         seconds = wait.total_seconds() if isinstance(wait, timedelta) else wait
         until = _to_timestamp(wait_until) if isinstance(wait_until, datetime) else wait_until
-        return JobOptions(cls, wait=seconds, wait_until=until, queue=queue, priority=priority)
+        return JobOptions(cls, wait=seconds, wait_until=until, queue=queue, priority=priority,
+                          timeout=check_timeout(timeout, job=cls.name(), option="set(timeout=...)"))
 
     @classmethod
     def perform_later(cls, *args: Any, **kwargs: Any) -> Job:
@@ -247,7 +258,43 @@ class Job:
 
     def serialize_arguments(self) -> str:
         """The stored form of the arguments; raises ``SerializationError`` naming this job and the argument."""
-        return dump_arguments(self.args, self.kwargs, job=type(self).name())
+        text = dump_arguments(self.args, self.kwargs, job=type(self).name())
+        timeout = self.__dict__.get("timeout")
+        if timeout is not None:  # a timeout set for this enqueue travels with the arguments (decision 0032)
+            text = text[:-1] + f',"timeout":{float(timeout)!r}}}'
+        return text
+
+    @property
+    def cancelled(self) -> bool:
+        """True once this running job was cancelled or ran past its timeout: a long job checks it and stops."""
+        cancelled: bool = self.__dict__.get("_cancelled", False)
+        return cancelled
+
+    @classmethod
+    def _result_class(cls, job_id: int, *, timeout: float | None = 0) -> Any:
+        return result_of(current_storage(), job_id, timeout)
+
+    def _result_instance(self, *, timeout: float | None = 0) -> Any:
+        return type(self)._result_class(self._stored_id(), timeout=timeout)
+
+    #: ``Job.result(id, timeout=...)`` / ``job.result(timeout=...)``: the return value once the job finished,
+    #: waiting up to ``timeout`` seconds (0, the default: no wait; None: no limit). See ``outcomes.result_of``.
+    result = _hybrid(_result_class, _result_instance)
+
+    @classmethod
+    def _cancel_class(cls, job_id: int) -> str:
+        return cancel(job_id)[job_id]
+
+    def _cancel_instance(self) -> str:
+        return cancel(self._stored_id())[self._stored_id()]
+
+    #: ``Job.cancel(id)`` / ``job.cancel()``: see ``solidstack.queue.cancel``.
+    cancel = _hybrid(_cancel_class, _cancel_instance)
+
+    def _stored_id(self) -> int:
+        if self.provider_job_id is None:
+            raise LookupError(f"{type(self).name()}: this job was not enqueued in a queue database (no id)")
+        return self.provider_job_id
 
     @staticmethod
     def perform_all_later(jobs: Iterable[Job]) -> list[Job]:
@@ -309,7 +356,7 @@ async def _await(awaitable: Any) -> Any:
 
 
 def restore(class_name: str, args: Sequence[Any], kwargs: dict[str, Any], *, job_id: str, queue_name: str,
-            priority: int, executions: int, provider_job_id: int) -> Job:
+            priority: int, executions: int, provider_job_id: int, timeout: float | None = None) -> Job:
     """A job instance rebuilt from its stored row, without calling the subclass's ``__init__``."""
     cls = job_class(class_name)
     job = cls.__new__(cls)
@@ -322,4 +369,6 @@ def restore(class_name: str, args: Sequence[Any], kwargs: dict[str, Any], *, job
     job.scheduled_at = None
     job.executions = executions
     job.provider_job_id = provider_job_id
+    if timeout is not None:
+        job.timeout = timeout
     return job

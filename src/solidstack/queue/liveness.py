@@ -36,6 +36,15 @@ log = logging.getLogger("solidstack.queue")
 IDENTITY_KEY = "liveness"
 #: The metadata key that holds when the process started (clock ticks since boot; None where /proc cannot tell).
 START_KEY = "pid_start"
+#: Overrides the hostname a process row records (and compares with): several "machines" simulated on one host,
+#: or a container whose kernel hostname says nothing useful. A row whose hostname differs from ours is judged by
+#: its heartbeat alone, as a process on another machine.
+HOSTNAME_VAR = "SOLIDSTACK_HOSTNAME"
+
+
+def hostname() -> str:
+    """The hostname this process records in its rows: ``SOLIDSTACK_HOSTNAME`` when set, else the kernel's."""
+    return os.environ.get(HOSTNAME_VAR, "").strip() or socket.gethostname()
 
 
 @cache
@@ -96,7 +105,7 @@ def row_identity(row: dict[str, Any]) -> str | None:
 
 def pid_speaks_for(row: dict[str, Any]) -> bool:
     """Whether this process may judge ``row`` by its pid: same hostname and the same liveness identity."""
-    return row.get("hostname") == socket.gethostname() and row_identity(row) == identity()
+    return row.get("hostname") == hostname() and row_identity(row) == identity()
 
 
 def alive_here(row: dict[str, Any]) -> bool:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from ..db import outage
 from ..db.errors import DatabaseUnavailable
 from ..db.notify import Waiter
 from . import events
@@ -59,6 +60,8 @@ class Runner:
                  supervisor_pid: int | None = None, clock: Callable[[], float] = time.time) -> None:
         self.role = role
         self.storage = storage
+        #: Its database's entry, which an outage of that database is logged under (``db/outage.py``).
+        self._source = str(getattr(storage.db, "source", "") or "")
         self.heartbeat_interval = heartbeat_interval
         self.shutdown_timeout = shutdown_timeout
         self.supervisor_id = supervisor_id
@@ -122,6 +125,9 @@ class Runner:
         role.process_id = self.process_id
         if hasattr(role, "attach"):
             role.attach(self.wake)
+        watchdog = getattr(role, "watchdog", None)
+        if watchdog is not None:  # a thread hung past its job's timeout: stop, for a fresh process
+            watchdog.on_hung = self.stop
         listen = getattr(role, "wakeup_socket", None)
         if listen is not None:
             self._socket = listen()
@@ -139,11 +145,14 @@ class Runner:
                 self._wake.clear()
                 try:
                     wait = role.poll(self.clock())
+                    if retry != RETRY_FIRST:
+                        outage.answered(self._source)
                     retry = RETRY_FIRST
                 except DatabaseUnavailable as exc:
-                    # The server restarted or the network dropped: one line, no traceback, and a backoff. The
-                    # poll's transaction rolled back, so nothing was claimed; the pool replaces the connection.
-                    log.warning("%s %s: %s; retrying in %.1f s", role.kind, role.name, exc, retry)
+                    # The server restarted or the network dropped: one line per outage (db/outage.py), no
+                    # traceback, and a backoff. The poll's transaction rolled back, so nothing was claimed; the
+                    # pool replaces the connection.
+                    outage.unavailable(exc, f"{role.kind} {role.name}")
                     wait, retry = retry, min(retry * 2, RETRY_MAX)
                 except Exception:
                     log.exception("%s %s: poll failed; retrying", role.kind, role.name)
@@ -183,7 +192,9 @@ class Runner:
                     log.warning("%s %s: its supervisor's process row is gone; stopping", self.role.kind,
                                 self.role.name)
                     self.stop()
+                else:
+                    outage.answered(self._source)
             except DatabaseUnavailable as exc:
-                log.warning("%s %s: heartbeat failed: %s", self.role.kind, self.role.name, exc)
+                outage.unavailable(exc, f"{self.role.kind} {self.role.name}")
             except Exception:
                 log.exception("%s %s: heartbeat failed", self.role.kind, self.role.name)

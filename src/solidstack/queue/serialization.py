@@ -55,7 +55,13 @@ def dump_arguments(args: tuple[Any, ...], kwargs: dict[str, Any], *, job: str) -
 
 def load_arguments(text: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """Positional and keyword arguments from stored JSON text."""
+    args, kwargs, _ = load_payload(text)
+    return args, kwargs
+
+
+def load_payload(text: str) -> tuple[tuple[Any, ...], dict[str, Any], float | None]:
+    """Arguments and the ``timeout`` set for this enqueue (``Job.set(timeout=...)``; None: the class's)."""
     data = json.loads(text)
     return tuple(from_json(value) for value in data.get("args", [])), {
         name: from_json(value) for name, value in data.get("kwargs", {}).items()
-    }
+    }, data.get("timeout")

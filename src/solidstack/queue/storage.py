@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +17,8 @@ from typing import Any
 from ..db import Database, SQLiteDatabase, load_queries
 from ..db.notify import Wakeups
 from .concurrency import Gate
-from .liveness import IDENTITY_KEY, START_KEY, dead_processes, identity, start_time
+from .liveness import IDENTITY_KEY, START_KEY, dead_processes, hostname, identity, start_time
+from .outcomes import JobResult, Outcomes
 from .rows import NewJob
 
 #: The wake-up topic of the queue: workers listen, whoever makes a job ready announces it (see ``db/notify.py``).
@@ -81,6 +81,8 @@ class QueueStorage:
         self._enqueue_in_one = "enqueue_ready" in self.sql
         self._finish_in_one = "finish_own_claims" in self.sql
         self._unqueued: QueueStorage | None = None
+        #: Return values and cancellation (see outcomes.py).
+        self.outcomes = Outcomes(self)
 
     def announce_ready(self) -> None:
         """Wake the idle workers once the current transaction commits: jobs became ready.
@@ -180,11 +182,13 @@ class QueueStorage:
         return claimed
 
     def claim(self, process_id: int | None, queues: Sequence[str], limit: int, now: float, *,
-              finished: Sequence[int] = (), preserve: bool = True) -> list[JobRow]:
+              finished: Sequence[int] = (), preserve: bool = True,
+              results: dict[int, str] | None = None) -> list[JobRow]:
         """Move up to ``limit`` ready jobs to claimed by ``process_id``, queue order first, then priority.
 
         ``finished``: jobs this process ran, finished (as :meth:`finish`) in the same transaction, so a busy
-        worker commits once per batch. An empty queue with nothing to finish costs one read and no write lock:
+        worker commits once per batch; ``results``: the return values of those that returned one (see
+        :mod:`.outcomes`). An empty queue with nothing to finish costs one read and no write lock:
         idle workers must not contend with enqueuers.
         """
         if not finished and (limit <= 0 or (self._look_first and not self._ready_ids(self.db.connection(), queues, 1))):
@@ -193,7 +197,7 @@ class QueueStorage:
         # (at-least-once); the commit does not wait for the disk (decision 0020).
         with self.db.transaction(durable=False) as conn:
             if finished:
-                self._finish(conn, finished, process_id, now, preserve)
+                self._finish(conn, finished, process_id, now, preserve, results)
             if limit <= 0:
                 return []
             if self._claim_in_one:
@@ -217,15 +221,19 @@ class QueueStorage:
                             {"ids": self.db.array(job_ids), "process_id": process_id}).fetchall()
         return [row[0] for row in rows]
 
-    def finish(self, job_ids: Sequence[int], process_id: int | None, now: float, *, preserve: bool = True) -> list[int]:
-        """Claimed jobs that ran: kept with ``finished_at`` or deleted. Returns the ids finished."""
+    def finish(self, job_ids: Sequence[int], process_id: int | None, now: float, *, preserve: bool = True,
+               results: dict[int, str] | None = None) -> list[int]:
+        """Claimed jobs that ran: kept with ``finished_at`` (and their ``results``) or deleted. Returns the ids
+        finished."""
         if not job_ids:
             return []
         with self.db.transaction() as conn:
-            return self._finish(conn, job_ids, process_id, now, preserve)
+            return self._finish(conn, job_ids, process_id, now, preserve, results)
 
     def _finish(self, conn: Any, job_ids: Sequence[int], process_id: int | None, now: float,
-                preserve: bool) -> list[int]:
+                preserve: bool, results: dict[int, str] | None = None) -> list[int]:
+        if results and preserve:
+            self.outcomes.store_results(conn, results, process_id)
         if self._finish_in_one:
             # PostgreSQL: the claims this process holds deleted and their jobs finished in one statement.
             rows = conn.execute(self.sql["finish_own_claims" if preserve else "finish_own_claims_deleting"],
@@ -284,11 +292,11 @@ class QueueStorage:
 
     def _release_after_death(self, conn: Any, job_ids: Sequence[int], reason: str, max_deaths: int,
                              now: float) -> tuple[list[int], list[int]]:
-        """Claimed jobs of a dead process: run again, or failed once they have died ``max_deaths`` times."""
+        """Claimed jobs of a dead process, whose claims the caller has just taken (deleted, in ``conn``): run
+        again, or failed once they have died ``max_deaths`` times."""
         if not job_ids:
             return [], []
         array = self.db.array(job_ids)
-        conn.execute(self.sql["delete_claimed"], {"ids": array})
         deaths = conn.execute(self.sql["count_process_death"], {"ids": array, "now": now}).fetchall()
         again = [row[0] for row in deaths if row[1] < max_deaths]
         failed = [row[0] for row in deaths if row[1] >= max_deaths]
@@ -334,7 +342,7 @@ class QueueStorage:
         with self.db.transaction() as conn:
             row = conn.execute(self.sql["insert_process"], {
                 "kind": kind, "name": name, "now": now, "supervisor_id": supervisor_id,
-                "pid": own_pid, "hostname": socket.gethostname(),
+                "pid": own_pid, "hostname": hostname(),
                 "metadata": json.dumps(metadata),
             }).fetchone()
             return int(row[0])
@@ -380,13 +388,17 @@ class QueueStorage:
                 ids += [row[0] for row in conn.execute(self.sql["supervisees"], {"id": process_id})]
             for pid in ids:
                 claimed = [row[0] for row in conn.execute(self.sql["claimed_by_process"], {"process_id": pid})]
+                # Only the claims this transaction deletes are released: on PostgreSQL another pruner may have
+                # released them meanwhile and a worker claimed them again (the read above does not lock), and
+                # releasing those would put a running job back in the queue (seen in the soak on PostgreSQL as a
+                # duplicate ready row).
+                claimed = self._take_claims(conn, claimed, pid) if claimed else []
                 if died:
                     a, f = self._release_after_death(conn, claimed, reason, max_deaths, now)
                     again += a
                     failed += f
                 elif claimed:
                     array = self.db.array(claimed)
-                    conn.execute(self.sql["delete_claimed"], {"ids": array})
                     conn.execute(self.sql["ready_from_jobs"], {"ids": array, "now": now})
                     self.announce_ready()
                     again += claimed
@@ -424,7 +436,7 @@ class QueueStorage:
     def release_orphaned_claims(self, now: float, max_deaths: int) -> tuple[list[int], list[int]]:
         """Claims whose process row is gone (its process died and was pruned mid-claim): run again."""
         with self.db.transaction() as conn:
-            ids = [row[0] for row in conn.execute(self.sql["orphaned_claims"])]
+            ids = [row[0] for row in conn.execute(self.sql["take_orphaned_claims"])]
             return self._release_after_death(conn, ids, "the process that claimed the job is gone", max_deaths, now)
 
     # -- failed jobs -----------------------------------------------------------------------------------------
@@ -464,6 +476,14 @@ class QueueStorage:
     def job_state(self, job_id: int) -> dict[str, Any] | None:
         row = self.db.query_one(self.sql["job_state"], {"id": job_id})
         return dict(row) if row else None
+
+    def job_result(self, job_id: int) -> JobResult | None:
+        """Status, return value, timestamps and error of one job (see :class:`.outcomes.JobResult`)."""
+        return self.outcomes.job_result(job_id)
+
+    def cancel(self, job_ids: Sequence[int], now: float) -> dict[int, str]:
+        """Cancel jobs; what became of each id (see :meth:`.outcomes.Outcomes.cancel`)."""
+        return self.outcomes.cancel(job_ids, now)
 
     def counts(self) -> dict[str, int]:
         row = self.db.query_one(self.sql["counts"])

@@ -10,15 +10,17 @@ import logging
 import os
 import secrets
 import signal
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..db import outage
+from ..db.errors import DatabaseUnavailable
 from . import events
 from .config import DispatcherConfig, QueueConfig, WorkerConfig
 from .dispatcher import Dispatcher
+from .liveness import hostname
 from .runner import Role
 from .storage import QueueStorage
 from .worker import Worker
@@ -112,7 +114,7 @@ class Supervisor:
 
     def _register(self, now: float, mode: str) -> None:
         self.process_id = self.storage.register_process(
-            self.kind, self.name, now, metadata={"mode": mode, "hostname": socket.gethostname()})
+            self.kind, self.name, now, metadata={"mode": mode, "hostname": hostname()})
         self._ids.add(self.process_id)
 
     def _start(self, mode: str) -> None:
@@ -140,6 +142,8 @@ class Supervisor:
             again, failed = self.storage.release_orphaned_claims(now, self.config.max_process_deaths)
             if again or failed:
                 log.warning("released orphaned claims: %d to run again, %d failed", len(again), len(failed))
+        except DatabaseUnavailable as exc:
+            outage.unavailable(exc, "supervisor")
         except Exception:
             log.exception("supervisor maintenance failed")
 
@@ -162,6 +166,13 @@ class Supervisor:
             if not self._writable:
                 self._writable = True
                 self._trust_from = now + self.config.process_alive_threshold
+            outage.answered(str(getattr(self.storage.db, "source", "") or ""))
+        except DatabaseUnavailable as exc:
+            # The server is down or out of reach: nobody can heartbeat, so a stale heartbeat proves nothing
+            # until everyone has had the threshold to write again (as when the database is held). One line per
+            # outage; the supervisor and its processes carry on and reconnect.
+            self._writable = False
+            outage.unavailable(exc, "supervisor")
         except Exception as exc:
             if not _held(exc):
                 raise  # a database that cannot work (gone, not migrated) stops the supervisor, loudly

@@ -26,9 +26,9 @@ from ..db.errors import DatabaseUnavailable
 from ..db.notify import Waiter
 from . import events
 from .config import WorkerConfig
-from .job import Job, error_record, restore
-from .serialization import load_arguments
+from .execution import DETACHED, Execution
 from .storage import JobRow, QueueStorage
+from .watchdog import Watchdog
 
 log = logging.getLogger("solidstack.queue")
 
@@ -70,6 +70,10 @@ class Worker:
         self._running: set[int] = set()
         #: Ran, to be finished by the next claim (only when a loop is attached).
         self._finished: list[int] = []
+        #: The return values of those of them that returned one (by id, stored form).
+        self._results: dict[int, str] = {}
+        #: Of the jobs running, those handed to the event loop (``async_capacity``): they hold no thread.
+        self._async_running = 0
         self._deferred = False
         #: A claim failed on a lost connection: the next one first releases claims this process does not hold.
         self._resync = False
@@ -83,6 +87,9 @@ class Worker:
         self._threads: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
+        self.execution = Execution(self)
+        #: Cancellation and timeouts of the running jobs (see watchdog.py).
+        self.watchdog = Watchdog(self)
 
     def metadata(self) -> dict[str, Any]:
         return {"queues": ",".join(self.config.queues), "thread_pool_size": self.config.threads,
@@ -99,7 +106,11 @@ class Worker:
             return self._idle()
 
     def _idle(self) -> int:
-        return self.config.threads - len(self._running) - len(self._ready)
+        free = self.config.threads - (len(self._running) - self._async_running) - len(self._ready)
+        capacity = self.config.async_capacity
+        if capacity:  # async jobs hold no thread, but each holds one of the loop's slots
+            return min(free, capacity - self._async_running - len(self._ready))
+        return free
 
     def attach(self, wake: Callable[[], None]) -> None:
         """Driven by a loop that calls :meth:`poll` whenever ``wake`` is called: finishes go to the next claim."""
@@ -160,6 +171,7 @@ class Worker:
                         break
                     self._peers.wait(remaining)
             finished, self._finished = self._finished, []
+            results, self._results = self._results, {}
             limit = 0 if self._stopping else max(0, self._idle())
             resync, self._resync = self._resync, False
             known = set(self._running) | {row.id for row in self._ready} | set(finished)
@@ -167,10 +179,12 @@ class Worker:
             self._release_unknown_claims(known, now)
         try:
             rows = self.storage.claim(self.process_id, self.config.queues, limit, now, finished=finished,
-                                      preserve=self.preserve_finished_jobs) if limit or finished else []
+                                      preserve=self.preserve_finished_jobs,
+                                      results=results or None) if limit or finished else []
         except BaseException as exc:
             with self._cond:  # finish them with the next claim; the claims stand until then
                 self._finished[:0] = finished
+                self._results.update(results)
                 self._claiming = self._busy = False
                 # A lost connection may have lost only the COMMIT's answer: the claim may stand, for jobs this
                 # process never got. The next claim looks (see _release_unknown_claims).
@@ -247,14 +261,16 @@ class Worker:
     # -- running one job -------------------------------------------------------------------------------------
 
     def _execute(self, row: JobRow) -> None:
+        detached = False
         try:
-            self._perform(row)
+            detached = self.execution.run(row) is DETACHED
         except Exception:
             # The job stays claimed; it goes back to ready when this process stops or is found dead.
             log.exception("job %d (%s): could not record its outcome", row.id, row.class_name)
         finally:
             with self._cond:
-                self._running.discard(row.id)
+                if not detached:  # an async job on the loop stays running (see async_ended)
+                    self._running.discard(row.id)
                 # Nobody claims while the queue is not busy: the loop must finish this job (and claim again).
                 wake = not self._busy or not self._deferred
                 if self._claiming and not self._running:
@@ -262,58 +278,33 @@ class Worker:
             if wake:
                 self.on_wake()
 
-    def _perform(self, row: JobRow) -> None:
-        storage, pid = self.storage, self.process_id
-        try:
-            args, kwargs = load_arguments(row.arguments)
-            job = restore(row.class_name, args, kwargs, job_id=row.active_job_id, queue_name=row.queue_name,
-                          priority=row.priority, executions=row.executions + 1, provider_job_id=row.id)
-        except Exception as exc:
-            log.error("job %d: cannot run %s: %s", row.id, row.class_name, exc)
-            error = error_record(exc)
-            self._record(lambda: storage.fail(row.id, pid, error, self.clock()))
-            return
-        started = time.perf_counter()
-        events.instrument("perform_start", job_id=row.id, job_class=row.class_name, queue=row.queue_name)
-        try:
-            self._call(job)
-        except BaseException as exc:  # a job's SystemExit must not take the worker down
-            self._handle_error(row, job, exc)
-            return
-        elapsed = (time.perf_counter() - started) * 1000
-        with self._cond:
-            deferred = self._deferred
-            if deferred:
-                self._finished.append(row.id)
-        if not deferred:
-            self._record(lambda: storage.finish([row.id], pid, self.clock(), preserve=self.preserve_finished_jobs))
-        events.instrument("perform_finish", job_id=row.id, job_class=row.class_name, queue=row.queue_name,
-                          duration_ms=elapsed)
-        if log.isEnabledFor(logging.DEBUG):  # at debug only: a line per job cost ~28% of throughput (decision 0800)
-            log.debug("Performed %s (job %d) from %s in %.1f ms", row.class_name, row.id, row.queue_name, elapsed,
-                      extra={"job_id": row.id, "job_class": row.class_name, "queue": row.queue_name})
+    @property
+    def deferred(self) -> bool:
+        """Finishes go with the next claim (a loop is attached)."""
+        return self._deferred
 
-    def _handle_error(self, row: JobRow, job: Job, exc: BaseException) -> None:
-        outcome = job.outcome_of(exc)
-        now = self.clock()
-        events.instrument("perform_error", job_id=row.id, job_class=row.class_name, error=repr(exc),
-                          outcome=outcome.status)
-        if outcome.status in ("retry", "discarded"):
-            events.instrument("retry" if outcome.status == "retry" else "discard", job_id=row.id,
-                              job_class=row.class_name, retry_in=outcome.retry_in)
-        if outcome.status == "retry":
-            log.warning("%s (job %d) raised %s: %s; retry %d in %.1f s", row.class_name, row.id,
-                        type(exc).__name__, exc, job.executions + 1, outcome.retry_in)
-            self._record(lambda: self.storage.retry_later(row.id, self.process_id, job.executions,
-                                                          now + outcome.retry_in, now))
-        elif outcome.status == "discarded":
-            log.info("%s (job %d) discarded on %s: %s", row.class_name, row.id, type(exc).__name__, exc)
-            self._record(lambda: self.storage.finish([row.id], self.process_id, now,
-                                                     preserve=self.preserve_finished_jobs))
-        else:
-            log.error("%s (job %d) failed: %s: %s", row.class_name, row.id, type(exc).__name__, exc,
-                      exc_info=(type(exc), exc, exc.__traceback__))
-            self._record(lambda: self.storage.fail(row.id, self.process_id, outcome.error or error_record(exc), now))
+    def finish_later(self, job_id: int, result: str | None) -> bool:
+        """Have the next claim finish this job (with its stored return value); False: finish it now."""
+        with self._cond:
+            if self._deferred:
+                self._finished.append(job_id)
+                if result is not None:
+                    self._results[job_id] = result
+            return self._deferred
+
+    def async_started(self, job_id: int) -> None:
+        """An async job now runs on the loop and holds no thread (``async_capacity``)."""
+        with self._cond:
+            self._async_running += 1
+
+    def async_ended(self, job_id: int) -> None:
+        with self._cond:
+            self._async_running -= 1
+            self._running.discard(job_id)
+            self._cond.notify()  # a slot is free: an idle thread may claim
+            if self._claiming and not self._running:
+                self._peers.notify()
+        self.on_wake()
 
     def _release_unknown_claims(self, known: set[int], now: float) -> None:
         """Claims this process holds in the database but not in hand: a claim whose COMMIT went through while
@@ -328,7 +319,7 @@ class Worker:
             with self._cond:
                 self._resync = True
 
-    def _record(self, write: Callable[[], Any]) -> None:
+    def record(self, write: Callable[[], Any]) -> None:
         """Record a job's outcome, waiting out a lost database connection (a server restart) with backoff: the
         job stays claimed meanwhile and must not be left so. Gives up when stopping; the claim then goes back
         to ready with the process (at-least-once)."""
@@ -344,12 +335,7 @@ class Worker:
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    def _call(self, job: Job) -> None:
-        result = job.perform(*job.args, **job.kwargs)
-        if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
-            asyncio.run_coroutine_threadsafe(_await(result), self._event_loop()).result()
-
-    def _event_loop(self) -> asyncio.AbstractEventLoop:
+    def event_loop(self) -> asyncio.AbstractEventLoop:
         """One event loop per worker, in its own thread, for ``async def perform`` jobs."""
         with self._cond:
             if self._loop is None:
@@ -378,14 +364,22 @@ class Worker:
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        with self._cond:  # async jobs on the loop (async_capacity) get the same deadline
+            while self._async_running and time.monotonic() < deadline:
+                self._cond.wait(max(0.0, min(0.05, deadline - time.monotonic())))
+        self.watchdog.stop()
         with self._cond:
             finished, self._finished = self._finished, []
+            results, self._results = self._results, {}
             self._deferred = False  # a job still running finishes itself
-            still_running = [job_id for job_id in self._running if job_id not in finished]
+            # A plain job failed by its timeout no longer holds its claim (its thread may still run): not counted.
+            still_running = [job_id for job_id in self._running
+                             if job_id not in finished and not self.watchdog.abandoned(job_id)]
             unstarted = [row.id for row in self._ready]
             self._ready.clear()
         if finished:
-            self.storage.finish(finished, self.process_id, self.clock(), preserve=self.preserve_finished_jobs)
+            self.storage.finish(finished, self.process_id, self.clock(), preserve=self.preserve_finished_jobs,
+                                results=results or None)
         if unstarted:
             released = self.storage.release(unstarted, self.process_id, self.clock())
             log.warning("%s: released %d unfinished job(s) back to their queues: %s", self.name, len(released),
@@ -401,6 +395,3 @@ class Worker:
                 self._loop.close()
         return still_running
 
-
-async def _await(awaitable: Any) -> Any:
-    return await awaitable

@@ -23,6 +23,12 @@ def primary() -> Database:
     return connect(current_app().database("primary"))
 
 
+def sql(text: str) -> str:
+    """``text`` (written with ``?`` placeholders) in the primary database's driver's style: the same models run
+    on SQLite and PostgreSQL."""
+    return primary().statement(text)
+
+
 @dataclass(frozen=True)
 class MagicLink:
     id: int
@@ -38,23 +44,23 @@ class MagicLink:
         now = time.time() if now is None else now
         token = secrets.token_urlsafe(32)
         with primary().transaction() as conn:
-            cursor = conn.execute(
-                "INSERT INTO magic_links (token, email, expires_at, created_at) VALUES (?, ?, ?, ?)",
+            link_id = conn.execute(
+                sql("INSERT INTO magic_links (token, email, expires_at, created_at) VALUES (?, ?, ?, ?) "
+                    "RETURNING id"),
                 (token, email, now + lifetime, now),
-            )
-            link_id = cursor.lastrowid
-        return cls(int(link_id or 0), token, email, now + lifetime, None, now)
+            ).fetchone()[0]
+        return cls(int(link_id), token, email, now + lifetime, None, now)
 
     @classmethod
     def find(cls, link_id: int) -> MagicLink | None:
-        row = primary().query_one("SELECT * FROM magic_links WHERE id = ?", (link_id,))
+        row = primary().query_one(sql("SELECT * FROM magic_links WHERE id = ?"), (link_id,))
         return cls(**dict(row)) if row else None
 
     @classmethod
     def find_by_token(cls, token: str) -> MagicLink | None:
         if not TOKEN_FORMAT.fullmatch(token):
             return None
-        row = primary().query_one("SELECT * FROM magic_links WHERE token = ?", (token,))
+        row = primary().query_one(sql("SELECT * FROM magic_links WHERE token = ?"), (token,))
         return cls(**dict(row)) if row else None
 
     def expired(self, now: float | None = None) -> bool:
@@ -72,7 +78,7 @@ class MagicLink:
     def mark_sent(self, now: float | None = None) -> MagicLink:
         now = time.time() if now is None else now
         with primary().transaction() as conn:
-            conn.execute("UPDATE magic_links SET sent_at = ? WHERE id = ?", (now, self.id))
+            conn.execute(sql("UPDATE magic_links SET sent_at = ? WHERE id = ?"), (now, self.id))
         return MagicLink(**{**self.__dict__, "sent_at": now})
 
     @classmethod
@@ -99,10 +105,10 @@ class MagicLink:
             return "invalid", None
         with primary().transaction() as conn:
             used = conn.execute(
-                "UPDATE magic_links SET used_at = ? WHERE token = ? AND used_at IS NULL AND expires_at > ?",
+                sql("UPDATE magic_links SET used_at = ? WHERE token = ? AND used_at IS NULL AND expires_at > ?"),
                 (now, token, now),
             ).rowcount
-            row = conn.execute("SELECT * FROM magic_links WHERE token = ?", (token,)).fetchone()
+            row = conn.execute(sql("SELECT * FROM magic_links WHERE token = ?"), (token,)).fetchone()
         link = cls(**dict(row)) if row else None
         if link is None:
             return "invalid", None
@@ -115,10 +121,10 @@ class MagicLink:
         """Delete links that have expired or were used; returns how many were deleted."""
         now = time.time() if now is None else now
         with primary().transaction() as conn:
-            return conn.execute("DELETE FROM magic_links WHERE expires_at <= ? OR used_at IS NOT NULL",
+            return conn.execute(sql("DELETE FROM magic_links WHERE expires_at <= ? OR used_at IS NOT NULL"),
                                 (now,)).rowcount
 
     @classmethod
     def count(cls) -> int:
-        row = primary().query_one("SELECT COUNT(*) FROM magic_links")
+        row = primary().query_one(sql("SELECT COUNT(*) FROM magic_links"))
         return int(row[0]) if row else 0

@@ -12,7 +12,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from .magic_link import primary
+from .magic_link import primary, sql
 
 #: As long as the session cookie (``max_age`` of the SessionMiddleware).
 LIFETIME = 14 * 24 * 3600
@@ -35,18 +35,19 @@ class Session:
         now = time.time() if now is None else now
         token = secrets.token_urlsafe(32)
         with primary().transaction() as conn:
-            cursor = conn.execute(
-                "INSERT INTO sessions (token_digest, email, created_at, expires_at) VALUES (?, ?, ?, ?)",
+            session_id = conn.execute(
+                sql("INSERT INTO sessions (token_digest, email, created_at, expires_at) VALUES (?, ?, ?, ?) "
+                    "RETURNING id"),
                 (_digest(token), email, now, now + LIFETIME),
-            )
-        return cls(int(cursor.lastrowid or 0), email, now, now + LIFETIME), token
+            ).fetchone()[0]
+        return cls(int(session_id), email, now, now + LIFETIME), token
 
     @classmethod
     def find_by_token(cls, token: str, *, now: float | None = None) -> Session | None:
         """The live session of a cookie's token; ``None`` once it was ended or has expired."""
         now = time.time() if now is None else now
         row = primary().query_one(
-            "SELECT id, email, created_at, expires_at FROM sessions WHERE token_digest = ? AND expires_at > ?",
+            sql("SELECT id, email, created_at, expires_at FROM sessions WHERE token_digest = ? AND expires_at > ?"),
             (_digest(token), now),
         )
         return cls(**dict(row)) if row else None
@@ -55,11 +56,11 @@ class Session:
     def end(cls, token: str) -> bool:
         """Sign out: delete the session of ``token``. ``True`` when there was one."""
         with primary().transaction() as conn:
-            return conn.execute("DELETE FROM sessions WHERE token_digest = ?", (_digest(token),)).rowcount > 0
+            return conn.execute(sql("DELETE FROM sessions WHERE token_digest = ?"), (_digest(token),)).rowcount > 0
 
     @classmethod
     def cleanup(cls, now: float | None = None) -> int:
         """Delete expired sessions; returns how many."""
         now = time.time() if now is None else now
         with primary().transaction() as conn:
-            return conn.execute("DELETE FROM sessions WHERE expires_at <= ?", (now,)).rowcount
+            return conn.execute(sql("DELETE FROM sessions WHERE expires_at <= ?"), (now,)).rowcount

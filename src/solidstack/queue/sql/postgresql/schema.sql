@@ -44,6 +44,8 @@ CREATE TABLE solidstack_jobs (
     concurrency_limit integer,
     concurrency_duration double precision,
     concurrency_on_conflict text,
+    result text,
+    cancelled_at double precision,
     CONSTRAINT solidstack_jobs_pkey PRIMARY KEY (id)
 );
 

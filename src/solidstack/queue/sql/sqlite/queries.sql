@@ -116,6 +116,14 @@ SELECT job_id FROM solidstack_claimed_executions WHERE process_id = :process_id;
 SELECT c.job_id FROM solidstack_claimed_executions c
 WHERE c.process_id IS NULL OR NOT EXISTS (SELECT 1 FROM solidstack_processes p WHERE p.id = c.process_id);
 
+-- name: take_orphaned_claims
+-- Deletes the claims whose process row is gone and returns their jobs: what another pruner took meanwhile is
+-- not returned twice.
+DELETE FROM solidstack_claimed_executions
+WHERE process_id IS NULL
+   OR NOT EXISTS (SELECT 1 FROM solidstack_processes p WHERE p.id = solidstack_claimed_executions.process_id)
+RETURNING job_id;
+
 -- name: count_process_death
 UPDATE solidstack_jobs SET process_deaths = process_deaths + 1, updated_at = :now
 WHERE id IN (SELECT value FROM json_each(:ids))

@@ -35,7 +35,7 @@ CREATE TABLE solidstack_jobs (
     process_deaths INTEGER NOT NULL DEFAULT 0,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
-, concurrency_limit INTEGER, concurrency_duration REAL, concurrency_on_conflict TEXT);
+, concurrency_limit INTEGER, concurrency_duration REAL, concurrency_on_conflict TEXT, result TEXT, cancelled_at REAL);
 
 CREATE TABLE solidstack_pauses (
     id INTEGER PRIMARY KEY,

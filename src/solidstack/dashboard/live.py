@@ -1,0 +1,161 @@
+"""Live pages over solidstack's own cable: the dashboard's ``/cable`` speaks Action Cable to the vendored
+``@rails/actioncable`` client; a channel streams each queue database's snapshot (counts, the queue table,
+the chart's series) whenever it changes.
+
+One thread per dashboard reads a snapshot of each database somebody watches every ``interval`` seconds (at
+once after an action: :meth:`LiveUpdates.poke`) and broadcasts it when it differs from the last one. The
+pub/sub is in-process (:class:`~solidstack.cable.MemoryPubSub`): the publisher is this process, so no message
+needs to cross the cable database. The socket is authorized like the pages (the dashboard's guard refuses the
+handshake), and its ``Origin`` must be the page's own host.
+
+Chart: jobs finished per second, per queue and minute over the last hour (from ``finished_at``), and the
+queue latency (age of the oldest ready job: how long the next job to start has waited since it was enqueued)
+sampled at each tick and kept per minute in memory (the tables keep no start time of a finished job).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..cable.asgi import CableApp
+from ..cable.channel import Channel
+from ..cable.limits import ConnectionLimits
+from ..cable.pubsub import MemoryPubSub
+from ..queue.inspect import Count, QueueStat
+
+if TYPE_CHECKING:
+    from .sources import QueueDatabase
+
+log = logging.getLogger("solidstack.dashboard")
+HOUR_MINUTES = 60
+STREAM = "solidstack_dashboard:{}"
+
+
+class LiveUpdates:
+    """The dashboard's cable endpoint, its channel, and the thread that publishes snapshots."""
+
+    def __init__(self, dashboard: Any, *, interval: float = 1.0) -> None:
+        self.dashboard = dashboard
+        self.interval = interval
+        self.pubsub = MemoryPubSub()
+        live = self
+
+        class SolidstackDashboardChannel(Channel):
+            """``{"channel": "SolidstackDashboardChannel", "db": name}``: the snapshots of that database."""
+
+            def subscribed(self) -> None:
+                name = self.params.get("db")
+                if name not in live.dashboard.databases:
+                    self.reject()
+                    return
+                self.stream_from(STREAM.format(name))
+                live.start()
+                live.poke()
+
+        self.channel = SolidstackDashboardChannel
+        self.cable = CableApp([SolidstackDashboardChannel], pubsub=self.pubsub, allowed_request_origins=(),
+                              limits=ConnectionLimits())
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._last: dict[str, Any] = {}
+        self._seen: dict[str, set[str]] = {}
+        self._latency: dict[str, dict[str, dict[int, float]]] = {}
+        self._throughput: dict[str, tuple[float, dict[str, dict[int, int]]]] = {}
+
+    # -- the snapshot ----------------------------------------------------------------------------------------
+
+    def snapshot(self, db: QueueDatabase, now: float | None = None, *, chart: bool = True) -> dict[str, Any]:
+        """What a live page shows of ``db``: counts, queues, and (``chart``) the chart's series (JSON-ready)."""
+        now = time.time() if now is None else now
+        inspector = db.inspector
+        counts = inspector.counts()
+        queues = inspector.queues(now)
+        # An empty queue keeps its row (size 0) while this process has seen it, or it ran jobs in the last hour:
+        # it can still be paused from its row.
+        seen = self._seen.setdefault(db.name, set())
+        seen.update(q.name for q in queues)
+        finished = self._finished(db, now) if chart else {}
+        seen.update(finished)
+        listed = {q.name for q in queues}
+        queues = sorted([*queues, *(QueueStat(name, Count(0), 0.0, False) for name in seen - listed)],
+                        key=lambda q: q.name)
+        minute = int(now // 60)
+        samples = self._latency.setdefault(db.name, {})
+        for q in queues:
+            per_minute = samples.setdefault(q.name, {})
+            per_minute[minute] = max(per_minute.get(minute, 0.0), q.latency)
+            for old in [m for m in per_minute if m <= minute - HOUR_MINUTES]:
+                del per_minute[old]
+        snapshot: dict[str, Any] = {
+            "db": db.name,
+            "counts": {s: c.value for s, c in counts.items()},
+            "counts_text": {s: str(c) for s, c in counts.items()},
+            "queues": [{"name": q.name, "size": q.size.value, "size_text": str(q.size),
+                        "latency": round(q.latency, 3), "paused": q.paused} for q in queues],
+        }
+        if chart:
+            minutes = list(range(minute - HOUR_MINUTES + 1, minute + 1))
+            names = sorted(set(finished) | {n for n, per in samples.items() if any(v > 0 for v in per.values())})
+            snapshot["chart"] = {
+                "minutes": minutes,
+                "throughput": {n: [round(finished.get(n, {}).get(m, 0) / 60, 3) for m in minutes] for n in names},
+                "latency": {n: [samples.get(n, {}).get(m) for m in minutes] for n in names},
+            }
+        return snapshot
+
+    def _finished(self, db: QueueDatabase, now: float) -> dict[str, dict[int, int]]:
+        """Finished per queue and minute over the hour: read whole every 30 s, else only the last two minutes."""
+        computed_at, data = self._throughput.get(db.name, (0.0, {}))
+        if now - computed_at > 30:
+            data = db.inspector.finished_per_minute(now - HOUR_MINUTES * 60)
+            self._throughput[db.name] = (now, data)
+            return data
+        recent = db.inspector.finished_per_minute((now // 60 - 1) * 60)
+        merged = {name: dict(minutes) for name, minutes in data.items()}
+        for name, minutes in recent.items():
+            merged.setdefault(name, {}).update(minutes)
+        return merged
+
+    # -- the publisher ---------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="solidstack-dashboard-live", daemon=True)
+                self._thread.start()
+
+    def poke(self) -> None:
+        """Publish soon (an action changed something)."""
+        self._wake.set()
+
+    def watched(self) -> list[str]:
+        streams = set(self.pubsub.streams)
+        return [name for name in self.dashboard.databases if STREAM.format(name) in streams]
+
+    def publish_once(self) -> int:
+        """Broadcast each watched database's snapshot if it changed; returns how many were sent."""
+        sent = 0
+        for name in self.watched():
+            try:
+                snapshot = self.snapshot(self.dashboard.databases[name])
+            except Exception:
+                log.exception("dashboard: reading the live snapshot of %s failed", name)
+                continue
+            if snapshot != self._last.get(name):
+                self._last[name] = snapshot
+                self.pubsub.broadcast(STREAM.format(name), snapshot)
+                sent += 1
+        return sent
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            if not self.watched():
+                self._last.clear()  # a page that subscribes later gets a snapshot at once
+                continue
+            self.publish_once()
