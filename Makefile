@@ -1,8 +1,10 @@
 # Two commands set everything up on a fresh machine:
 #   make demo   creates .venv, installs solidstack, migrates and starts the example web app with its jobs
 #               (make demo PORT=8001 to serve on another port)
-#   make test   creates .venv, installs solidstack, runs the whole test suite; then tests/django (Django >= 6.0
+#   make test   creates .venv, installs solidstack, checks the built wheel, runs the whole test suite (types
+#               and the docs site included); then tests/django (Django >= 6.0
 #               needs Python >= 3.12) in .venv-django, built from the first python3.12/3.13 found (decision 0700)
+#   make docs   serves the documentation site
 #   make bench  also installs the bench extra (huey, RQ, Dramatiq, Celery, matplotlib), runs benchmarks/queue
 #   make bench-pg  the PostgreSQL suite (pgqueuer, procrastinate; cable and cache) against BENCH_PG_URL
 PYTHON ?= python3
@@ -23,7 +25,7 @@ DJANGO_PYTHON ?= $(shell for p in python3.12 python3.13 $$HOME/.pyenv/versions/3
 	2>/dev/null && { echo $$p; break; }; done)
 REDIS_START := redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
 
-.PHONY: demo demo-django test test-django lint clean bench bench-pg
+.PHONY: demo demo-django test test-django lint clean bench bench-pg wheel-check docs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,7 +40,7 @@ demo: $(STAMP)
 demo-django: $(DJANGO_STAMP)
 	$(DJANGO_VENV)/bin/python examples/django_app/bin/dev $(if $(PORT),--port $(PORT))
 
-test: $(STAMP)
+test: $(STAMP) wheel-check
 	$(BIN)/ruff check .
 	$(TEST_LIMIT) $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-django
@@ -60,6 +62,16 @@ else
 test-django: $(DJANGO_STAMP)
 	$(TEST_LIMIT) $(DJANGO_VENV)/bin/python -m pytest -q tests/django $(DJANGO_PYTEST_ARGS)
 endif
+
+# The built sdist and wheel: twine check, every package file in both, the wheel installed (not editable) into a
+# fresh venv running an app's install, migrate, bin/jobs, cache and cable (tests/wheel/wheel_check.py).
+wheel-check: $(STAMP)
+	$(BIN)/python tests/wheel/wheel_check.py
+
+# The documentation site (mkdocs-material) on http://127.0.0.1:8000, rebuilt on each change; the test suite builds
+# it with --strict (tests/test_docs.py).
+docs: $(STAMP)
+	$(BIN)/mkdocs serve $(if $(PORT),--dev-addr 127.0.0.1:$(PORT))
 
 $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,web,postgres,bench]'

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
 
 from .config import App, ConfigError, configure, current_app
 
-__version__ = "0.1.0"
+try:  # the version lives in pyproject.toml only; an installed package's metadata carries it
+    __version__ = version("solidstack")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
 
 # Parts register a function that drops what they cached for the current app (called by ``configure``).
 _resetters: list[Callable[[], None]] = []

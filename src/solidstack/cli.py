@@ -10,16 +10,24 @@ import click
 from .config import ConfigError, configure
 from .db import DatabaseError
 
+#: Exit statuses: a usage error (click's) and a configuration error are 2, a failure at run time is 1.
+EXIT_RUNTIME = 1
+EXIT_CONFIG = 2
+
 
 class _Group(click.Group):
-    """Turns configuration and database errors into one clear line and exit status 1."""
+    """Turns configuration and database errors into one clear line: exit status 2 for the configuration (fix a
+    file or an option: retrying will not help), 1 for the database (it may work on the next try)."""
 
     def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
         try:
             return super().invoke(ctx)
-        except (ConfigError, DatabaseError) as exc:
+        except ConfigError as exc:
             click.secho(f"error: {exc}", fg="red", err=True)
-            ctx.exit(1)
+            ctx.exit(EXIT_CONFIG)
+        except DatabaseError as exc:
+            click.secho(f"error: {exc}", fg="red", err=True)
+            ctx.exit(EXIT_RUNTIME)
 
 
 @click.group(cls=_Group)

@@ -168,11 +168,11 @@ def test_check_reports_bad_config_and_exits_non_zero(jobs_app) -> None:
     (jobs_app.root / "config" / "queue.yml").write_text("test:\n  workers:\n    - queues: 'a*b'\n")
     bad = subprocess.run([sys.executable, "-m", "solidstack", "jobs", "check"], cwd=jobs_app.root,
                          env=jobs_app.env(), capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 1
+    assert bad.returncode == 2  # a configuration error
     assert "queue.yml [test] workers[0].queues" in bad.stderr and "'a*b'" in bad.stderr
     started = jobs_app.start()
     code, output = started.wait(timeout=30), jobs_app.output(started)
-    assert code == 1 and "workers[0].queues" in output
+    assert code == 2 and "workers[0].queues" in output
 
 
 def test_failed_jobs_from_the_cli(jobs_app) -> None:
@@ -341,7 +341,7 @@ def test_check_validates_recurring_yml(jobs_app, recurring: str, reason: str) ->
     (jobs_app.root / "config" / "recurring.yml").write_text(recurring)
     result = subprocess.run([sys.executable, "-m", "solidstack", "jobs", "check"], cwd=jobs_app.root,
                             env=jobs_app.env(), capture_output=True, text=True, timeout=60)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "recurring.yml" in result.stderr and reason in result.stderr
 
 

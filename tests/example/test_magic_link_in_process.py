@@ -46,7 +46,7 @@ def in_process(root: Path, monkeypatch: pytest.MonkeyPatch, switch: str) -> None
             assert response.status_code == 303
             assert wait_for(lambda: 'data-state="sent"' in client.get("/magic_links/sent").text, 10)
             assert "solo@example.com" in client.get("/mailbox").text
-        assert wait_for(lambda: "Performed SendMagicLinkEmailJob" in web.output())
+        assert wait_for(lambda: "Sent magic link to" in web.output())
     finally:
         code = web.stop()
     # Stopping the server stopped the supervisor: gracefully, deregistered, nothing left claimed.

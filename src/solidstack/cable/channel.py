@@ -114,7 +114,7 @@ class Channel:
     @classmethod
     def action_names(cls) -> frozenset[str]:
         """Public methods defined below :class:`Channel`: the actions a client may perform."""
-        return _action_names(cls)
+        return _action_names(cls)  # type: ignore[arg-type]  # a class is hashable
 
     def resolve_action(self, data: dict[str, Any]) -> tuple[Callable[..., Any], tuple[Any, ...]] | None:
         """The method a client message calls, with its arguments; ``None`` for an unknown action."""

@@ -87,7 +87,7 @@ class SolidCablePubSub:
         self.autotrim = autotrim
         self.trim_batch_size = trim_batch_size
         # SQLite: the publisher wakes this machine's listeners after its commit; a server: its NOTIFY does.
-        self._wakeup_dir = None if storage.notifies else wakeup_dir(storage.db.path)
+        self._wakeup_dir = None if storage.notifies else wakeup_dir(storage.db.path)  # type: ignore[attr-defined]  # SQLite
         self._lock = threading.Lock()
         self._channels: dict[str, _Channel] = {}
         self._listener: threading.Thread | None = None

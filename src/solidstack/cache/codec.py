@@ -126,7 +126,7 @@ class Codec:
                 payload = packed
         if tag & 0x0F == PICKLE:
             payload = self._mac(key, tag, payload) + payload
-        entry = bytes((tag,)) + payload
+        entry: bytes = bytes((tag,)) + payload
         if self._aead is not None:
             nonce = os.urandom(NONCE_SIZE)
             entry = bytes((ENCRYPTED,)) + nonce + self._aead.encrypt(nonce, entry, key)

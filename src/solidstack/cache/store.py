@@ -148,7 +148,8 @@ class Store(AsyncMethods):
         seconds = self.expires_in if expires_in is None else expires_in
         if seconds is None:
             return None
-        seconds = float(getattr(seconds, "total_seconds", lambda: seconds)())
+        given: Any = seconds  # a number of seconds or a timedelta
+        seconds = float(getattr(given, "total_seconds", lambda: given)())
         return time.time() + seconds
 
     @staticmethod

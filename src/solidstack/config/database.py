@@ -145,4 +145,5 @@ def connects_to_name(value: Any, *, file: Path, env: str, key: str = "connects_t
     if not isinstance(database, dict) or not isinstance(database.get("writing"), str):
         raise ConfigError(f"expected {{writing: NAME}}, got {database!r}", file=file, env=env,
                           key=f"{key}.database")
-    return database["writing"]
+    writing: str = database["writing"]
+    return writing

@@ -32,7 +32,7 @@ def connect(config: DatabaseConfig) -> Database:
             db = _open.get(key)
             if db is None:
                 db = _open[key] = SQLiteDatabase(path, busy_timeout=config.timeout, name=config.name)
-        return db  # type: ignore[no-any-return]
+        return db
     if config.adapter in ("postgresql", "postgres"):
         return _connect_postgresql(config)
     raise DatabaseError(
@@ -63,7 +63,7 @@ def _connect_postgresql(config: DatabaseConfig) -> Database:
                 checkout_timeout=float(options.get("checkout_timeout") or 30.0),
                 **params,
             )
-    return db  # type: ignore[no-any-return]
+    return db
 
 
 def postgresql_params(config: DatabaseConfig) -> tuple[str, dict[str, Any], dict[str, Any]]:

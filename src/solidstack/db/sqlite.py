@@ -174,7 +174,7 @@ class SQLiteDatabase:
     def connection(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use."""
         local = self._local
-        conn = getattr(local, "conn", None)
+        conn: sqlite3.Connection | None = getattr(local, "conn", None)
         if conn is not None and local.generation == self._generation:
             return conn
         conn, local.identity = self._open_checked()
@@ -377,11 +377,13 @@ class SQLiteDatabase:
 
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         conn = self.connection()
-        return self._with_busy_retry(lambda: conn.execute(sql, params).fetchall())
+        rows: list[sqlite3.Row] = self._with_busy_retry(lambda: conn.execute(sql, params).fetchall())
+        return rows
 
     def query_one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Row | None:
         conn = self.connection()
-        return self._with_busy_retry(lambda: conn.execute(sql, params).fetchone())
+        row: sqlite3.Row | None = self._with_busy_retry(lambda: conn.execute(sql, params).fetchone())
+        return row
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
         """Run one write statement in its own transaction (or the current one); returns the rows changed."""

@@ -54,11 +54,12 @@ from .recurring import (
     unschedule_recurring_task,
 )
 from .retention import clear_finished_jobs
+from .rows import NewJob
 from .runner import Runner
 from .schedule import Schedule, ScheduleError, parse_schedule
 from .scheduler import Scheduler
 from .serialization import SerializationError
-from .storage import FailedJob, JobRow, NewJob, QueueStorage
+from .storage import FailedJob, JobRow, QueueStorage
 from .supervisor import AsyncSupervisor, ForkSupervisor, Supervisor
 from .unique import UniqueKeyError, unique_for
 from .worker import Worker

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
-import logging
+import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -14,7 +14,8 @@ from pathlib import Path
 import click
 
 from ..config import App, ConfigError
-from .config import load_queue_config
+from ..logs import FORMAT_VAR, FORMATS, LEVEL_VAR, LEVELS, parse_level, setup_logging
+from .config import QueueConfig, load_queue_config
 
 ENVIRONMENT_FILE = "config/environment.py"
 
@@ -51,16 +52,19 @@ def load_app_code(app: App, require: str | None = None) -> str | None:
     return target
 
 
-def setup_logging(verbose: bool = False) -> None:
-    from .hooks import JobLogFilter
-
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-7s [%(process)d %(threadName)s] %(name)s: %(job)s%(message)s",
-    )
-    for handler in logging.getLogger().handlers:  # each line a job logs names the job (id and class)
-        if not any(isinstance(f, JobLogFilter) for f in handler.filters):
-            handler.addFilter(JobLogFilter())
+def _log_level(option: str | None, verbose: bool, config: QueueConfig) -> str:
+    """``--log-level`` (or ``-v``), else ``SOLIDSTACK_LOG_LEVEL``, else queue.yml's ``log_level``, else info."""
+    if option:
+        return option
+    if verbose:
+        return "debug"
+    value = os.environ.get(LEVEL_VAR)
+    if value:
+        try:
+            return parse_level(value)
+        except ValueError as exc:
+            raise ConfigError(str(exc), key=LEVEL_VAR) from None
+    return config.log_level or "info"
 
 
 @click.group(invoke_without_command=True)
@@ -72,11 +76,20 @@ def setup_logging(verbose: bool = False) -> None:
 @click.option("--skip-recurring", is_flag=True, envvar=["SOLIDSTACK_SKIP_RECURRING", "SOLID_QUEUE_SKIP_RECURRING"],
               help="Do not run the scheduler of config/recurring.yml.")
 @click.option("--require", help="Module or .py file to import instead of config/environment.py.")
-@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@click.option("--log-level", type=click.Choice(LEVELS, case_sensitive=False),
+              help=f"debug, info (each job succeeding is logged at debug), ... (default: ${LEVEL_VAR}, "
+                   "else queue.yml's log_level, else info).")
+@click.option("--log-format", type=click.Choice(FORMATS), default="text", show_default=True, envvar=FORMAT_VAR,
+              help="text, or json: one JSON object per line (time, level, logger, message, job_id, job_class).")
+@click.option("-v", "--verbose", is_flag=True, help="The same as --log-level debug.")
 @click.pass_context
 def jobs(ctx: click.Context, config_file: Path | None, mode: str, skip_recurring: bool, require: str | None,
-         verbose: bool) -> None:
-    """Run the supervisor: the workers and dispatchers of config/queue.yml."""
+         log_level: str | None, log_format: str, verbose: bool) -> None:
+    """Run the supervisor: the workers and dispatchers of config/queue.yml.
+
+    Exit status: 0 after a clean stop (SIGTERM, SIGINT), 2 for a usage or configuration error (nothing was
+    started), 1 when the supervisor gave up or a database failed at run time.
+    """
     ctx.ensure_object(App)
     ctx.meta["queue_config_file"] = config_file
     ctx.meta["require"] = require
@@ -86,8 +99,8 @@ def jobs(ctx: click.Context, config_file: Path | None, mode: str, skip_recurring
     from .supervisor import AsyncSupervisor, ForkSupervisor
 
     app: App = ctx.obj
-    setup_logging(verbose)
     config = load_queue_config(app, config_file)
+    setup_logging(_log_level(log_level, verbose, config), log_format)
     load_app_code(app, require)
     storage = storage_for(app, config)
     from .scheduler import scheduler_roles
@@ -104,7 +117,9 @@ def check(ctx: click.Context) -> None:
     """Check what `solidstack jobs` checks before it starts, and that every database opens and is migrated.
 
     The configuration files, the app's code, recurring.yml, and each part's database (adapter supported, file
-    present and a SQLite database, every migration applied); nothing is created. Exit 1 with the reasons.
+    present and a SQLite database, every migration applied); nothing is created. Exit 0 when all is well, 2 for
+    a configuration error, 1 for a database that does not open or is not migrated, with the reasons: usable as a
+    container health check.
     """
     from ..tasks import check_databases
     from .config import database_entry

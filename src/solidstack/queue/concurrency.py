@@ -111,7 +111,8 @@ class Gate:
                                 {"key": key, "value": limit - 1, "expires_at": expires, "now": now}).rowcount
         if inserted:
             return True
-        return conn.execute(self.sql["semaphore_wait"], {"key": key, "expires_at": expires, "now": now}).rowcount > 0
+        waited: int = conn.execute(self.sql["semaphore_wait"], {"key": key, "expires_at": expires, "now": now}).rowcount
+        return waited > 0
 
     def admit(self, conn: Any, job_ids: Sequence[int], now: float) -> list[int]:
         """Jobs about to become ready: each limited one takes a slot, or is blocked or discarded.

@@ -20,6 +20,7 @@ from ..config.loader import (
     string,
     wait,
 )
+from ..logs import parse_level
 
 ADAPTERS = ("solid_queue", "inline", "test")
 ADAPTER_VAR = "SOLIDSTACK_QUEUE_ADAPTER"
@@ -100,6 +101,9 @@ class QueueConfig:
     #: before it registered), the supervisor stops and exits with status 1.
     max_restart_failures: int = 10
     scheduler: SchedulerConfig = SchedulerConfig()
+    #: ``log_level``: debug, info, warning, error or critical; ``None`` when queue.yml does not say
+    #: (``--log-level`` and ``SOLIDSTACK_LOG_LEVEL`` come first, ``info`` last).
+    log_level: str | None = None
     file: str = field(default="(defaults)", compare=False)
 
 
@@ -199,6 +203,7 @@ def parse_queue_config(data: dict[str, Any] | None, *, file: str | Path, env: st
         max_process_deaths=section.get("max_process_deaths", count(MAX_PROCESS_DEATHS), 3),
         max_restart_failures=_max_restart_failures(section),
         scheduler=_scheduler(section),
+        log_level=section.get("log_level", parse_level, None),
         file=str(file),
     )
     section.finish()

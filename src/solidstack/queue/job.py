@@ -64,7 +64,7 @@ def _seconds(wait: Wait, executions: int) -> float:
         return float(wait(executions))
     if wait == "polynomially_longer":
         # ActiveJob's curve: executions**4 + 2, with up to 15% jitter.
-        base = executions**4 + 2
+        base: float = executions**4 + 2
         return base + random.random() * base * 0.15
     if wait == "exponentially_longer":
         base = 2.0**executions
@@ -170,9 +170,9 @@ class _hybrid:
         self.on_instance = on_instance
 
     def __get__(self, instance: Any, owner: type) -> Callable[..., Any]:
-        if instance is None:
-            return self.on_class.__get__(owner, owner)
-        return self.on_instance.__get__(instance, owner)
+        bound: Callable[..., Any] = (self.on_class.__get__(owner, owner) if instance is None
+                                     else self.on_instance.__get__(instance, owner))
+        return bound
 
 
 class Job:
@@ -184,7 +184,7 @@ class Job:
     """
 
     queue_as: ClassVar[str] = "default"
-    priority: ClassVar[int] = 0
+    priority: int = 0
     job_name: ClassVar[str | None] = None
     timeout: float | None = None
     _rescue_rules: ClassVar[tuple[RetryRule | DiscardRule, ...]] = ()
@@ -267,7 +267,8 @@ class Job:
     @property
     def cancelled(self) -> bool:
         """True once this running job was cancelled or ran past its timeout: a long job checks it and stops."""
-        return self.__dict__.get("_cancelled", False)
+        cancelled: bool = self.__dict__.get("_cancelled", False)
+        return cancelled
 
     @classmethod
     def _result_class(cls, job_id: int, *, timeout: float | None = 0) -> Any:

@@ -69,7 +69,8 @@ class Queue:
         row = self.storage.db.query_one(self.sql["queue_stat"], {"queue": self.name})
         if row is None or row["oldest"] is None:
             return 0.0
-        return max(0.0, (now or time.time()) - row["oldest"])
+        oldest: float = row["oldest"]
+        return max(0.0, (now or time.time()) - oldest)
 
     def clear(self, batch_size: int = 500) -> int:
         """Delete every ready job of this queue, in batches; returns how many. Running jobs are left alone."""

@@ -89,7 +89,8 @@ class RecurringStore:
 
     def delete_dynamic(self, key: str) -> bool:
         with self.db.transaction() as conn:
-            return conn.execute(self.sql["recurring_dynamic_delete"], {"key": key}).rowcount > 0
+            deleted: int = conn.execute(self.sql["recurring_dynamic_delete"], {"key": key}).rowcount
+            return deleted > 0
 
     def dynamic_rows(self) -> list[Any]:
         return self.db.query(self.sql["recurring_dynamic_tasks"])

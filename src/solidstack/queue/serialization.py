@@ -31,7 +31,7 @@ def _plain(value: Any) -> str:
 
 
 _NOT_PLAIN = object()
-_LITERALS = {True: "true", False: "false", None: "null"}
+_LITERALS: dict[object, str] = {True: "true", False: "false", None: "null"}
 
 
 def dump_arguments(args: tuple[Any, ...], kwargs: dict[str, Any], *, job: str) -> str:

@@ -200,10 +200,10 @@ class Supervisor:
 
     def _trap_signals(self) -> dict[int, Any]:
         """TERM and INT stop gracefully, QUIT at once; returns the handlers to put back."""
-        previous = {}
+        previous: dict[int, Any] = {}
         for signum, immediate in {signal.SIGTERM: False, signal.SIGINT: False, signal.SIGQUIT: True}.items():
             previous[signum] = signal.signal(
-                signum, lambda _s, _f, immediate=immediate: self.request_stop(immediate=immediate))
+                signum, lambda _s, _f, immediate=immediate: self.request_stop(immediate=immediate))  # type: ignore[misc]
         return previous
 
     def _finish(self, previous_handlers: dict[int, Any]) -> None:
