@@ -80,7 +80,10 @@ class JobLogFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         running = current_job.get()
         if running is None:
-            record.job_id, record.job_class, record.job = None, None, ""
+            # A line about a job logged outside its run (the worker's "Performed ...") names it in ``extra``.
+            job_id, job_class = getattr(record, "job_id", None), getattr(record, "job_class", None)
+            record.job_id, record.job_class = job_id, job_class
+            record.job = f"[{job_class} job {job_id}] " if job_id is not None else ""
         else:
             record.job_id, record.job_class = running
             record.job = f"[{running[1]} job {running[0]}] "
