@@ -235,6 +235,7 @@ class Store(AsyncMethods):
             return _MISS
         entry = row[1]
         tag = entry[0] if entry else -1
+        value: Any
         if tag == BYTES:
             value = entry[1:]
         else:

@@ -237,7 +237,8 @@ class QueueStorage:
             remaining = limit - len(claimed)
             if remaining <= 0 and not ids:
                 break
-            rows = self.db.write_once(self.sql[f"finish_and_claim_{kind}"], {
+            # Only PostgreSQL has the one-statement cycle (``_cycle_in_one``) and write_once.
+            rows = self.db.write_once(self.sql[f"finish_and_claim_{kind}"], {  # type: ignore[attr-defined]
                 **params, "ids": ids, "process_id": process_id, "now": now, "limit": max(0, remaining),
                 "preserve": preserve})
             for row in rows:

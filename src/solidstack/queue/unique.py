@@ -169,4 +169,4 @@ def clear_expired(storage: QueueStorage, now: float) -> int:
     from ._sql import feature_queries
 
     with storage.db.transaction() as conn:
-        return conn.execute(feature_queries(storage.db)["unique_expired"], {"now": now}).rowcount
+        return int(conn.execute(feature_queries(storage.db)["unique_expired"], {"now": now}).rowcount)
