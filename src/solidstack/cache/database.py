@@ -65,21 +65,16 @@ def _open_server_database(config: DatabaseConfig, busy_timeout: float) -> Any:
     (``_update``), with ``set_config`` in the transaction: a startup ``options`` parameter would be refused (or
     dropped) by pgbouncer.
     """
-    from ..db.connect import postgresql_params
-    from ..db.postgresql import PostgreSQLDatabase
+    from ..db.connect import postgresql_database, postgresql_params
 
     url, params, options = postgresql_params(config)
     key = (f"{config.name}|{url}|{sorted(params.items())}", busy_timeout)
     with _databases_lock:
         db = _databases.get(key)
         if db is None:
-            db = _databases[key] = PostgreSQLDatabase(
-                url, name=config.name, source=config.source,
-                pool_size=int(options.get("pool") or options.get("max_connections") or 5),
-                prepared_statements=bool(options.get("prepared_statements", True)),
-                connect_timeout=min(float(options.get("connect_timeout") or 5.0), max(2.0, busy_timeout)),
-                checkout_timeout=busy_timeout, **params,
-            )
+            db = _databases[key] = postgresql_database(
+                config, checkout_timeout=busy_timeout,
+                connect_timeout=min(float(options.get("connect_timeout") or 5.0), max(2.0, busy_timeout)))
         return db
 
 

@@ -42,6 +42,18 @@ def connect(config: DatabaseConfig) -> Database:
 
 
 def _connect_postgresql(config: DatabaseConfig) -> Database:
+    url, params, _options = postgresql_params(config)
+    key = ("postgresql", f"{config.name}|{url}|{sorted(params.items())}")
+    with _lock:
+        db = _open.get(key)
+        if db is None:
+            db = _open[key] = postgresql_database(config)
+    return db
+
+
+def postgresql_database(config: DatabaseConfig, **overrides: Any) -> Database:
+    """A new ``PostgreSQLDatabase`` for a PostgreSQL entry, set up from its options; ``overrides`` replace
+    those keyword arguments (the cache opens a pool of its own with shorter waits, decision 0110)."""
     try:
         from .postgresql import PostgreSQLDatabase
     except ImportError as exc:
@@ -50,20 +62,16 @@ def _connect_postgresql(config: DatabaseConfig) -> Database:
             f"psycopg_pool: pip install 'solidstack[postgres]' ({exc})"
         ) from exc
     url, params, options = postgresql_params(config)
-    key = ("postgresql", f"{config.name}|{url}|{sorted(params.items())}")
-    with _lock:
-        db = _open.get(key)
-        if db is None:
-            db = _open[key] = PostgreSQLDatabase(
-                url, name=config.name, source=config.source,
-                pool_size=int(options.get("pool") or options.get("max_connections") or 5),
-                listen=bool(options.get("listen", True)),
-                prepared_statements=bool(options.get("prepared_statements", True)),
-                connect_timeout=float(options.get("connect_timeout") or 5.0),
-                checkout_timeout=float(options.get("checkout_timeout") or 30.0),
-                **params,
-            )
-    return db
+    settings: dict[str, Any] = {
+        "name": config.name, "source": config.source,
+        "pool_size": int(options.get("pool") or options.get("max_connections") or 5),
+        "listen": bool(options.get("listen", True)),
+        "prepared_statements": bool(options.get("prepared_statements", True)),
+        "connect_timeout": float(options.get("connect_timeout") or 5.0),
+        "checkout_timeout": float(options.get("checkout_timeout") or 30.0),
+    }
+    settings.update(overrides)
+    return PostgreSQLDatabase(url, **settings, **params)
 
 
 def postgresql_params(config: DatabaseConfig) -> tuple[str, dict[str, Any], dict[str, Any]]:
