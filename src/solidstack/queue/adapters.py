@@ -41,8 +41,8 @@ class SolidQueueAdapter:
         self.storage = storage
 
     def enqueue_all(self, jobs: Sequence[Job]) -> None:
-        if hooks.FEATURES:  # a batch, unique jobs, rate limits or tracing is in use in this process
-            hooks.enqueue(self.storage, jobs)
+        # A batch, unique jobs, rate limits or tracing in use in this process, and wanted by these jobs:
+        if hooks.FEATURES and hooks.enqueue(self.storage, jobs):
             if hooks.batches_collecting():
                 return  # stored when the batch's block ends
             ids = [job.provider_job_id for job in jobs if job.provider_job_id is not None]

@@ -98,20 +98,18 @@ def batches_collecting() -> bool:
     return batches.collecting() is not None
 
 
-def enqueue(storage: QueueStorage, jobs: Sequence[Job]) -> None:
+def enqueue(storage: QueueStorage, jobs: Sequence[Job]) -> bool:
     """Enqueue ``jobs`` with the features their classes ask for: into the open batch, unique, rate limited,
-    traced. One transaction; a bad key or argument raises before anything is written."""
+    traced. One transaction; a bad key or argument raises before anything is written. ``False`` when none
+    applies (classes without a feature, in a process where others have one): the caller enqueues them plainly."""
     batch = batches.collecting()
     if batch is not None:
         batch.collect(jobs)  # stored with the batch when its block ends
-        return
+        return True
     if not tracing_enabled() and not any(_featured(type(job)) for job in jobs):
-        # Classes without a feature, in a process where others have one: the plain enqueue, as the adapter's.
-        ids = storage.enqueue([to_new_job(job) for job in jobs], time.time())
-        for job, job_id in zip(jobs, ids, strict=True):
-            job.provider_job_id = job_id
-        return
+        return False
     store(storage, jobs)
+    return True
 
 
 def _featured(cls: type) -> bool:
