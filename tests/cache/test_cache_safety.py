@@ -163,3 +163,56 @@ def test_the_key_hash_is_solid_caches(tmp_path: Path) -> None:
     [stored] = store.db.query("SELECT key_hash FROM solidstack_cache_entries")
     assert stored["key_hash"] == int.from_bytes(hashlib.sha256(b"users/1/profile").digest()[:8], "big", signed=True)
     store.close()
+
+
+@pytest.mark.parametrize("kind", ["hit", "stored None", "collision", "expired", "other version", "corrupt",
+                                  "invalid text", "absent"])
+def test_read_exist_and_fetch_agree_on_every_kind_of_row(sqlite_store: DatabaseStore, kind: str) -> None:
+    # read() carries its own copy of _read's checks (one frame less on the hottest call, decision 0121): both
+    # must give the same answer for every kind of row, with and without a version.
+    store = sqlite_store
+    store.write("k", None if kind == "stored None" else "v", version="1")
+    change = {
+        "collision": ("key = ?", b"another key with the same hash"),
+        "expired": ("expires_at = ?", 1.0),
+        "other version": ("version = ?", "2"),
+        "corrupt": ("value = ?", b"\x7f"),
+        "invalid text": ("value = ?", bytes((1,)) + b"\xff\xfe"),
+    }.get(kind)
+    if change is not None:
+        store.db.execute(f"UPDATE solidstack_cache_entries SET {change[0]}", (change[1],))
+    if kind == "absent":
+        store.delete("k")
+    hit = kind in ("hit", "stored None")
+    expected = {"hit": "v", "stored None": None}.get(kind)
+    for version in ("1", None):
+        if kind == "other version" and version is None:
+            continue  # a read without a version takes any version's entry
+        assert store.read("k", version=version) == expected
+        assert store.exist("k", version=version) is hit
+        assert store.fetch("k", lambda: "computed", version=version) == (expected if hit else "computed")
+        store.write("k", None if kind == "stored None" else "v", version="1")
+        if change is not None:
+            store.db.execute(f"UPDATE solidstack_cache_entries SET {change[0]}", (change[1],))
+        if kind == "absent":
+            store.delete("k")
+
+
+def test_a_read_leaves_no_read_snapshot_open(sqlite_store: DatabaseStore) -> None:
+    # The read fetches its one row with fetchone(): the driver steps past the row as it returns it, so the
+    # statement is done and no read snapshot stays open on the connection (a half-read statement would hold
+    # one, and no checkpoint could finish until the thread read again). Decision 0121.
+    import sqlite3
+
+    store = sqlite_store
+    store.write("k", "v")
+    store.write("k2", "v2", version="1")
+    assert store.read("k") == "v" and store.read("k2", version="1") == "v2"
+    other = sqlite3.connect(str(store.db.path), isolation_level=None)
+    try:
+        other.execute("INSERT INTO solidstack_cache_entries (key, value, key_hash, byte_size, created_at) "
+                      "VALUES (x'00', x'00', 0, 1, 0)")
+        busy, _, _ = other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        assert busy == 0
+    finally:
+        other.close()

@@ -25,7 +25,7 @@ import sqlite3
 import struct
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -81,11 +81,13 @@ def _open_server_database(config: DatabaseConfig, busy_timeout: float) -> Any:
 #: The first 8 bytes of a digest as a signed big-endian 64-bit integer, read in place (no slice): ~90 ns less
 #: than ``int.from_bytes(digest[:8], "big", signed=True)``, the same value.
 _first_int64 = struct.Struct(">q").unpack_from
+_sha256 = hashlib.sha256
 
 
-def key_hash(key: bytes, _sha256=hashlib.sha256, _first=_first_int64) -> int:
+def key_hash(key: bytes) -> int:
     """Solid Cache's key hash: the first 8 bytes of SHA-256, as a signed 64-bit integer."""
-    return _first(_sha256(key).digest())[0]
+    hashed: int = _first_int64(_sha256(key).digest())[0]
+    return hashed
 
 
 class _Unavailable(DatabaseError):
@@ -152,9 +154,10 @@ class DatabaseStore(Store):
         if not self._direct:
             _server_driver_loaded()
             # The inlined SQLite read below saves a few Python calls; a server read is a round trip anyway.
-            self._get = self._get_pooled  # type: ignore[method-assign]
+            self._get = self._get_pooled  # type: ignore[method-assign]  # chosen per instance: the engine is known here
         self.queries = load_queries("solidstack.cache", self.db.dialect, self.db.paramstyle)
         self._read_sql = self.queries["read"]
+        self._read_unversioned_sql = self.queries["read_unversioned"]
         self._lock_sql = self.queries.get("lock_key")
         self._bound_waits_sql = self.queries.get("bound_waits")
         lock_ms = max(1, round(busy_timeout * 1000))
@@ -209,13 +212,17 @@ class DatabaseStore(Store):
         # The database's generation goes up when it drops its connections (a file replaced under it): _get
         # compares it instead of asking the database for this thread's connection on every read.
         local.generation = self.db._generation
-        return local.cursor
+        current: sqlite3.Cursor = local.cursor
+        return current
 
-    def _fetch(self, sql: str, params: dict[str, Any] | None = None) -> Sequence[Any]:
+    def _fetch(self, sql: str, params: dict[str, Any] | tuple[Any, ...] | None = None) -> list[Any]:
         """The rows of one statement run on its own, in autocommit: a read, or a write with ``RETURNING``."""
+        rows: list[Any]
         if self._direct:
-            return self._cursor().execute(sql, params or {}).fetchall()
-        return self._connection().execute(sql, params or {}).fetchall()
+            rows = self._cursor().execute(sql, params or {}).fetchall()
+        else:
+            rows = self._connection().execute(sql, params or {}).fetchall()
+        return rows
 
     def _run(self, sql: str, params: dict[str, Any] | None = None) -> int:
         """One write statement on its own, in autocommit (one round trip); returns the rows it changed.
@@ -223,7 +230,8 @@ class DatabaseStore(Store):
         On SQLite a lone statement in autocommit takes the write lock at its first step (decision 0100); on
         PostgreSQL it is its own transaction.
         """
-        return self._connection().execute(sql, params or {}).rowcount
+        changed: int = self._connection().execute(sql, params or {}).rowcount
+        return changed
 
     def _fail(self, operation: str, exc: BaseException, key: bytes | None = None) -> None:
         if not isinstance(exc, _Unavailable):
@@ -237,25 +245,39 @@ class DatabaseStore(Store):
 
     # -- the backend ----------------------------------------------------------------------------------------
 
-    def _get(self, key: bytes, _sha256=hashlib.sha256, _first=_first_int64) -> Row | None:
+    def _get(self, key: bytes, version: str | None = None) -> Row | None:
         # The hottest path of the cache on SQLite: _cursor() and key_hash() inlined (a Python call costs ~60 ns).
+        # Without a version the row's version is not fetched (no check reads it): each column costs the driver
+        # a release and retake of the GIL. fetchone(): key_hash is unique, so there is at most one row, and the
+        # driver steps past a row as it returns it; the statement is done and reset, no read snapshot stays open
+        # (test_a_read_leaves_no_read_snapshot_open). Decision 0121.
         if self._skip_until and time.monotonic() < self._skip_until:
             raise _Unavailable(f"skipped for {self.retry_after:g} s after a failure")
         local = self._local
         cursor = local.cursor if getattr(local, "generation", -1) == self.db._generation else self._cursor()
-        hashed = _first(_sha256(key).digest())[0]
+        params = (_first_int64(_sha256(key).digest())[0],)
+        sql = self._read_unversioned_sql if version is None else self._read_sql
         try:
-            rows = cursor.execute(self._read_sql, {"key_hash": hashed}).fetchall()
+            row = cursor.execute(sql, params).fetchone()
         except sqlite3.ProgrammingError:
             # Another store on the same file closed this thread's connection (the database object is shared):
             # take the thread's connection again, once.
             local.generation = -1
-            rows = self._cursor().execute(self._read_sql, {"key_hash": hashed}).fetchall()
-        return rows[0] if rows else None
+            row = self._cursor().execute(sql, params).fetchone()
+        if row is None:
+            return None
+        if version is None:
+            return (row[0], row[1], row[2], None)
+        found: Row = row  # the statement's four columns (the driver's rows are untyped)
+        return found
 
-    def _get_pooled(self, key: bytes) -> Row | None:
-        rows = self._fetch(self._read_sql, {"key_hash": key_hash(key)})
-        return rows[0] if rows else None
+    def _get_pooled(self, key: bytes, version: str | None = None) -> Row | None:
+        if version is not None:
+            rows = self._fetch(self._read_sql, (key_hash(key),))
+            found: Row | None = rows[0] if rows else None  # the statement's four columns
+            return found
+        rows = self._fetch(self._read_unversioned_sql, (key_hash(key),))
+        return (rows[0][0], rows[0][1], rows[0][2], None) if rows else None
 
     def _get_many(self, keys: list[bytes]) -> list[Row]:
         hashes = self.db.array([key_hash(key) for key in keys])

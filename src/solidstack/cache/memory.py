@@ -31,7 +31,8 @@ class MemoryStore(Store):
         super().__init__(**options)
         self.max_size = max_size or None
         self.max_entries = max_entries or None
-        self._rows: OrderedDict[bytes, tuple[bytes, bytes, float | None, str | None, float]] = OrderedDict()
+        #: Each key's row and the time it was written (for ``stats().oldest_age``), least recently used first.
+        self._rows: OrderedDict[bytes, tuple[Row, float]] = OrderedDict()
         self._size = 0
         self._lock = threading.RLock()
 
@@ -42,12 +43,13 @@ class MemoryStore(Store):
     def _cost(row: Row) -> int:
         return len(row[0]) + len(row[1]) + _ROW_OVERHEAD
 
-    def _get(self, key: bytes) -> Row | None:
+    def _get(self, key: bytes, version: str | None = None) -> Row | None:
         with self._lock:
-            row = self._rows.get(key)
-            if row is not None:
-                self._rows.move_to_end(key)
-            return row
+            stored = self._rows.get(key)
+            if stored is None:
+                return None
+            self._rows.move_to_end(key)
+            return stored[0]
 
     def _get_many(self, keys: list[bytes]) -> list[Row]:
         with self._lock:
@@ -57,8 +59,8 @@ class MemoryStore(Store):
         with self._lock:
             old = self._rows.pop(row[0], None)
             if old is not None:
-                self._size -= self._cost(old)
-            self._rows[row[0]] = (*row, time.time())
+                self._size -= self._cost(old[0])
+            self._rows[row[0]] = (row, time.time())
             self._size += self._cost(row)
             self._prune()
 
@@ -68,8 +70,9 @@ class MemoryStore(Store):
         if not (over_size or over_count):
             return
         now = time.time()
-        for key, row in list(self._rows.items()):  # expired entries go first
-            if row[2] is not None and row[2] <= now:
+        for key, (row, _) in list(self._rows.items()):  # expired entries go first
+            expires_at = row[2]
+            if expires_at is not None and expires_at <= now:
                 self._drop(key)
         size_goal = self.max_size * 3 // 4 if self.max_size else None
         count_goal = self.max_entries * 3 // 4 if self.max_entries else None
@@ -78,10 +81,10 @@ class MemoryStore(Store):
             self._drop(next(iter(self._rows)))
 
     def _drop(self, key: bytes) -> bool:
-        row = self._rows.pop(key, None)
-        if row is None:
+        stored = self._rows.pop(key, None)
+        if stored is None:
             return False
-        self._size -= self._cost(row)
+        self._size -= self._cost(stored[0])
         return True
 
     def _remove_many(self, keys: list[bytes]) -> int:
@@ -90,7 +93,8 @@ class MemoryStore(Store):
 
     def _update(self, key: bytes, change: Callable[[Row | None], Row | None]) -> None:
         with self._lock:
-            new = change(self._rows.get(key))
+            stored = self._rows.get(key)
+            new = change(stored[0] if stored is not None else None)
             if new is not None:
                 self._put(new)
 
@@ -101,7 +105,7 @@ class MemoryStore(Store):
 
     def _usage(self) -> tuple[int, int, float | None, bool]:
         with self._lock:
-            oldest = min((row[4] for row in self._rows.values()), default=None)
+            oldest = min((written for _, written in self._rows.values()), default=None)
             return len(self._rows), self._size, (time.time() - oldest) if oldest is not None else None, False
 
 
@@ -112,7 +116,7 @@ class NullStore(Store):
     def __repr__(self) -> str:
         return "NullStore()"
 
-    def _get(self, key: bytes) -> Row | None:
+    def _get(self, key: bytes, version: str | None = None) -> Row | None:
         return None
 
     def _put(self, row: Row) -> None:

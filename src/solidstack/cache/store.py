@@ -96,7 +96,9 @@ class Store(AsyncMethods):
 
     # -- the backend: subclasses override these ------------------------------------------------------------
 
-    def _get(self, key: bytes) -> Row | None:
+    def _get(self, key: bytes, version: str | None = None) -> Row | None:
+        """The row of ``key``, or ``None``. With ``version`` ``None`` no check reads the row's version, and a
+        backend may leave it out (``None`` in the row) to read less."""
         raise NotImplementedError
 
     def _get_many(self, keys: list[bytes]) -> list[Row]:
@@ -204,8 +206,46 @@ class Store(AsyncMethods):
 
     def read(self, key: Any, *, version: str | None = None) -> Any:
         """The value stored under ``key``, or ``None`` on a miss."""
-        value = self._read(key, version)
-        return None if value is _MISS else value
+        # The hottest call of the cache, in one frame with the backend's _get (decision 0121): the body of _read
+        # below, returning None on a miss instead of _MISS (a call from here to _read cost ~1,300 instructions,
+        # 4% of a hit). Change both together; test_read_exist_and_fetch_agree_on_every_kind_of_row holds them
+        # to the same answers.
+        if type(key) is str:
+            k = (self._prefix + key).encode()
+            if len(k) > MAX_KEY_BYTES:
+                k = self.normalize_key(key)
+        else:
+            k = self.normalize_key(key)
+        try:
+            row = self._get(k, version)
+        except FAILURES as exc:
+            self._fail("read", exc)
+            self.misses += 1
+            return None
+        if self._failing:
+            self._recovered()
+        if row is None or row[0] != k:
+            self.misses += 1
+            return None
+        expires_at = row[2]
+        if (expires_at is not None and expires_at <= time.time()) or not (
+                version is None or row[3] is None or row[3] == version):
+            self.misses += 1
+            return None
+        entry = row[1]
+        tag = entry[0] if entry else -1
+        value: Any
+        if tag == BYTES:
+            value = entry[1:]
+        else:
+            try:
+                value = entry[1:].decode() if tag == STR else self.codec.load(entry, k)
+            except (CorruptEntry, UnicodeDecodeError) as exc:
+                self._fail("read", exc if isinstance(exc, CorruptEntry) else CorruptEntry(f"invalid text: {exc}"), k)
+                self.misses += 1
+                return None
+        self.hits += 1
+        return value
 
     def _read(self, key: Any, version: str | None, _time: Callable[[], float] = time.time) -> Any:
         # The hottest call of the cache. A str key's normalisation, the checks of _live and the decoding of text
@@ -218,7 +258,7 @@ class Store(AsyncMethods):
         else:
             k = self.normalize_key(key)
         try:
-            row = self._get(k)
+            row = self._get(k, version)
         except FAILURES as exc:
             self._fail("read", exc)
             self.misses += 1

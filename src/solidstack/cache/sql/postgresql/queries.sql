@@ -2,7 +2,12 @@
 -- Lists are bound as arrays (`= ANY(:key_hashes)`), one statement whatever the number of keys.
 
 -- name: read
-SELECT key, value, expires_at, version FROM solidstack_cache_entries WHERE key_hash = :key_hash
+-- A read that names a version; bound from a tuple (a `?`), as on SQLite (decision 0121).
+SELECT key, value, expires_at, version FROM solidstack_cache_entries WHERE key_hash = ?
+
+-- name: read_unversioned
+-- A read without a version: no check reads the row's version then.
+SELECT key, value, expires_at FROM solidstack_cache_entries WHERE key_hash = ?
 
 -- name: read_for_update
 -- In the read-change-write transaction of `_update` (unless_exist, race_condition_ttl, the general increment):

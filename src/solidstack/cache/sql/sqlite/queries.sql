@@ -1,7 +1,14 @@
 -- Named queries of the cache on SQLite. Each public read is one statement outside any transaction.
 
 -- name: read
-SELECT key, value, expires_at, version FROM solidstack_cache_entries WHERE key_hash = :key_hash
+-- A read that names a version. Its one parameter is bound from a tuple (a `?`), not by name from a dict: the
+-- driver binds it without a dict and a name look-up (decision 0121).
+SELECT key, value, expires_at, version FROM solidstack_cache_entries WHERE key_hash = ?
+
+-- name: read_unversioned
+-- The hottest statement, a read without a version: no check reads the row's version then, and each column
+-- fetched costs the driver a release and retake of the GIL (decision 0121).
+SELECT key, value, expires_at FROM solidstack_cache_entries WHERE key_hash = ?
 
 -- name: read_for_update
 -- In the read-change-write transaction of `_update`: BEGIN IMMEDIATE already holds the write lock.
