@@ -6,11 +6,13 @@ import json
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from cable_helpers import SECRET, Client, Server, broadcast_from_child, child_env, welcome
+from cable_helpers import SECRET, Client, Server, broadcast_from_child, child_env, free_port, welcome
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+import solidstack
 from solidstack.cable.turbo import derive_key, sign_stream_name, verify_stream_name
 
 
@@ -207,3 +209,25 @@ def test_a_remote_disconnect_closes_that_users_sockets_only(server: Server) -> N
 
     with pytest.raises(ValueError, match="unknown identifier"):
         remote_connections(Connection).where(current_user="alice")
+
+
+def test_frames_are_not_compressed_unless_asked(cable_app: solidstack.App, tmp_path: Path) -> None:
+    # The client offers permessage-deflate (websockets does by default, as browsers do); `cable serve` declines
+    # it unless started with --per-message-deflate: compressing costs each small frame ~0.05 ms (decision 0221).
+    for flag, compressed in (([], False), (["--per-message-deflate"], True)):
+        port = free_port()
+        command = [sys.executable, "-c", "from solidstack.cli import main; main()", "cable", "serve",
+                   "cable_test_app:cable", "--port", str(port), "--log-level", "warning", *flag]
+        srv = Server(cable_app.root, port, tmp_path / f"server-{port}.log", command)
+        srv.start()
+        try:
+            client = welcome(srv)
+            try:
+                offered = client.ws.request.headers.get("Sec-WebSocket-Extensions", "")  # type: ignore[union-attr]
+                accepted = client.ws.response.headers.get("Sec-WebSocket-Extensions", "")  # type: ignore[union-attr]
+                assert "permessage-deflate" in offered
+                assert ("permessage-deflate" in accepted) is compressed, (flag, accepted)
+            finally:
+                client.close()
+        finally:
+            srv.stop()
