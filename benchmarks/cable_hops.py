@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import statistics
@@ -214,18 +215,20 @@ def main() -> None:
                 woken_at[i] = before[-1] if before else t
     called, dispatched = first_at(trace["called"]), first_at(trace["dispatched"])
     handed, sent = first_at(trace["handed"]), first_at(trace["sent"])
-    hops: dict[str, list[float]] = {name: [] for name in
-                                    ("insert", "notify", "wake", "poll", "handoff", "loop", "send", "client", "total")}
+    names = ("insert", "notify", "wake", "poll", "handoff", "loop", "send", "client")
+    hops: dict[str, list[float]] = {name: [] for name in (*names, "total")}
     for i, (t0, t1, t2) in publisher.items():
         if not all(i in d for d in (woken_at, called, dispatched, handed, sent, received)):
             continue
         points = [t0, t1, t2, woken_at[i], called[i], dispatched[i], handed[i], sent[i], received[i]]
-        for name, (a, b) in zip(hops, zip(points, points[1:])):
+        for name, (a, b) in zip(names, itertools.pairwise(points), strict=True):
             hops[name].append((b - a) / 1e6)
         hops["total"].append((received[i] - t0) / 1e6)
+    deflate = "on" if args.deflate else "off"
     print(f"broadcast → WebSocket client, hop by hop ({len(hops['total'])} of {args.messages} messages, one every "
-          f"{args.pause * 1000:g} ms, uvicorn ws={args.ws}, permessage-deflate {'on' if args.deflate else 'off'}), {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, "
-          f"load average {load_before:.2f} → {load_after:.2f}, {os.cpu_count()} CPUs")
+          f"{args.pause * 1000:g} ms, uvicorn ws={args.ws}, permessage-deflate {deflate}), "
+          f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, load average {load_before:.2f} → {load_after:.2f}, "
+          f"{os.cpu_count()} CPUs")
     print(f"{'hop':>8}  {'p50 ms':>8}  {'p99 ms':>8}")
     for name, values in hops.items():
         if values:
