@@ -233,6 +233,11 @@ def main() -> None:
     for name, values in hops.items():
         if values:
             print(f"{name:>8}  {statistics.median(values):8.3f}  {pct(values, 0.99):8.3f}")
+    if hops["total"]:
+        p50, p99 = statistics.median(hops["total"]), pct(hops["total"], 0.99)
+        print("| target | measured | wanted | met |\n|---|---|---|---|")
+        print(f"| broadcast → WebSocket p50 ≤ 0.5 ms | {p50:.3f} ms | ≤ 0.5 ms | {'yes' if p50 <= 0.5 else '**no**'} |")
+        print(f"| broadcast → WebSocket p99 ≤ 1.0 ms | {p99:.3f} ms | ≤ 1.0 ms | {'yes' if p99 <= 1.0 else '**no**'} |")
 
 
 if __name__ == "__main__":
