@@ -206,7 +206,7 @@ class Store(AsyncMethods):
 
     def read(self, key: Any, *, version: str | None = None) -> Any:
         """The value stored under ``key``, or ``None`` on a miss."""
-        # The hottest call of the cache, in one frame with the backend's _get (decision 0121): the body of _read
+        # The hottest call of the cache, calling the backend's _get itself (decision 0121): the body of _read
         # below, returning None on a miss instead of _MISS (a call from here to _read cost ~1,300 instructions,
         # 4% of a hit). Change both together; test_read_exist_and_fetch_agree_on_every_kind_of_row holds them
         # to the same answers.
