@@ -1,7 +1,7 @@
 """Django's task API on solidstack beside django-tasks-db and dj_queue, on the same machine and database, in one
 run: drain rate and enqueue-to-start latency, through ``task.enqueue()`` and each backend's own worker command.
 
-    .venv-django/bin/pip install -e '.[django,bench-django]'       # the peers: django-tasks-db, dj-queue
+    make bench-django                  # installs the peers (django-tasks-db, dj-queue) into .venv-django, runs this
     .venv-django/bin/python benchmarks/django/compare.py [--jobs 3000] [--latency-jobs 300] [--runs 3]
     BENCH_PG_URL=postgresql://postgres@127.0.0.1/postgres .venv-django/bin/python benchmarks/django/compare.py --pg
 
@@ -17,6 +17,9 @@ PostgreSQL database per backend (``--pg``). Per backend and run:
 2. **Latency**: with that worker idle (2 s, then 5 tasks each waited for), ``--latency-jobs`` tasks enqueued
    10 ms apart (not waiting for each: a peer polling once a second would take minutes); each records when it
    started (CLOCK_MONOTONIC, the same clock in every process): start minus the moment before ``enqueue()``.
+
+``solidstack-job`` is the same no-op as a plain solidstack ``Job`` (``perform_later``) on the same worker command:
+what Django's task API (validation, JSON round trip, ``TaskResult``, signals and their log lines) costs.
 
 Targets (issue 15): solidstack drains ≥ 10x either peer, and its p99 latency is ≤ 5 ms on SQLite. The medians of
 ``--runs`` runs are compared; each target is printed met / not met.
@@ -37,10 +40,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 MANAGE = HERE / "manage.py"
-BACKENDS = ("solidstack", "django-tasks-db", "dj_queue")
+BACKENDS = ("solidstack", "solidstack-job", "django-tasks-db", "dj_queue")
 WORKERS = {
     "solidstack": ["solidstack", "jobs"],
-    "django-tasks-db": ["db_worker", "--queue-name", "*", "--no-startup-delay", "--no-reload", "--verbosity", "0"],
+    "solidstack-job": ["solidstack", "jobs"],
+    "django-tasks-db": ["db_worker", "--queue-name", "*", "--no-startup-delay", "--no-reload"],
     "dj_queue": ["dj_queue", "--skip-recurring"],
 }
 TIMEOUT = 600.0
@@ -81,13 +85,15 @@ def child(backend: str, jobs: int, latency_jobs: int) -> dict[str, float]:
     import django
 
     django.setup()
-    from benchproject.tasks import noop
+    from benchproject.tasks import NoopJob, noop
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    # solidstack-job: the same task as a plain solidstack job, Django's task API left out (what it costs).
+    enqueue = noop.enqueue if backend != "solidstack-job" else lambda t: NoopJob.perform_later(t)
     started = time.perf_counter()
     for _ in range(jobs):
-        noop.enqueue(time.monotonic())
+        enqueue(time.monotonic())
     enqueue_rate = jobs / (time.perf_counter() - started)
     log = (root / "worker.log").open("wb")
     worker = subprocess.Popen([sys.executable, str(MANAGE), *WORKERS[backend]], env=os.environ.copy(), stdout=log,
@@ -99,11 +105,11 @@ def child(backend: str, jobs: int, latency_jobs: int) -> dict[str, float]:
         # The worker idle again, then warmed up (5 tasks, each waited for) as the core queue's latency benchmark.
         time.sleep(2.0)
         for i in range(WARM_UP):
-            noop.enqueue(time.monotonic())
+            enqueue(time.monotonic())
             wait_for(root, jobs + i + 1, worker, f"{backend} warm-up")
         warm_end = time.monotonic()
         for _ in range(latency_jobs):
-            noop.enqueue(time.monotonic())
+            enqueue(time.monotonic())
             time.sleep(0.01)
         rows = wait_for(root, jobs + WARM_UP + latency_jobs, worker, f"{backend} latency")
         paced = sorted((s - e) * 1000 for s, e in rows if e > warm_end)  # the paced ones only
@@ -116,7 +122,7 @@ def child(backend: str, jobs: int, latency_jobs: int) -> dict[str, float]:
             worker.wait(5)
         log.close()
     return {"enqueue": enqueue_rate, "drain": drain_rate, "p50": statistics.median(paced),
-            "p99": percentile(paced, 0.99), "samples": len(paced)}
+            "p99": percentile(paced, 0.99), "samples": len(paced), "worst": [round(x, 2) for x in paced[-5:]]}
 
 
 def run_backend(backend: str, args: argparse.Namespace) -> dict[str, float]:
@@ -166,7 +172,8 @@ def main() -> None:
             figures = run_backend(backend, args)
             results[backend].append(figures)
             print(f"  run {run + 1} {backend}: enqueue {figures['enqueue']:,.0f}/s, drain {figures['drain']:,.0f}/s, "
-                  f"latency p50 {figures['p50']:.2f} ms, p99 {figures['p99']:.2f} ms", flush=True)
+                  f"latency p50 {figures['p50']:.2f} ms, p99 {figures['p99']:.2f} ms (worst {figures['worst']} ms)",
+                  flush=True)
 
     def median(backend: str, key: str) -> float:
         return statistics.median(r[key] for r in results[backend])
@@ -184,7 +191,7 @@ def main() -> None:
         return
     print()
     ours = median("solidstack", "drain")
-    for peer in [b for b in results if b != "solidstack"]:
+    for peer in [b for b in results if not b.startswith("solidstack")]:
         ratio = ours / median(peer, "drain")
         print(f"target drain >= 10x {peer}: {ratio:.1f}x — {'met' if ratio >= 10 else 'NOT met'}")
     p99 = median("solidstack", "p99")

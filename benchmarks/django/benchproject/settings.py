@@ -5,7 +5,7 @@ PostgreSQL database (BENCH_PG_URL)."""
 import os
 from pathlib import Path
 
-BACKEND = os.environ["BENCH_BACKEND"]
+BACKEND = os.environ["BENCH_BACKEND"].replace("solidstack-job", "solidstack")
 BASE_DIR = Path(os.environ["BENCH_ROOT"])
 SECRET_KEY = "bench-only"
 DEBUG = False
@@ -34,4 +34,8 @@ if BACKEND == "dj_queue":
 TASKS = {"default": {"BACKEND": _backend, "QUEUES": []}}
 # solidstack's queue tables in Django's default database too (its queue.yml defaults: one worker, 3 threads).
 SOLIDSTACK = {"ROOT": BASE_DIR, "ENV": "bench", "DATABASES": {"queue": "default"}}
+if os.environ.get("BENCH_SOLID_QUEUE"):  # another queue.yml section, for experiments
+    import json
+
+    SOLIDSTACK["QUEUE"] = json.loads(os.environ["BENCH_SOLID_QUEUE"])
 LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}

@@ -7,6 +7,8 @@ import time
 from django.conf import settings
 from django.tasks import task
 
+from solidstack.queue import Job
+
 _fd: int | None = None
 
 
@@ -17,3 +19,10 @@ def noop(enqueued_at: float) -> None:
     if _fd is None:
         _fd = os.open(settings.BASE_DIR / f"starts-{os.getpid()}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     os.write(_fd, f"{started!r} {enqueued_at!r}\n".encode())
+
+
+class NoopJob(Job):
+    """The same work as a plain solidstack job (the ``solidstack-job`` row: solidstack without Django's task API)."""
+
+    def perform(self, enqueued_at: float) -> None:
+        noop.call(enqueued_at)
