@@ -126,9 +126,9 @@ def test_parts_can_be_left_out_and_bad_arguments_are_named(project: Path) -> Non
     with TestClient(_application(cable_path=None, dashboard_path=None)) as client:
         assert client.get("/cable").status_code == 404
         assert client.get("/jobs/").status_code == 404
-    with pytest.raises(ImproperlyConfigured, match="not a solidstack.cable.Channel subclass"):
+    with pytest.raises(ImproperlyConfigured, match=r"not a solidstack\.cable\.Channel subclass"):
         _application(channels=["djproject.urls.hello"])
-    with pytest.raises(ImproperlyConfigured, match="dashboard_path='/'"):
+    with pytest.raises(ImproperlyConfigured, match=r"dashboard_path='/'"):
         _application(dashboard_path="/")
     with pytest.raises(ImproperlyConfigured, match="both '/x'"):
         _application(cable_path="/x", dashboard_path="/x/")
@@ -141,42 +141,42 @@ def test_cable_identifies_the_django_user_and_delivers_broadcasts(project: Path)
     from solidstack.cable import broadcast
 
     cookies = _session_cookie(_user("ada", staff=False))
-    with TestClient(_application(channels=["test_asgi.WhoChannel"]), cookies=cookies) as client:
-        with client.websocket_connect("/cable", subprotocols=[PROTOCOL]) as ws:
-            assert ws.accepted_subprotocol == PROTOCOL
-            assert _frame(ws)["type"] == "welcome"
-            identifier = _subscribe(ws, "WhoChannel")
-            frames = [_frame(ws), _frame(ws)]
-            assert {"identifier": identifier, "type": "confirm_subscription"} in frames
-            assert {"identifier": identifier, "message": {"user": "ada"}} in frames
-            broadcast(STREAM, {"text": "through the cable database"})
-            assert _frame(ws) == {"identifier": identifier, "message": {"text": "through the cable database"}}
+    app = _application(channels=["test_asgi.WhoChannel"])
+    with TestClient(app, cookies=cookies) as client, client.websocket_connect("/cable", subprotocols=[PROTOCOL]) as ws:
+        assert ws.accepted_subprotocol == PROTOCOL
+        assert _frame(ws)["type"] == "welcome"
+        identifier = _subscribe(ws, "WhoChannel")
+        frames = [_frame(ws), _frame(ws)]
+        assert {"identifier": identifier, "type": "confirm_subscription"} in frames
+        assert {"identifier": identifier, "message": {"user": "ada"}} in frames
+        broadcast(STREAM, {"text": "through the cable database"})
+        assert _frame(ws) == {"identifier": identifier, "message": {"text": "through the cable database"}}
 
 
 def test_cable_anonymous_socket_and_a_channel_that_refuses_it(project: Path) -> None:
-    with TestClient(_application(channels=[WhoChannel, StaffOnlyChannel])) as client:
-        with client.websocket_connect("/cable", subprotocols=[PROTOCOL]) as ws:
-            _frame(ws, "welcome")
-            who = _subscribe(ws, "WhoChannel")
-            frames = [_frame(ws), _frame(ws)]
-            assert {"identifier": who, "message": {"user": None}} in frames
-            staff = _subscribe(ws, "StaffOnlyChannel")
-            assert _frame(ws) == {"identifier": staff, "type": "reject_subscription"}
+    app = _application(channels=[WhoChannel, StaffOnlyChannel])
+    with TestClient(app) as client, client.websocket_connect("/cable", subprotocols=[PROTOCOL]) as ws:
+        _frame(ws, "welcome")
+        who = _subscribe(ws, "WhoChannel")
+        frames = [_frame(ws), _frame(ws)]
+        assert {"identifier": who, "message": {"user": None}} in frames
+        staff = _subscribe(ws, "StaffOnlyChannel")
+        assert _frame(ws) == {"identifier": staff, "type": "reject_subscription"}
     cookies = _session_cookie(_user("grace", staff=True))
-    with TestClient(_application(channels=[StaffOnlyChannel]), cookies=cookies) as client:
-        with client.websocket_connect("/cable", subprotocols=[PROTOCOL]) as ws:
-            _frame(ws, "welcome")
-            staff = _subscribe(ws, "StaffOnlyChannel")
-            assert _frame(ws) == {"identifier": staff, "type": "confirm_subscription"}
+    app = _application(channels=[StaffOnlyChannel])
+    with TestClient(app, cookies=cookies) as client, client.websocket_connect("/cable", subprotocols=[PROTOCOL]) as ws:
+        _frame(ws, "welcome")
+        staff = _subscribe(ws, "StaffOnlyChannel")
+        assert _frame(ws) == {"identifier": staff, "type": "confirm_subscription"}
 
 
 def test_cable_refuses_another_sites_origin(project: Path) -> None:
     with TestClient(_application(channels=[WhoChannel])) as client:
         with client.websocket_connect("/cable", headers={"origin": "http://testserver"}) as ws:
             assert _frame(ws)["type"] == "welcome"  # the page's own host
-        with pytest.raises(WebSocketDisconnect) as refused:
-            with client.websocket_connect("/cable", headers={"origin": "http://evil.example"}) as ws:
-                ws.receive_text()
+        with (pytest.raises(WebSocketDisconnect) as refused,
+              client.websocket_connect("/cable", headers={"origin": "http://evil.example"}) as ws):
+            ws.receive_text()
         assert refused.value.code == 1008
 
 
@@ -217,9 +217,8 @@ def test_dashboard_is_for_staff_users_only(project: Path) -> None:
     with TestClient(app) as client:
         refused = client.get("/jobs/default/")
         assert refused.status_code == 403 and "not allowed" in refused.text
-        with pytest.raises(WebSocketDisconnect) as closed:
-            with client.websocket_connect("/jobs/cable") as ws:
-                ws.receive_text()
+        with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect("/jobs/cable") as ws:
+            ws.receive_text()
         assert closed.value.code == 1008
     with TestClient(app, cookies=_session_cookie(_user("bob", staff=False))) as client:
         assert client.get("/jobs/default/").status_code == 403
