@@ -180,6 +180,20 @@ def test_cable_refuses_another_sites_origin(project: Path) -> None:
         assert refused.value.code == 1008
 
 
+def test_hosts_outside_allowed_hosts_are_refused(project: Path) -> None:
+    """As Django refuses them: the cable's same-origin test trusts Host, which DNS rebinding would control."""
+    with TestClient(_application(channels=[WhoChannel]), base_url="http://evil.example") as client:
+        assert client.get("/jobs/default/").status_code == 400
+        # Origin and Host agree (the cable's own check would pass): the host check refuses it.
+        headers = {"host": "evil.example", "origin": "http://evil.example"}
+        with (pytest.raises(WebSocketDisconnect) as refused,
+              client.websocket_connect("/cable", headers=headers) as ws):
+            ws.receive_text()
+        assert refused.value.code == 1008
+    with TestClient(_application(channels=[WhoChannel])) as client:  # testserver: in ALLOWED_HOSTS
+        assert client.get("/cable").status_code == 426
+
+
 def test_turbo_stream_names_signed_with_django_secret(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from solidstack.cable import broadcast, sign_stream_name
     from solidstack.cable.turbo import set_secret

@@ -24,11 +24,13 @@ Channels ``ProtocolTypeRouter``) unchanged. Both need the ``web`` extra (Starlet
   (``SOLIDSTACK_DASHBOARD_USERNAME`` / ``_PASSWORD``), or your own ``authorize(request) -> bool``. Its forms
   carry the dashboard's own CSRF token (Django's middleware does not see these requests).
 
+Both check the request's ``Host`` against ``ALLOWED_HOSTS`` first, as Django does for its own requests.
 ``cable_path=None`` or ``dashboard_path=None`` leaves that part out. See docs/decisions/0705.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
 from importlib import import_module
@@ -43,6 +45,7 @@ from django.utils.module_loading import import_string
 from solidstack.cable.channel import Channel
 from solidstack.cable.connection import Connection
 
+log = logging.getLogger("solidstack.django")
 Scope = dict[str, Any]
 ASGIApp = Callable[..., Any]
 
@@ -129,11 +132,14 @@ class SolidstackASGI:
             path = scope["path"]
             route = path[len(root):] if root and path.startswith(root) else path
             if self.cable is not None and route.rstrip("/") == self.cable_path:
-                await self.cable(scope, receive, send)
+                if await _host_allowed(scope, send):
+                    await self.cable(scope, receive, send)
                 return
             prefix = self.dashboard_path
             if self.dashboard is not None and prefix is not None and (route == prefix
                                                                       or route.startswith(prefix + "/")):
+                if not await _host_allowed(scope, send):
+                    return
                 if route == prefix and kind == "http":
                     await _redirect(scope, send, root + prefix + "/")
                     return
@@ -141,6 +147,31 @@ class SolidstackASGI:
                 await self.dashboard({**scope, "root_path": root + prefix}, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+async def _host_allowed(scope: Scope, send: Any) -> bool:
+    """Django's ``ALLOWED_HOSTS`` check for the requests Django does not see (its same rule, DEBUG's defaults
+    included): the cable's same-origin test compares ``Origin`` with ``Host``, which a DNS-rebinding page would
+    control. A refused HTTP request gets 400, a refused handshake is closed (1008)."""
+    from django.http.request import split_domain_port, validate_host
+
+    host = next((value.decode("latin-1") for name, value in scope.get("headers", ()) if name == b"host"), "")
+    allowed = list(settings.ALLOWED_HOSTS)
+    if settings.DEBUG and not allowed:
+        allowed = [".localhost", "127.0.0.1", "[::1]"]
+    domain, _port = split_domain_port(host)
+    if domain and validate_host(domain, allowed):
+        return True
+    log.warning("solidstack_asgi: Host %r is not in ALLOWED_HOSTS; refused", host)
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1008})
+    else:
+        body = b"Bad Request: this Host is not in ALLOWED_HOSTS.\n"
+        await send({"type": "http.response.start", "status": 400,
+                    "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+    return False
 
 
 async def _lifespan(receive: Any, send: Any) -> None:
