@@ -137,7 +137,9 @@ class FailedAttempt:
     def backtrace(self) -> str:
         """The full backtrace as one text (the record keeps it as lines)."""
         lines = self.error.get("backtrace") or []
-        return "".join(lines) if isinstance(lines, list) else str(lines)
+        if not isinstance(lines, list):
+            return str(lines)
+        return "".join(line if line.endswith("\n") else f"{line}\n" for line in map(str, lines))
 
     @property
     def process(self) -> str | None:
