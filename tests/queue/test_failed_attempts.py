@@ -3,11 +3,18 @@ retry or death, capped per job, deleted with the job; and a finished job keeps i
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from solidstack.config import App
+from solidstack.queue import queue_storage
 from solidstack.queue.inspect import QueueInspector
 from solidstack.queue.retention import clear_finished_jobs
 from solidstack.queue.storage import ATTEMPTS_KEPT, NewJob, QueueStorage
@@ -164,3 +171,23 @@ def test_a_finished_job_keeps_its_start_and_the_minute_its_latency(storage: Queu
     assert (minute.finished, minute.started) == (2, 2)
     assert minute.latency_mean == pytest.approx(1.5) and minute.latency_max == pytest.approx(2.0)
     assert inspector.finished_per_minute(base) == {"default": {int(base // 60): 2}}
+
+
+def test_jobs_result_on_the_command_line_lists_the_attempts(app: App) -> None:
+    storage = queue_storage()
+    pid = storage.register_process("worker", "worker-1", NOW)
+    [job_id] = storage.enqueue([new()], NOW)
+    claim_one(storage, pid, NOW + 1)
+    storage.retry_later(job_id, pid, 1, NOW + 2, NOW + 2, error=error(1))
+    claim_one(storage, pid, NOW + 3)
+    storage.fail(job_id, pid, error(2), NOW + 4)
+    env = {**os.environ, "SOLIDSTACK_ROOT": str(app.root), "SOLIDSTACK_ENV": "test"}
+    out = subprocess.run([str(Path(sys.executable).parent / "solidstack"), "jobs", "result", str(job_id)],
+                         capture_output=True, text=True, timeout=60, env=env, cwd=app.root)
+    assert out.returncode == 0, out.stderr
+    shown = json.loads(out.stdout)
+    assert shown["status"] == "failed"
+    assert [(a["attempt"], a["outcome"], a["message"]) for a in shown["attempts"]] == [
+        (1, "retried", "boom <1>"), (2, "failed", "boom <2>")]
+    assert 'line 2, in perform' in shown["attempts"][1]["backtrace"]
+    assert shown["attempts"][0]["process"].startswith("worker-1 (pid ")
