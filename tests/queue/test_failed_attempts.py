@@ -191,3 +191,16 @@ def test_jobs_result_on_the_command_line_lists_the_attempts(app: App) -> None:
         (1, "retried", "boom <1>"), (2, "failed", "boom <2>")]
     assert 'line 2, in perform' in shown["attempts"][1]["backtrace"]
     assert shown["attempts"][0]["process"].startswith("worker-1 (pid ")
+
+
+def test_a_job_retried_by_hand_is_due_from_its_retry(storage: QueueStorage) -> None:
+    pid = storage.register_process("worker", "worker-1", NOW)
+    base = NOW - NOW % 60
+    [job_id] = storage.enqueue([new()], base - 600)
+    claim_one(storage, pid, base - 599)
+    storage.fail(job_id, pid, error(1), base - 598)
+    assert storage.retry_failed([job_id], base + 10) == 1
+    claim_one(storage, pid, base + 13)
+    storage.finish([job_id], pid, base + 14)
+    minute = QueueInspector(storage).finished_minutes(base)["default"][int(base // 60)]
+    assert minute.latency_mean == pytest.approx(3.0)  # from the retry, not from the enqueue ten minutes before

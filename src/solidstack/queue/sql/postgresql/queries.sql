@@ -180,7 +180,9 @@ SELECT job_id FROM solidstack_failed_executions ORDER BY job_id LIMIT :limit;
 DELETE FROM solidstack_failed_executions WHERE job_id = ANY(CAST(:ids AS BIGINT[]));
 
 -- name: reset_process_deaths
-UPDATE solidstack_jobs SET process_deaths = 0, updated_at = :now WHERE id = ANY(CAST(:ids AS BIGINT[]));
+-- Failed jobs retried by hand: their deaths start again from 0, and they are due now (their enqueue-to-start
+-- latency counts from the retry, decision 0603).
+UPDATE solidstack_jobs SET process_deaths = 0, scheduled_at = :now, updated_at = :now WHERE id = ANY(CAST(:ids AS BIGINT[]));
 
 -- name: job_state
 SELECT j.id, j.class_name, j.queue_name, j.finished_at, j.executions,
