@@ -3,21 +3,27 @@ retry or death, capped per job, deleted with the job; and a finished job keeps i
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from solidstack.config import App
-from solidstack.queue import queue_storage
+from solidstack.queue import Job, Runner, Worker, WorkerConfig, queue_storage, retry_on, use_adapter
+from solidstack.queue.adapters import SolidQueueAdapter
 from solidstack.queue.inspect import QueueInspector
+from solidstack.queue.outcomes import JobTimeout
 from solidstack.queue.retention import clear_finished_jobs
 from solidstack.queue.storage import ATTEMPTS_KEPT, NewJob, QueueStorage
+from waiting import wait_for
 
 NOW = 1_800_000_000.0
 
@@ -204,3 +210,50 @@ def test_a_job_retried_by_hand_is_due_from_its_retry(storage: QueueStorage) -> N
     storage.finish([job_id], pid, base + 14)
     minute = QueueInspector(storage).finished_minutes(base)["default"][int(base // 60)]
     assert minute.latency_mean == pytest.approx(3.0)  # from the retry, not from the enqueue ten minutes before
+
+
+@retry_on(ValueError, wait=0, attempts=3)
+class FaAlwaysFailingJob(Job):
+    def perform(self) -> None:
+        raise ValueError(f"run {self.executions} <failed>")
+
+
+@retry_on(JobTimeout, wait=0, attempts=2)
+class FaTimingOutJob(Job):
+    timeout = 0.3
+
+    async def perform(self) -> None:
+        await asyncio.sleep(5)
+
+
+@pytest.fixture
+def worker_storage(engine_storage: QueueStorage) -> Iterator[QueueStorage]:
+    use_adapter(SolidQueueAdapter(engine_storage))
+    yield engine_storage
+    use_adapter(None)
+
+
+def test_a_real_worker_keeps_the_error_of_every_retried_and_timed_out_run(worker_storage: QueueStorage) -> None:
+    storage = worker_storage
+    failing, timing_out = FaAlwaysFailingJob.perform_later(), FaTimingOutJob.perform_later()
+    worker = Worker(storage, WorkerConfig(threads=2, polling_interval=0.05, async_capacity=5))
+    runner = Runner(worker, storage, heartbeat_interval=5.0, shutdown_timeout=3.0)
+    thread = threading.Thread(target=runner.run, daemon=True)
+    thread.start()
+    assert runner.started.wait(10)
+    try:
+        assert wait_for(lambda: all(storage.job_state(job.provider_job_id)["state"] == "failed"  # type: ignore[index]
+                                    for job in (failing, timing_out)), 30)
+    finally:
+        runner.stop()
+        thread.join(15)
+    inspector = QueueInspector(storage)
+    runs = inspector.attempts(failing.provider_job_id)  # type: ignore[arg-type]
+    assert [(a.attempt, a.outcome, a.message) for a in runs] == [
+        (1, "retried", "run 1 <failed>"), (2, "retried", "run 2 <failed>"), (3, "failed", "run 3 <failed>")]
+    assert all("in perform" in a.backtrace and a.process_id == worker.process_id for a in runs)
+    assert all(a.started_at is not None and a.started_at <= a.failed_at for a in runs)
+    timeouts = inspector.attempts(timing_out.provider_job_id)  # type: ignore[arg-type]
+    assert [(a.attempt, a.outcome) for a in timeouts] == [(1, "retried"), (2, "failed")]
+    assert all(a.exception_class.endswith("JobTimeout") and "ran past its timeout of 0.3 s" in a.message
+               for a in timeouts)
