@@ -106,5 +106,6 @@ def test_a_jobs_page_shows_each_failed_attempts_backtrace(served: tuple[str, int
         assert "Retried" in attempts.nth(1).inner_text() and "Failed" in attempts.nth(0).inner_text()
         assert "worker-7f3a" in attempts.nth(1).inner_text()
         assert page.locator("#attempts b").count() == 0  # the error's HTML is text, never markup
+        assert page.inner_text("#error-attempt").startswith("Attempt 2, run by worker-7f3a (pid ")
         assert problems == []
         page.screenshot(path=str(ARTIFACTS / "dashboard_job_attempts.png"), full_page=True)
