@@ -169,7 +169,9 @@ class Execution:
         if outcome.status == "retry":
             log.warning("%s (job %d) raised %s: %s; retry %d in %.1f s", row.class_name, row.id,
                         type(exc).__name__, exc, job.executions + 1, outcome.retry_in)
-            worker.record(lambda: storage.retry_later(row.id, pid, job.executions, now + outcome.retry_in, now))
+            error = outcome.error or error_record(exc)  # kept among the job's failed attempts
+            worker.record(lambda: storage.retry_later(row.id, pid, job.executions, now + outcome.retry_in, now,
+                                                      error=error))
         elif outcome.status == "discarded":
             log.info("%s (job %d) discarded on %s: %s", row.class_name, row.id, type(exc).__name__, exc)
             worker.record(lambda: storage.finish([row.id], pid, now, preserve=worker.preserve_finished_jobs))

@@ -44,6 +44,22 @@ CREATE TABLE solidstack_claimed_executions (
     CONSTRAINT solidstack_claimed_executions_pkey PRIMARY KEY (job_id)
 );
 
+CREATE TABLE solidstack_failed_attempts (
+    id bigint NOT NULL DEFAULT nextval('solidstack_failed_attempts_id_seq'::regclass),
+    job_id bigint NOT NULL,
+    attempt integer NOT NULL,
+    outcome text NOT NULL,
+    error text NOT NULL,
+    started_at double precision,
+    process_id bigint,
+    process_name text,
+    hostname text,
+    pid integer,
+    created_at double precision NOT NULL,
+    CONSTRAINT solidstack_failed_attempts_job_id_fkey FOREIGN KEY (job_id) REFERENCES solidstack_jobs(id) ON DELETE CASCADE,
+    CONSTRAINT solidstack_failed_attempts_pkey PRIMARY KEY (id)
+);
+
 CREATE TABLE solidstack_failed_executions (
     job_id bigint NOT NULL,
     error text,
@@ -71,6 +87,7 @@ CREATE TABLE solidstack_jobs (
     concurrency_on_conflict text,
     result text,
     cancelled_at double precision,
+    started_at double precision,
     CONSTRAINT solidstack_jobs_pkey PRIMARY KEY (id)
 );
 
@@ -187,6 +204,10 @@ CREATE INDEX index_solidstack_blocked_executions_for_release ON public.solidstac
 CREATE UNIQUE INDEX solidstack_blocked_executions_pkey ON public.solidstack_blocked_executions USING btree (job_id);
 
 CREATE UNIQUE INDEX solidstack_claimed_executions_pkey ON public.solidstack_claimed_executions USING btree (job_id);
+
+CREATE INDEX index_solidstack_failed_attempts_on_job_id ON public.solidstack_failed_attempts USING btree (job_id, id);
+
+CREATE UNIQUE INDEX solidstack_failed_attempts_pkey ON public.solidstack_failed_attempts USING btree (id);
 
 CREATE UNIQUE INDEX solidstack_failed_executions_pkey ON public.solidstack_failed_executions USING btree (job_id);
 

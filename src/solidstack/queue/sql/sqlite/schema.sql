@@ -39,6 +39,20 @@ CREATE TABLE "solidstack_claimed_executions" (
     created_at REAL NOT NULL
 );
 
+CREATE TABLE solidstack_failed_attempts (
+    id INTEGER PRIMARY KEY,
+    job_id INTEGER NOT NULL REFERENCES solidstack_jobs (id) ON DELETE CASCADE,
+    attempt INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    error TEXT NOT NULL,
+    started_at REAL,
+    process_id INTEGER,
+    process_name TEXT,
+    hostname TEXT,
+    pid INTEGER,
+    created_at REAL NOT NULL
+);
+
 CREATE TABLE "solidstack_failed_executions" (
     job_id INTEGER PRIMARY KEY REFERENCES solidstack_jobs (id) ON DELETE CASCADE,
     error TEXT,
@@ -59,7 +73,7 @@ CREATE TABLE solidstack_jobs (
     process_deaths INTEGER NOT NULL DEFAULT 0,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
-, concurrency_limit INTEGER, concurrency_duration REAL, concurrency_on_conflict TEXT, result TEXT, cancelled_at REAL);
+, concurrency_limit INTEGER, concurrency_duration REAL, concurrency_on_conflict TEXT, result TEXT, cancelled_at REAL, started_at REAL);
 
 CREATE TABLE solidstack_pauses (
     id INTEGER PRIMARY KEY,
@@ -151,6 +165,8 @@ CREATE INDEX index_solidstack_blocked_executions_for_maintenance
 
 CREATE INDEX index_solidstack_blocked_executions_for_release
     ON solidstack_blocked_executions (concurrency_key, priority, job_id);
+
+CREATE INDEX index_solidstack_failed_attempts_on_job_id ON solidstack_failed_attempts (job_id);
 
 CREATE INDEX index_solidstack_jobs_on_finished_at ON solidstack_jobs (finished_at) WHERE finished_at IS NOT NULL;
 
