@@ -250,17 +250,14 @@ class FinishCounter:
 
 
 def count_succeeded(conn: Any, storage: QueueStorage, job_ids: Sequence[int], now: float) -> None:
-    """In the caller's transaction: count finished batched jobs, one counted UPDATE per batch, and fire the
-    callbacks they complete."""
-    from collections import Counter
-
+    """In the caller's transaction: count finished batched jobs, one statement for all their batches, and fire
+    the callbacks they complete (in batch id order)."""
     from ._sql import feature_queries
 
     sql = feature_queries(storage.db)
-    rows = conn.execute(sql["batch_jobs_succeeded"], {"ids": storage.db.array(job_ids)}).fetchall()
-    for batch_id, n in sorted(Counter(row[0] for row in rows).items()):  # in id order: no lock cycles
-        counts = conn.execute(sql["batch_count_succeeded_n"], {"id": batch_id, "n": n, "now": now}).fetchone()
-        _complete(conn, storage, sql, batch_id, counts, failed_now=False, now=now)
+    rows = conn.execute(sql["batch_count_finished"], {"ids": storage.db.array(job_ids), "now": now}).fetchall()
+    for counts in sorted(rows, key=lambda row: row["id"]):
+        _complete(conn, storage, sql, counts["id"], counts, failed_now=False, now=now)
 
 
 def _complete(conn: Any, storage: QueueStorage, sql: dict[str, str], batch_id: int, counts: Any, *,

@@ -204,6 +204,10 @@ class Run:
         rate = self.meta.get("rate")
         if not rate:
             return True
+        limiter = _claim_limiter(storage)
+        if limiter.admitted(self.row.id):
+            return True  # its claim took its start
+        # Claimed before this process's limiter was installed: a start of its own, in a transaction of its own.
         key, limit, period = rate
         run_at = ratelimit.acquire(storage, key, int(limit), float(period), now, clock=time.time)
         if run_at is None:
@@ -253,6 +257,17 @@ def _finish_counter(storage: QueueStorage) -> batches.FinishCounter:
             if not isinstance(counter, batches.FinishCounter):
                 counter = storage.on_finish = batches.FinishCounter(storage)
     return counter
+
+
+def _claim_limiter(storage: QueueStorage) -> ratelimit.ClaimLimiter:
+    """The storage's claim hook that admits rate limited jobs, installed by the first one run with it."""
+    limiter = storage.on_claim
+    if not isinstance(limiter, ratelimit.ClaimLimiter):
+        with _counter_lock:
+            limiter = storage.on_claim
+            if not isinstance(limiter, ratelimit.ClaimLimiter):
+                limiter = storage.on_claim = ratelimit.ClaimLimiter(storage)
+    return limiter
 
 
 def run_for(row: JobRow, job: Job) -> Run | None:

@@ -99,6 +99,7 @@ CREATE TABLE solidstack_rate_limit_starts (
     id bigint NOT NULL DEFAULT nextval('solidstack_rate_limit_starts_id_seq'::regclass),
     key text NOT NULL,
     started_at double precision NOT NULL,
+    seq bigint NOT NULL DEFAULT 0,
     CONSTRAINT solidstack_rate_limit_starts_pkey PRIMARY KEY (id)
 );
 
@@ -206,7 +207,7 @@ CREATE INDEX index_solidstack_processes_on_supervisor_id ON public.solidstack_pr
 
 CREATE UNIQUE INDEX solidstack_processes_pkey ON public.solidstack_processes USING btree (id);
 
-CREATE INDEX index_solidstack_rate_limit_starts_on_key ON public.solidstack_rate_limit_starts USING btree (key, started_at);
+CREATE UNIQUE INDEX index_solidstack_rate_limit_starts_on_key_seq ON public.solidstack_rate_limit_starts USING btree (key, seq);
 
 CREATE UNIQUE INDEX solidstack_rate_limit_starts_pkey ON public.solidstack_rate_limit_starts USING btree (id);
 

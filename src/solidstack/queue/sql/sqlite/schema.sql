@@ -83,7 +83,7 @@ CREATE TABLE solidstack_rate_limit_starts (
     id INTEGER PRIMARY KEY,
     key TEXT NOT NULL,
     started_at REAL NOT NULL
-);
+, seq INTEGER NOT NULL DEFAULT 0);
 
 CREATE TABLE solidstack_rate_limits (
     key TEXT PRIMARY KEY,
@@ -161,7 +161,7 @@ CREATE UNIQUE INDEX index_solidstack_processes_on_name_and_supervisor_id
 
 CREATE INDEX index_solidstack_processes_on_supervisor_id ON solidstack_processes (supervisor_id);
 
-CREATE INDEX index_solidstack_rate_limit_starts_on_key ON solidstack_rate_limit_starts (key, started_at);
+CREATE UNIQUE INDEX index_solidstack_rate_limit_starts_on_key_seq ON solidstack_rate_limit_starts (key, seq);
 
 CREATE INDEX index_solidstack_poll_all ON solidstack_ready_executions (priority, job_id);
 
