@@ -174,11 +174,17 @@ def maintain(storage: QueueStorage, now: float, limit: int) -> None:
 
 
 def _meta(arguments: str) -> dict[str, Any] | None:
-    # A substring test first: a plain job's row is not parsed a second time. A job argument that merely contains
-    # '"meta":' (a nested dict key) costs one parse and is then seen to have no top-level meta.
-    if '"meta":' not in arguments:
+    # A substring test first: a plain job's row is not parsed a second time. The meta is the last member of the
+    # stored object (see _with_meta), so only its own text is parsed: `,"meta":` cannot occur inside a JSON string
+    # (a quote there is escaped), and one found in a nested object leaves that object's closing brace after its
+    # value, which the parse of the tail then refuses; a nested "meta" costs one full parse, as before.
+    at = arguments.rfind(',"meta":')
+    if at < 0:
         return None
-    meta = json.loads(arguments).get("meta")
+    try:
+        meta = json.loads(arguments[at + 8:-1])
+    except ValueError:
+        meta = json.loads(arguments).get("meta")
     return meta if isinstance(meta, dict) else None
 
 

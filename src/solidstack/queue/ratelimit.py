@@ -146,12 +146,10 @@ class ClaimLimiter:
             return False
 
     def __call__(self, conn: Any, rows: list[JobRow], process_id: int | None) -> list[JobRow]:
-        from .hooks import _meta
-
         rated: list[tuple[str, int, float, JobRow]] = []
         for row in rows:
             if '"rate":' in row.arguments:
-                meta = _meta(row.arguments)
+                meta = hooks._meta(row.arguments)
                 rate = meta.get("rate") if meta else None
                 if rate:
                     rated.append((str(rate[0]), int(rate[1]), float(rate[2]), row))

@@ -243,6 +243,4 @@ CREATE UNIQUE INDEX solidstack_semaphores_key_key ON public.solidstack_semaphore
 
 CREATE UNIQUE INDEX solidstack_semaphores_pkey ON public.solidstack_semaphores USING btree (id);
 
-CREATE INDEX index_solidstack_unique_keys_on_expires_at ON public.solidstack_unique_keys USING btree (expires_at);
-
 CREATE UNIQUE INDEX solidstack_unique_keys_pkey ON public.solidstack_unique_keys USING btree (key);

@@ -137,12 +137,12 @@ CREATE TABLE solidstack_semaphores (
     updated_at REAL NOT NULL
 );
 
-CREATE TABLE solidstack_unique_keys (
+CREATE TABLE "solidstack_unique_keys" (
     key TEXT PRIMARY KEY,
     job_id INTEGER,
     expires_at REAL NOT NULL,
     created_at REAL NOT NULL
-);
+) WITHOUT ROWID;
 
 CREATE INDEX index_solidstack_batch_jobs_on_batch_id ON solidstack_batch_jobs (batch_id, status);
 
@@ -177,5 +177,3 @@ CREATE INDEX index_solidstack_dispatch_all ON solidstack_scheduled_executions (s
 CREATE INDEX index_solidstack_semaphores_on_expires_at ON solidstack_semaphores (expires_at);
 
 CREATE INDEX index_solidstack_semaphores_on_key_and_value ON solidstack_semaphores (key, value);
-
-CREATE INDEX index_solidstack_unique_keys_on_expires_at ON solidstack_unique_keys (expires_at);

@@ -7,3 +7,8 @@ FROM (SELECT id, row_number() OVER (PARTITION BY key ORDER BY id) AS seq FROM so
 WHERE n.id = s.id;
 DROP INDEX index_solidstack_rate_limit_starts_on_key;
 CREATE UNIQUE INDEX index_solidstack_rate_limit_starts_on_key_seq ON solidstack_rate_limit_starts (key, seq);
+
+-- Unique keys: a key row is written by every unique enqueue; without the index on expires_at (the dispatcher's
+-- sweep of lapsed keys reads the table instead, once per
+-- concurrency_maintenance_interval, 10 minutes by default) one index fewer is written (decision 0051).
+DROP INDEX index_solidstack_unique_keys_on_expires_at;
