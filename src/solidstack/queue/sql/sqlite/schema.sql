@@ -79,11 +79,12 @@ CREATE TABLE solidstack_processes (
     created_at REAL NOT NULL
 );
 
-CREATE TABLE solidstack_rate_limit_starts (
-    id INTEGER PRIMARY KEY,
+CREATE TABLE "solidstack_rate_limit_starts" (
     key TEXT NOT NULL,
-    started_at REAL NOT NULL
-, seq INTEGER NOT NULL DEFAULT 0);
+    seq INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    PRIMARY KEY (key, seq)
+) WITHOUT ROWID;
 
 CREATE TABLE solidstack_rate_limits (
     key TEXT PRIMARY KEY,
@@ -160,8 +161,6 @@ CREATE UNIQUE INDEX index_solidstack_processes_on_name_and_supervisor_id
     ON solidstack_processes (name, supervisor_id);
 
 CREATE INDEX index_solidstack_processes_on_supervisor_id ON solidstack_processes (supervisor_id);
-
-CREATE UNIQUE INDEX index_solidstack_rate_limit_starts_on_key_seq ON solidstack_rate_limit_starts (key, seq);
 
 CREATE INDEX index_solidstack_poll_all ON solidstack_ready_executions (priority, job_id);
 
