@@ -16,6 +16,7 @@ Every line a job logs carries its id and class: :data:`current_job` is set aroun
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import importlib.util
 import json
@@ -65,6 +66,16 @@ def tracing_enabled() -> bool:
     return _tracing
 
 
+def tracer() -> Any:
+    """The OpenTelemetry tracer jobs are traced with, or None: tracing is off, or on but no tracer provider is
+    set (then no span is made and no trace context stored)."""
+    if not tracing_enabled():
+        return None
+    from . import tracing
+
+    return tracing.tracer()
+
+
 def set_tracing(enabled: bool | None) -> None:
     """Switch tracing on or off for this process (``None``: decide again from the environment)."""
     global _tracing
@@ -106,7 +117,7 @@ def enqueue(storage: QueueStorage, jobs: Sequence[Job]) -> bool:
     if batch is not None:
         batch.collect(jobs)  # stored with the batch when its block ends
         return True
-    if not tracing_enabled() and not any(_featured(type(job)) for job in jobs):
+    if not any(_featured(type(job)) for job in jobs) and tracer() is None:
         return False
     store(storage, jobs)
     return True
@@ -125,7 +136,7 @@ def store(storage: QueueStorage, jobs: Sequence[Job], *, batch: Any = None) -> N
     """Store ``jobs`` (and, with ``batch``, the batch row or its extension) in one transaction."""
     now = time.time()
     spans = None
-    if tracing_enabled():
+    if tracer() is not None:
         from . import tracing
 
         spans = tracing.producer_spans(jobs)
@@ -224,17 +235,32 @@ class Run:
         return False
 
     def call(self, perform: Callable[[], Any]) -> Any:
-        """Run ``perform`` inside the run's batch and span; returns what it returned."""
+        """Run ``perform`` inside the run's batch and span; returns what it returned. An ``async def`` job's
+        coroutine is returned wrapped (:func:`follow_context`): it runs on the worker's loop in this context, its
+        batch and span current there, and its span ends when it does."""
         token = None
         if self.batch_id is not None:
             token = batches.running_batch.set(self.batch_id)  # Batch.current() inside the job
         try:
-            if tracing_enabled():
-                from . import tracing
+            tracer_ = tracer()
+            if tracer_ is None:
+                value = perform()
+                return follow_context(value) if asyncio.iscoroutine(value) else value
+            from . import tracing
 
-                with tracing.consumer_span(self.row, self.job, self.meta.get("trace")):
-                    return perform()
-            return perform()
+            span = tracing.start_consumer_span(tracer_, self.row, self.job, self.meta.get("trace"))
+            active = tracing.activate(span)
+            try:
+                value = perform()
+                if asyncio.iscoroutine(value):
+                    return follow_context(value, span)  # the span ends with the coroutine, on the loop
+            except BaseException as exc:
+                tracing.end_span(span, exc)
+                raise
+            finally:
+                tracing.deactivate(active)
+            tracing.end_span(span)
+            return value
         finally:
             if token is not None:
                 batches.running_batch.reset(token)
@@ -265,6 +291,29 @@ def _finish_counter(storage: QueueStorage) -> batches.FinishCounter:
     return counter
 
 
+def follow_context(coroutine: Any, span: Any = None) -> Any:
+    """``coroutine`` (an ``async def`` job's), to run on the worker's event loop in a copy of this context: the
+    loop's task starts from the loop thread's context, so without this ``Batch.current()``, the current span and
+    the job named on log lines would not follow the job there. With ``span``, the span ends when it does."""
+    return _in_context(coroutine, contextvars.copy_context(), span)
+
+
+async def _in_context(coroutine: Any, context: contextvars.Context, span: Any) -> Any:
+    for var, value in context.items():  # in the task's own context: nothing leaks to the loop or other tasks
+        var.set(value)
+    if span is None:
+        return await coroutine
+    from . import tracing
+
+    try:
+        value = await coroutine
+    except BaseException as exc:
+        tracing.end_span(span, exc)
+        raise
+    tracing.end_span(span)
+    return value
+
+
 def _claim_limiter(storage: QueueStorage) -> ratelimit.ClaimLimiter:
     """The storage's claim hook that admits rate limited jobs, installed by the first one run with it."""
     limiter = storage.on_claim
@@ -280,7 +329,7 @@ def run_for(row: JobRow, job: Job) -> Run | None:
     """The features of this run, or None for a plain job (the worker's only cost for one)."""
     meta = _meta(row.arguments)
     if meta is None:
-        if not tracing_enabled():
+        if tracer() is None:
             return None
         meta = {}
     return Run(row, job, meta)
