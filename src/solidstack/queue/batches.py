@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import contextvars
 import json
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import hooks
 from .rows import NewJob
-from .serialization import dump_arguments
+from .serialization import dump_arguments, load_payload
 
 if TYPE_CHECKING:
     from .job import Job
@@ -186,9 +185,14 @@ class Batch:
 
         sql = feature_queries(storage.db)
         if self.id is None:
+            callbacks = self.callbacks
+            carrier = _trace_context(self.description)
+            if carrier is not None:  # the callbacks' runs link to the span that stored the batch
+                callbacks = {option: {**value, "trace": carrier} if value else None
+                             for option, value in callbacks.items()}
             row = conn.execute(sql["batch_insert"], {
                 "description": self.description, "now": now,
-                **{option: json.dumps(value) if value else None for option, value in self.callbacks.items()},
+                **{option: json.dumps(value) if value else None for option, value in callbacks.items()},
             }).fetchone()
             self.id = int(row[0])
         return self.id
@@ -203,6 +207,21 @@ class Batch:
         conn.executemany(sql["batch_job_insert"], [{"job_id": job_id, "batch_id": self.id} for job_id in job_ids])
 
 
+def _trace_context(description: str | None) -> dict[str, str] | None:
+    """With tracing on: the context of the span current where the batch is stored (a request's, a job's), or of
+    a PRODUCER span made for the batch when there is none, for its callbacks to link to."""
+    if hooks.tracer() is None:
+        return None
+    from . import tracing
+
+    carrier = tracing.current_carrier()
+    if carrier is None:
+        span = tracing.batch_span(description)
+        carrier = tracing.carrier_of(span)
+        span.end()
+    return carrier
+
+
 def _default_storage() -> QueueStorage:
     from .adapters import queue_storage
 
@@ -210,13 +229,31 @@ def _default_storage() -> QueueStorage:
 
 
 def _fire(conn: Any, storage: QueueStorage, batch_id: int, stored: str | None, now: float) -> int | None:
-    """Enqueue a callback (in the caller's transaction); returns its job id."""
+    """Enqueue a callback (in the caller's transaction, which decided it is due exactly once); returns its job id.
+
+    Through the features' enqueue (:func:`.hooks.store`), as any job of its class: a ``unique_for`` callback class
+    is unique, a rate limited one limited; its trace context is the batch's (its run links to the span that
+    stored the batch)."""
+    import uuid
+
+    from .job import registered_jobs, restore
+
     if not stored:
         return None
     callback = json.loads(stored)
     arguments = callback.get("arguments") or dump_arguments((batch_id,), {}, job=callback["class"])
-    row = NewJob(callback["queue"], callback["class"], arguments, callback["priority"], str(uuid.uuid4()))
-    return storage.enqueue([row], now)[0]
+    if registered_jobs().get(callback["class"]) is None:
+        # The class is not imported in this process: its row as stored, with the batch's trace context.
+        if callback.get("trace"):
+            arguments = hooks._with_meta(arguments, {"trace": callback["trace"]})
+        row = NewJob(callback["queue"], callback["class"], arguments, callback["priority"], str(uuid.uuid4()))
+        return storage.enqueue([row], now)[0]
+    args, kwargs, timeout = load_payload(arguments)
+    job = restore(callback["class"], args, kwargs, job_id=str(uuid.uuid4()), queue_name=callback["queue"],
+                  priority=callback["priority"], executions=0, provider_job_id=0, timeout=timeout)
+    job.provider_job_id = None
+    hooks.store(storage, [job], trace=callback.get("trace") or None)
+    return job.provider_job_id
 
 
 class FinishCounter:
@@ -262,15 +299,21 @@ def count_succeeded(conn: Any, storage: QueueStorage, job_ids: Sequence[int], no
 
 def _complete(conn: Any, storage: QueueStorage, sql: dict[str, str], batch_id: int, counts: Any, *,
               failed_now: bool, now: float) -> None:
-    """After a counted UPDATE: the callbacks this count completes (only one count sees each threshold)."""
+    """After a counted UPDATE: the callbacks this count completes. Only one count sees each threshold (the
+    counters are one UPDATE ... RETURNING each, serialized on the batch row), and each callback is further guarded
+    by a compare-and-set on the batch row in the same transaction (``failure_job_id`` and ``finished_at`` set only
+    from NULL): of two transactions that both thought a callback due, one enqueues it."""
     if failed_now and counts["failed"] == 1:
-        failure_job = _fire(conn, storage, batch_id, counts["on_failure"], now)
-        conn.execute(sql["batch_set_failure_job"], {"id": batch_id, "job_id": failure_job})
+        if conn.execute(sql["batch_claim_failure"], {"id": batch_id}).fetchone() is not None:
+            failure_job = _fire(conn, storage, batch_id, counts["on_failure"], now)
+            if failure_job is not None:  # else it stays 0: taken, nothing enqueued
+                conn.execute(sql["batch_set_failure_job"], {"id": batch_id, "job_id": failure_job})
     if counts["pending"] == 0:
+        if conn.execute(sql["batch_finished"], {"id": batch_id, "now": now}).fetchone() is None:
+            return  # finished by another count already: its callbacks are enqueued
         if counts["failed"] == 0:
             _fire(conn, storage, batch_id, counts["on_success"], now)
         _fire(conn, storage, batch_id, counts["on_finish"], now)
-        conn.execute(sql["batch_finished"], {"id": batch_id, "now": now})
 
 
 def job_done(storage: QueueStorage, job_id: int, outcome: str, now: float) -> None:

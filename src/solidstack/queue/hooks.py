@@ -132,11 +132,14 @@ def _with_meta(arguments: str, meta: dict[str, Any]) -> str:
     return arguments[:-1] + ',"meta":' + json.dumps(meta, separators=(",", ":")) + "}"
 
 
-def store(storage: QueueStorage, jobs: Sequence[Job], *, batch: Any = None) -> None:
-    """Store ``jobs`` (and, with ``batch``, the batch row or its extension) in one transaction."""
+def store(storage: QueueStorage, jobs: Sequence[Job], *, batch: Any = None,
+          trace: dict[str, str] | None = None) -> None:
+    """Store ``jobs`` (and, with ``batch``, the batch row or its extension) in one transaction (the caller's, when
+    one is open). ``trace``: the trace context the jobs carry instead of a producer span each (a batch's
+    callbacks carry the batch's)."""
     now = time.time()
     spans = None
-    if tracer() is not None:
+    if trace is None and tracer() is not None:
         from . import tracing
 
         spans = tracing.producer_spans(jobs)
@@ -155,6 +158,8 @@ def store(storage: QueueStorage, jobs: Sequence[Job], *, batch: Any = None) -> N
                     meta["rate"] = rates[index]
                 if spans is not None:
                     meta["trace"] = spans[index][1]
+                elif trace is not None:
+                    meta["trace"] = trace
                 if meta:
                     rows[index] = row._replace(arguments=_with_meta(row.arguments, meta))
             keep = unique.hold_keys(conn, storage, jobs, keys, now)
@@ -337,3 +342,7 @@ def run_for(row: JobRow, job: Job) -> Run | None:
 
 # The features' modules import this one (for use_features): imported last, so that either may be imported first.
 from . import batches, ratelimit, unique  # noqa: E402
+
+# With the otel extra installed (and SOLIDSTACK_TRACING not 0), the enqueue path looks at the features from the
+# first job on: a producer span needs no class to ask for it. Without it, FEATURES stays off (nothing imported).
+tracing_enabled()

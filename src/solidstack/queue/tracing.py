@@ -64,6 +64,15 @@ def producer_spans(jobs: Sequence[Job]) -> list[tuple[trace.Span, dict[str, str]
     return spans
 
 
+def batch_span(description: str | None) -> trace.Span:
+    """A PRODUCER span for a batch stored outside any span: what its callbacks' runs link to."""
+    tracer_ = tracer()
+    assert tracer_ is not None
+    return tracer_.start_span("batch publish", kind=trace.SpanKind.PRODUCER, attributes={
+        "messaging.system": "solidstack", "messaging.operation.type": "publish",
+        "solidstack.batch.description": description or ""})
+
+
 def carrier_of(span: trace.Span) -> dict[str, str]:
     """The context of ``span`` as the configured propagators write it (W3C ``traceparent`` by default)."""
     carrier: dict[str, str] = {}

@@ -46,11 +46,19 @@ UPDATE solidstack_batches SET pending = pending - 1, failed = failed + 1, update
 WHERE id = :id
 RETURNING pending, failed, on_success, on_failure, on_finish;
 
+-- name: batch_claim_failure
+-- The on_failure callback's compare-and-set: only the first transaction to see the first failure gets a row.
+UPDATE solidstack_batches SET failure_job_id = 0 WHERE id = :id AND failure_job_id IS NULL
+RETURNING id;
+
 -- name: batch_set_failure_job
 UPDATE solidstack_batches SET failure_job_id = :job_id WHERE id = :id;
 
 -- name: batch_finished
-UPDATE solidstack_batches SET finished_at = :now, updated_at = :now WHERE id = :id;
+-- The on_success/on_finish callbacks' compare-and-set: only the first transaction to see pending reach zero gets
+-- a row (and enqueues them).
+UPDATE solidstack_batches SET finished_at = :now, updated_at = :now WHERE id = :id AND finished_at IS NULL
+RETURNING id;
 
 -- name: batch_jobs_failed_uncounted
 -- Batched jobs failed without their worker counting them (failed for good by process deaths, in the pruning).
