@@ -112,9 +112,9 @@ def test_callbacks_link_to_the_batch_span(storage: QueueStorage, work: Callable[
                                           spans: InMemorySpanExporter) -> None:
     tracer = tracing.tracer()
     assert tracer is not None
-    with tracer.start_as_current_span("request") as request:
-        with Batch(on_success=Q3FlowDone, on_finish=Q3FlowDone) as batch:
-            Q3FlowStep.perform_later(1)
+    with tracer.start_as_current_span("request") as request, Batch(on_success=Q3FlowDone,
+                                                                   on_finish=Q3FlowDone) as batch:
+        Q3FlowStep.perform_later(1)
     work()
     assert sorted(kind for kind, *_ in SEEN) == ["done", "done"]
     callbacks = [span for span in spans.get_finished_spans()

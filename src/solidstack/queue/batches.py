@@ -303,11 +303,11 @@ def _complete(conn: Any, storage: QueueStorage, sql: dict[str, str], batch_id: i
     counters are one UPDATE ... RETURNING each, serialized on the batch row), and each callback is further guarded
     by a compare-and-set on the batch row in the same transaction (``failure_job_id`` and ``finished_at`` set only
     from NULL): of two transactions that both thought a callback due, one enqueues it."""
-    if failed_now and counts["failed"] == 1:
-        if conn.execute(sql["batch_claim_failure"], {"id": batch_id}).fetchone() is not None:
-            failure_job = _fire(conn, storage, batch_id, counts["on_failure"], now)
-            if failure_job is not None:  # else it stays 0: taken, nothing enqueued
-                conn.execute(sql["batch_set_failure_job"], {"id": batch_id, "job_id": failure_job})
+    if failed_now and counts["failed"] == 1 and conn.execute(sql["batch_claim_failure"],
+                                                             {"id": batch_id}).fetchone() is not None:
+        failure_job = _fire(conn, storage, batch_id, counts["on_failure"], now)
+        if failure_job is not None:  # else it stays 0: taken, nothing enqueued
+            conn.execute(sql["batch_set_failure_job"], {"id": batch_id, "job_id": failure_job})
     if counts["pending"] == 0:
         if conn.execute(sql["batch_finished"], {"id": batch_id, "now": now}).fetchone() is None:
             return  # finished by another count already: its callbacks are enqueued
