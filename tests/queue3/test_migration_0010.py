@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 from engines import fresh_database
-
 from solidstack.db import migrate, package_migrations
 from solidstack.queue import QueueStorage
 from solidstack.queue.ratelimit import acquire
