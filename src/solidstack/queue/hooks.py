@@ -150,24 +150,29 @@ def store(storage: QueueStorage, jobs: Sequence[Job], *, batch: Any = None,
         rates = [ratelimit.rate_of(job) for job in jobs]
         with storage.db.transaction() as conn:
             batch_id = batch.begin(conn, storage, now) if batch is not None else None
-            for index, row in enumerate(rows):
-                meta: dict[str, Any] = {}
-                if batch_id is not None:
-                    meta["batch"] = batch_id
-                if rates[index] is not None:
-                    meta["rate"] = rates[index]
-                if spans is not None:
-                    meta["trace"] = spans[index][1]
-                elif trace is not None:
-                    meta["trace"] = trace
-                if meta:
-                    rows[index] = row._replace(arguments=_with_meta(row.arguments, meta))
-            keep = unique.hold_keys(conn, storage, jobs, keys, now)
-            ids = storage.enqueue([rows[index] for index in keep], now)
-            for index, job_id in zip(keep, ids, strict=True):
-                jobs[index].provider_job_id = job_id
-            unique.record(conn, storage, [(keys[index], job_id) for index, job_id in zip(keep, ids, strict=True)],
-                          now)
+            if batch_id is not None or spans is not None or trace is not None or any(rates):
+                for index, row in enumerate(rows):
+                    meta: dict[str, Any] = {}
+                    if batch_id is not None:
+                        meta["batch"] = batch_id
+                    if rates[index] is not None:
+                        meta["rate"] = rates[index]
+                    if spans is not None:
+                        meta["trace"] = spans[index][1]
+                    elif trace is not None:
+                        meta["trace"] = trace
+                    if meta:
+                        rows[index] = row._replace(arguments=_with_meta(row.arguments, meta))
+            keep = unique.hold_keys(conn, storage, jobs, keys, now) if any(keys) else None
+            ids = storage.enqueue(rows if keep is None else [rows[index] for index in keep], now)
+            if keep is None:
+                for job, job_id in zip(jobs, ids, strict=True):
+                    job.provider_job_id = job_id
+            else:
+                for index, job_id in zip(keep, ids, strict=True):
+                    jobs[index].provider_job_id = job_id
+                unique.record(conn, storage, [(keys[index], job_id) for index, job_id in zip(keep, ids, strict=True)],
+                              now)
             if batch is not None:
                 batch.record(conn, storage, ids, now)
     finally:
