@@ -46,6 +46,12 @@ class Q3FlowUniqueDone(Job):
         SEEN.append(("unique done", batch_id, None))
 
 
+@unique_for(600, key=lambda job: job.args[5])  # an index error on the callback's one argument
+class Q3FlowBadKeyDone(Job):
+    def perform(self, batch_id: int) -> None:
+        SEEN.append(("bad key done", batch_id, None))
+
+
 class Q3FlowStep(Job):
     def perform(self, n: int) -> None:
         pass
@@ -202,3 +208,16 @@ def test_with_opentelemetry_but_no_provider_nothing_is_traced_or_stored(storage:
         assert storage.counts()["finished"] == 1
     finally:
         hooks.set_tracing(None)
+
+
+def test_a_callback_whose_key_function_fails_is_still_enqueued_once(storage: QueueStorage,
+                                                                    work: Callable[..., None],
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    with Batch(on_finish=Q3FlowBadKeyDone) as batch:
+        Q3FlowStep.perform_later(1)
+    work()
+    work()  # the callback, enqueued by the finish
+    assert SEEN == [("bad key done", batch.id, None)]
+    assert Batch.find(batch.id, storage=storage).finished
+    assert any("Q3FlowBadKeyDone" in record.getMessage() and "without its unique key" in record.getMessage()
+               for record in caplog.records)

@@ -23,17 +23,20 @@ from __future__ import annotations
 
 import contextvars
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import hooks
+from . import hooks, ratelimit, unique
 from .rows import NewJob
 from .serialization import dump_arguments, load_payload
 
 if TYPE_CHECKING:
     from .job import Job
     from .storage import QueueStorage
+
+log = logging.getLogger("solidstack.queue")
 
 _collecting: contextvars.ContextVar[Batch | None] = contextvars.ContextVar("solidstack_batch", default=None)
 #: The batch of the job being performed here (set by the worker from the job's row).
@@ -186,7 +189,7 @@ class Batch:
         sql = feature_queries(storage.db)
         if self.id is None:
             callbacks = self.callbacks
-            carrier = _trace_context(self.description)
+            carrier = _trace_context(self.description) if any(callbacks.values()) else None
             if carrier is not None:  # the callbacks' runs link to the span that stored the batch
                 callbacks = {option: {**value, "trace": carrier} if value else None
                              for option, value in callbacks.items()}
@@ -252,7 +255,17 @@ def _fire(conn: Any, storage: QueueStorage, batch_id: int, stored: str | None, n
     job = restore(callback["class"], args, kwargs, job_id=str(uuid.uuid4()), queue_name=callback["queue"],
                   priority=callback["priority"], executions=0, provider_job_id=0, timeout=timeout)
     job.provider_job_id = None
-    hooks.store(storage, [job], trace=callback.get("trace") or None)
+    try:
+        hooks.store(storage, [job], trace=callback.get("trace") or None)
+    except (unique.UniqueKeyError, ratelimit.RateLimitKeyError) as exc:
+        # Its class's key function failed on it: the callback is still enqueued (once), without that feature,
+        # rather than leaving the finish that completes the batch unable to commit.
+        log.error("batch %d: callback %s: %s; enqueued without its unique key or rate limit", batch_id,
+                  callback["class"], exc)
+        if callback.get("trace"):
+            arguments = hooks._with_meta(arguments, {"trace": callback["trace"]})
+        row = NewJob(callback["queue"], callback["class"], arguments, callback["priority"], job.job_id)
+        return storage.enqueue([row], now)[0]
     return job.provider_job_id
 
 
