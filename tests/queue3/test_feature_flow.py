@@ -217,7 +217,7 @@ def test_a_callback_whose_key_function_fails_is_still_enqueued_once(storage: Que
         Q3FlowStep.perform_later(1)
     work()
     work()  # the callback, enqueued by the finish
-    assert SEEN == [("bad key done", batch.id, None)]
+    assert [("bad key done", batch.id, None)] == SEEN
     assert Batch.find(batch.id, storage=storage).finished
     assert any("Q3FlowBadKeyDone" in record.getMessage() and "without its unique key" in record.getMessage()
                for record in caplog.records)
