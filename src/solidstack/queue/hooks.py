@@ -335,9 +335,16 @@ def _claim_limiter(storage: QueueStorage) -> ratelimit.ClaimLimiter:
     return limiter
 
 
+#: Metas parsed by the claim (rate limits read them there), by job id, for the run to take instead of parsing the
+#: row again. An entry left by a claim that rolled back is replaced when the job is claimed here again.
+parsed_meta: dict[int, dict[str, Any]] = {}
+
+
 def run_for(row: JobRow, job: Job) -> Run | None:
     """The features of this run, or None for a plain job (the worker's only cost for one)."""
-    meta = _meta(row.arguments)
+    meta = parsed_meta.pop(row.id, None) if parsed_meta else None
+    if meta is None:
+        meta = _meta(row.arguments)
     if meta is None:
         if tracer() is None:
             return None

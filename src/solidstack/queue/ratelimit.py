@@ -151,6 +151,8 @@ class ClaimLimiter:
             if '"rate":' in row.arguments:
                 meta = hooks._meta(row.arguments)
                 rate = meta.get("rate") if meta else None
+                if meta is not None:
+                    hooks.parsed_meta[row.id] = meta  # the run reads it from here: one parse per claimed row
                 if rate:
                     rated.append((str(rate[0]), int(rate[1]), float(rate[2]), row))
         if not rated:
