@@ -71,9 +71,15 @@ def tracer() -> Any:
     set (then no span is made and no trace context stored)."""
     if not tracing_enabled():
         return None
-    from . import tracing
+    global _tracing_module
+    if _tracing_module is None:
+        from . import tracing
 
-    return tracing.tracer()
+        _tracing_module = tracing
+    return _tracing_module.tracer()
+
+
+_tracing_module: Any = None
 
 
 def set_tracing(enabled: bool | None) -> None:

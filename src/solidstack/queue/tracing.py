@@ -12,6 +12,7 @@ Imported only when tracing is on (:func:`.hooks.tracing_enabled`): without the e
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -25,23 +26,35 @@ _provider: Any = None
 #: The tracer of the provider in use, made once per provider (the SDK builds a new Tracer on every get_tracer call).
 _cached: tuple[Any, trace.Tracer] | None = None
 _INACTIVE = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+#: Without a tracer provider, how long "none" is believed before the global provider is looked at again (a provider
+#: set while jobs run, by ``trace.set_tracer_provider``, is used from the next look on).
+RECHECK = 1.0
+_inactive_until = 0.0
 
 
 def use_tracer_provider(provider: Any) -> None:
     """Trace with ``provider`` instead of the global one (tests; apps that keep several)."""
-    global _provider
+    global _provider, _inactive_until
     _provider = provider
+    _inactive_until = 0.0
 
 
 def tracer() -> trace.Tracer | None:
     """The tracer to use, or None while no tracer provider is set (OpenTelemetry's API alone, or an SDK not
     configured yet): then nothing is traced and no trace context is stored, at the cost of this call."""
-    global _cached
-    provider = _provider if _provider is not None else trace.get_tracer_provider()
+    global _cached, _inactive_until
+    if _provider is None:
+        if time.monotonic() < _inactive_until:
+            return None  # no provider a moment ago: looked at again at most every RECHECK seconds
+        provider = trace.get_tracer_provider()
+    else:
+        provider = _provider
     cached = _cached
     if cached is not None and cached[0] is provider:
         return cached[1]
     if isinstance(provider, _INACTIVE):
+        if provider is not _provider:
+            _inactive_until = time.monotonic() + RECHECK
         return None
     made = provider.get_tracer("solidstack.queue")
     _cached = (provider, made)
