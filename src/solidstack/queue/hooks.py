@@ -154,21 +154,17 @@ def store(storage: QueueStorage, jobs: Sequence[Job], *, batch: Any = None,
         rows = [to_new_job(job) for job in jobs]
         keys = [unique.key_of(job, row.arguments) for job, row in zip(jobs, rows, strict=True)]
         rates = [ratelimit.rate_of(job) for job in jobs]
+        if batch is None and not any(keys):
+            # Only meta to add (a rate, a trace context): the plain enqueue, atomic by itself (PostgreSQL: one
+            # statement in autocommit), with no transaction around it.
+            _add_meta(rows, None, rates, spans, trace)
+            ids = storage.enqueue(rows, now)
+            for job, job_id in zip(jobs, ids, strict=True):
+                job.provider_job_id = job_id
+            return
         with storage.db.transaction() as conn:
             batch_id = batch.begin(conn, storage, now) if batch is not None else None
-            if batch_id is not None or spans is not None or trace is not None or any(rates):
-                for index, row in enumerate(rows):
-                    meta: dict[str, Any] = {}
-                    if batch_id is not None:
-                        meta["batch"] = batch_id
-                    if rates[index] is not None:
-                        meta["rate"] = rates[index]
-                    if spans is not None:
-                        meta["trace"] = spans[index][1]
-                    elif trace is not None:
-                        meta["trace"] = trace
-                    if meta:
-                        rows[index] = row._replace(arguments=_with_meta(row.arguments, meta))
+            _add_meta(rows, batch_id, rates, spans, trace)
             keep = unique.hold_keys(conn, storage, jobs, keys, now) if any(keys) else None
             ids = storage.enqueue(rows if keep is None else [rows[index] for index in keep], now)
             if keep is None:
@@ -186,6 +182,25 @@ def store(storage: QueueStorage, jobs: Sequence[Job], *, batch: Any = None,
             from . import tracing
 
             tracing.end_producer_spans(jobs, spans)
+
+
+def _add_meta(rows: list[Any], batch_id: int | None, rates: Sequence[Any], spans: Any,
+              trace: dict[str, str] | None) -> None:
+    """Put each row's run-time needs (batch, rate, trace context) in its stored arguments' ``meta``."""
+    if batch_id is None and spans is None and trace is None and not any(rates):
+        return
+    for index, row in enumerate(rows):
+        meta: dict[str, Any] = {}
+        if batch_id is not None:
+            meta["batch"] = batch_id
+        if rates[index] is not None:
+            meta["rate"] = rates[index]
+        if spans is not None:
+            meta["trace"] = spans[index][1]
+        elif trace is not None:
+            meta["trace"] = trace
+        if meta:
+            rows[index] = row._replace(arguments=_with_meta(row.arguments, meta))
 
 
 def maintain(storage: QueueStorage, now: float, limit: int) -> None:
