@@ -91,6 +91,9 @@ class QueueStorage:
         self.on_finish: Callable[[Any, list[int], float], None] | None = None
         #: The newest this many failed attempts of a job are kept (its error, backtrace, process); older ones go.
         self.attempts_kept = ATTEMPTS_KEPT
+        #: Called in a claim's transaction with the rows claimed; returns those to run (rate limits admit their
+        #: jobs there and reschedule the others: see hooks.py).
+        self.on_claim: Callable[[Any, list[JobRow], int | None], list[JobRow]] | None = None
 
     def announce_ready(self) -> None:
         """Wake the idle workers once the current transaction commits: jobs became ready.
@@ -203,7 +206,8 @@ class QueueStorage:
             return []
         # The one-statement cycle cannot run the finish hook (batches count their finished jobs in the finishing
         # transaction): a process that runs batched jobs takes the transaction below.
-        if self._cycle_in_one and self.on_finish is None and not self.db.in_transaction():
+        if (self._cycle_in_one and self.on_finish is None and self.on_claim is None
+                and not self.db.in_transaction()):
             if not (results and preserve):  # nothing returned a value: one statement, one round trip
                 return self._finish_and_claim(process_id, queues, max(0, limit), now, finished, preserve)
             # Return values to store first, in the same transaction (the statement and the finishes join it).
@@ -218,15 +222,19 @@ class QueueStorage:
             if limit <= 0:
                 return []
             if self._claim_in_one:
-                return self._claim_in_one_statement(conn, process_id, queues, limit, now)
-            ids = self._ready_ids(conn, queues, limit)
-            if not ids:
-                return []
-            array = self.db.array(ids)
-            conn.execute(self.sql["delete_ready"], {"ids": array})
-            conn.execute(self.sql["insert_claimed"], {"ids": array, "process_id": process_id, "now": now})
-            rows = {row["id"]: row for row in conn.execute(self.sql["jobs_by_ids"], {"ids": array})}
-        return [JobRow(**dict(rows[job_id])) for job_id in ids]
+                claimed = self._claim_in_one_statement(conn, process_id, queues, limit, now)
+            else:
+                ids = self._ready_ids(conn, queues, limit)
+                if not ids:
+                    return []
+                array = self.db.array(ids)
+                conn.execute(self.sql["delete_ready"], {"ids": array})
+                conn.execute(self.sql["insert_claimed"], {"ids": array, "process_id": process_id, "now": now})
+                rows = {row["id"]: row for row in conn.execute(self.sql["jobs_by_ids"], {"ids": array})}
+                claimed = [JobRow(**dict(rows[job_id])) for job_id in ids]
+            if self.on_claim is not None and claimed:
+                claimed = self.on_claim(conn, claimed, process_id)
+        return claimed
 
     def _finish_and_claim(self, process_id: int | None, queues: Sequence[str], limit: int, now: float,
                           finished: Sequence[int], preserve: bool) -> list[JobRow]:

@@ -116,6 +116,7 @@ CREATE TABLE solidstack_rate_limit_starts (
     id bigint NOT NULL DEFAULT nextval('solidstack_rate_limit_starts_id_seq'::regclass),
     key text NOT NULL,
     started_at double precision NOT NULL,
+    seq bigint NOT NULL DEFAULT 0,
     CONSTRAINT solidstack_rate_limit_starts_pkey PRIMARY KEY (id)
 );
 
@@ -227,7 +228,7 @@ CREATE INDEX index_solidstack_processes_on_supervisor_id ON public.solidstack_pr
 
 CREATE UNIQUE INDEX solidstack_processes_pkey ON public.solidstack_processes USING btree (id);
 
-CREATE INDEX index_solidstack_rate_limit_starts_on_key ON public.solidstack_rate_limit_starts USING btree (key, started_at);
+CREATE UNIQUE INDEX index_solidstack_rate_limit_starts_on_key_seq ON public.solidstack_rate_limit_starts USING btree (key, seq);
 
 CREATE UNIQUE INDEX solidstack_rate_limit_starts_pkey ON public.solidstack_rate_limit_starts USING btree (id);
 
@@ -262,7 +263,5 @@ CREATE INDEX index_solidstack_semaphores_on_key_and_value ON public.solidstack_s
 CREATE UNIQUE INDEX solidstack_semaphores_key_key ON public.solidstack_semaphores USING btree (key);
 
 CREATE UNIQUE INDEX solidstack_semaphores_pkey ON public.solidstack_semaphores USING btree (id);
-
-CREATE INDEX index_solidstack_unique_keys_on_expires_at ON public.solidstack_unique_keys USING btree (expires_at);
 
 CREATE UNIQUE INDEX solidstack_unique_keys_pkey ON public.solidstack_unique_keys USING btree (key);

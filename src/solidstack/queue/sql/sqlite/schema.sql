@@ -93,11 +93,12 @@ CREATE TABLE solidstack_processes (
     created_at REAL NOT NULL
 );
 
-CREATE TABLE solidstack_rate_limit_starts (
-    id INTEGER PRIMARY KEY,
+CREATE TABLE "solidstack_rate_limit_starts" (
     key TEXT NOT NULL,
-    started_at REAL NOT NULL
-);
+    seq INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    PRIMARY KEY (key, seq)
+) WITHOUT ROWID;
 
 CREATE TABLE solidstack_rate_limits (
     key TEXT PRIMARY KEY,
@@ -151,12 +152,12 @@ CREATE TABLE solidstack_semaphores (
     updated_at REAL NOT NULL
 );
 
-CREATE TABLE solidstack_unique_keys (
+CREATE TABLE "solidstack_unique_keys" (
     key TEXT PRIMARY KEY,
     job_id INTEGER,
     expires_at REAL NOT NULL,
     created_at REAL NOT NULL
-);
+) WITHOUT ROWID;
 
 CREATE INDEX index_solidstack_batch_jobs_on_batch_id ON solidstack_batch_jobs (batch_id, status);
 
@@ -177,8 +178,6 @@ CREATE UNIQUE INDEX index_solidstack_processes_on_name_and_supervisor_id
 
 CREATE INDEX index_solidstack_processes_on_supervisor_id ON solidstack_processes (supervisor_id);
 
-CREATE INDEX index_solidstack_rate_limit_starts_on_key ON solidstack_rate_limit_starts (key, started_at);
-
 CREATE INDEX index_solidstack_poll_all ON solidstack_ready_executions (priority, job_id);
 
 CREATE INDEX index_solidstack_poll_by_queue ON solidstack_ready_executions (queue_name, priority, job_id);
@@ -193,5 +192,3 @@ CREATE INDEX index_solidstack_dispatch_all ON solidstack_scheduled_executions (s
 CREATE INDEX index_solidstack_semaphores_on_expires_at ON solidstack_semaphores (expires_at);
 
 CREATE INDEX index_solidstack_semaphores_on_key_and_value ON solidstack_semaphores (key, value);
-
-CREATE INDEX index_solidstack_unique_keys_on_expires_at ON solidstack_unique_keys (expires_at);
