@@ -25,7 +25,7 @@ DJANGO_PYTHON ?= $(shell for p in python3.12 python3.13 $$HOME/.pyenv/versions/3
 	2>/dev/null && { echo $$p; break; }; done)
 REDIS_START := redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
 
-.PHONY: demo demo-django test test-django lint clean bench bench-pg wheel-check docs
+.PHONY: demo demo-django test test-django lint clean bench bench-pg bench-django wheel-check docs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -86,6 +86,11 @@ bench: $(BENCH_STAMP)
 # Redis is optional here (huey on Redis as the latency reference).
 bench-pg: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/queue/run_pg.py $(BENCH_ARGS)
+
+# Django's task API: solidstack beside django-tasks-db and dj_queue (installed into .venv-django only).
+bench-django: $(DJANGO_STAMP)
+	$(DJANGO_VENV)/bin/python -m pip install --quiet -e '.[dev,web,postgres,django,bench-django]'
+	$(DJANGO_VENV)/bin/python benchmarks/django/compare.py $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,7 +1,8 @@
 """How fast each dashboard page answers with 1,000,000 jobs in the queue database, on SQLite and PostgreSQL.
 
 The database is filled in bulk with SQL (the storage API would take minutes for a million jobs; the rows are
-what the storage writes): 500,000 finished, 10,000 failed (each error with a backtrace), 100,000 scheduled,
+what the storage writes): 500,000 finished (each with its start time), 10,000 failed (each error with a backtrace,
+and three failed attempts each), 100,000 scheduled,
 1,000 claimed by a worker, 1,000 blocked, the rest (388,000) ready; five queues, ten job classes. Then every
 page is requested through the ASGI app in this process (routing, reads, template), warm, ``--repeat`` times;
 the median and the worst are reported. Target: every page under 200 ms.
@@ -48,7 +49,8 @@ def fill(storage: QueueStorage, jobs: int) -> dict[str, int]:
     p = {"jobs": jobs, "now": now, "f1": f1, "f2": f2, "f3": f3, "f4": f4, "f5": f5}
     statements = [
         f"""{series}INSERT INTO solidstack_jobs (id, queue_name, class_name, arguments, priority, active_job_id,
-               scheduled_at, finished_at, concurrency_key, executions, process_deaths, created_at, updated_at)
+               scheduled_at, finished_at, concurrency_key, executions, process_deaths, created_at, updated_at,
+               started_at)
             SELECT n, 'queue' {cat} CAST(n % 5 AS TEXT), 'Report' {cat} CAST(n % 10 AS TEXT) {cat} 'Job',
                    '{{"args":["user' {cat} CAST(n AS TEXT) {cat} '@example.com"],"kwargs":{{"page":' {cat}
                    CAST(n % 100 AS TEXT) {cat} '}}}}',
@@ -56,8 +58,15 @@ def fill(storage: QueueStorage, jobs: int) -> dict[str, int]:
                    CASE WHEN n > :f2 AND n <= :f3 THEN :now + n ELSE NULL END,
                    CASE WHEN n <= :f1 THEN :now - 3600 + n * 3600.0 / :f1 ELSE NULL END,
                    CASE WHEN n > :f4 AND n <= :f5 THEN 'key' {cat} CAST(n % 10 AS TEXT) ELSE NULL END,
-                   0, 0, :now - 7200 + n * 0.001, :now
+                   0, 0, :now - 7200 + n * 0.001, :now,
+                   CASE WHEN n <= :f1 THEN :now - 3600.05 + n * 3600.0 / :f1 ELSE NULL END
             {source}""",
+        """INSERT INTO solidstack_failed_attempts (job_id, attempt, outcome, error, started_at, process_id,
+                                                   process_name, hostname, pid, created_at)
+           SELECT id, a.k, CASE WHEN a.k = 3 THEN 'failed' ELSE 'retried' END, :error, :now - 300 + a.k * 60,
+                  :process_id, 'bench-worker', 'bench-host', 4242, :now - 299 + a.k * 60
+           FROM solidstack_jobs, (SELECT 1 AS k UNION ALL SELECT 2 UNION ALL SELECT 3) AS a
+           WHERE id > :f1 AND id <= :f2""",
         """INSERT INTO solidstack_failed_executions (job_id, error, created_at)
            SELECT id, :error, :now - 60 FROM solidstack_jobs WHERE id > :f1 AND id <= :f2""",
         """INSERT INTO solidstack_scheduled_executions (job_id, queue_name, priority, scheduled_at, created_at)
@@ -81,7 +90,7 @@ def fill(storage: QueueStorage, jobs: int) -> dict[str, int]:
             conn.execute("SELECT setval(pg_get_serial_sequence('solidstack_jobs', 'id'), %(n)s)", {"n": jobs})
         conn = db.connection()
         for table in ("jobs", "ready_executions", "scheduled_executions", "failed_executions",
-                      "claimed_executions", "blocked_executions"):
+                      "claimed_executions", "blocked_executions", "failed_attempts"):
             conn.execute(f"ANALYZE solidstack_{table}")
     else:
         db.execute("ANALYZE")

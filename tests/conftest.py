@@ -46,9 +46,11 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def app_root(tmp_path: Path) -> Path:
-    """An app folder holding the seed's config files."""
+    """An app folder holding the seed's config files: what `solidstack install` writes, but recurring.yml as the
+    seed writes it (the installed one schedules solidstack's own cleanup instead of the guide's job)."""
     root = tmp_path / "app"
     shutil.copytree(SEED_CONFIG, root / "config")
+    shutil.copy(Path(__file__).parent / "seed" / "recurring.yml", root / "config" / "recurring.yml")
     return root
 
 

@@ -57,3 +57,28 @@ def test_install_from_a_built_wheel_writes_only_template_files(tmp_path: Path) -
     assert not [name for name in written if "__pycache__" in name or name.endswith(".pyc")], written
     templates = _files(site / "solidstack" / "templates")
     assert {name for name in templates if not name.endswith(".pyc")} <= written
+
+
+def test_a_fresh_install_checks_clean_in_production_and_its_recurring_command_runs(tmp_path: Path) -> None:
+    """What `solidstack install` writes is a working app in every environment: the production recurring task is
+    solidstack's own cleanup (the guide's MagicLinkCleanupJob is the user's to add), and it runs."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOLIDSTACK_")}
+    env.update(SOLIDSTACK_ENV="production", SOLIDSTACK_ROOT=str(tmp_path))
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "solidstack", *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    assert run("install").returncode == 0
+    assert run("db", "migrate").returncode == 0
+    check = run("jobs", "check")
+    assert check.returncode == 0, check.stdout + check.stderr
+    listed = run("recurring", "list")
+    assert listed.returncode == 0 and "clear_solidstack_finished_jobs" in listed.stdout, listed.stdout + listed.stderr
+    code = ("from solidstack.queue.recurring import load_recurring_tasks, resolve_command\n"
+            "from solidstack.config import current_app\n"
+            "[task] = load_recurring_tasks(current_app())\n"
+            "print(resolve_command(task.command)())\n")
+    ran = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert ran.returncode == 0 and ran.stdout.strip() == "0", ran.stdout + ran.stderr

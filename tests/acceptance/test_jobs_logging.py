@@ -92,3 +92,14 @@ def test_usage_and_config_errors_exit_2_runtime_database_errors_exit_1(jobs_app)
     (jobs_app.root / "config" / "queue.yml").write_text("test:\n  workers: 3\n")
     assert run("jobs", "check").returncode == 2
     assert run("jobs").returncode == 2
+
+
+def test_an_unsupported_database_adapter_is_a_configuration_error(jobs_app) -> None:
+    (jobs_app.root / "config" / "database.yml").write_text(
+        "test:\n  primary:\n    adapter: mysql2\n    database: app\n")
+    for args in (("db", "migrate"), ("jobs", "check"), ("jobs",)):
+        done = subprocess.run([sys.executable, "-m", "solidstack", *args], cwd=jobs_app.root, env=jobs_app.env(),
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2, (args, done.stderr)
+        assert "database.yml" in done.stderr and "adapter" in done.stderr and "'mysql2'" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr

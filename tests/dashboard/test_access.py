@@ -100,6 +100,11 @@ def test_arguments_and_errors_are_escaped_and_secrets_redacted(client: TestClien
                             "kwargs": {"password": "hunter2", "api_key": "k-9", "monkey": "visible"}})
     [job_id] = storage.enqueue([NewJob("default", "DashboardSecretJob", arguments, 0, "aj-1")], NOW)
     storage.claim(None, ["*"], 1, NOW)
+    # An earlier attempt, retried: its error is on the job's page too (decision 0048).
+    storage.retry_later(job_id, None, 1, NOW, NOW, error={
+        "exception_class": "<i>Early</i>Error", "message": "<svg onload=alert('first')>",
+        "backtrace": ["<u>first frame</u> app.py:9\n"]})
+    storage.claim(None, ["*"], 1, NOW)
     storage.fail(job_id, None, {"exception_class": "ValueError", "message": "<img src=x onerror=alert('err')>",
                                 "backtrace": ["<b>frame</b> app.py:1"]}, NOW)
     for path in ("/default/jobs/failed", f"/default/job/{job_id}"):
@@ -110,6 +115,9 @@ def test_arguments_and_errors_are_escaped_and_secrets_redacted(client: TestClien
         assert "[REDACTED]" in html
     detail = client.get(f"/default/job/{job_id}").text
     assert "&lt;b&gt;frame&lt;/b&gt; app.py:1" in detail and "visible" in detail  # monkey is not a secret
+    assert "<svg" not in detail and "<u>first" not in detail and "<i>Early" not in detail
+    assert "&lt;svg onload=alert" in detail and "&lt;u&gt;first frame&lt;/u&gt; app.py:9" in detail
+    assert "&lt;i&gt;Early&lt;/i&gt;Error" in detail and detail.count('class="attempt ') == 2
 
 
 def test_redaction_is_configurable(storage: QueueStorage) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ from djproject import tasks as t
 
 from solidstack.django.tasks import SolidQueueBackend, solid_priority
 from solidstack.queue import Worker, WorkerConfig, queue_storage
+from solidstack.queue.liveness import hostname
 
 
 def drain(rounds: int = 200) -> None:
@@ -113,6 +115,12 @@ def test_retry_option_runs_again_until_it_succeeds(project: Path) -> None:
     assert [row[2] for row in t.performed()] == [1, 2, 3]
     result.refresh()
     assert result.status == TaskResultStatus.SUCCESSFUL and result.attempts == 3 and result.return_value == 3
+    # Each failed attempt's error, in order (decision 0048), and the process that ran it.
+    assert [e.exception_class_path for e in result.errors] == ["djproject.tasks.Flaky"] * 2
+    assert "attempt 1" in result.errors[0].traceback and "attempt 2" in result.errors[1].traceback
+    assert "Traceback (most recent call last)" in result.errors[0].traceback
+    assert result.worker_ids[:2] == [f"{hostname()}:{os.getpid()}"] * 2
+    assert result.started_at is not None and result.enqueued_at <= result.started_at <= result.finished_at
 
 
 def test_discard_option_set_through_options_decorator(project: Path) -> None:

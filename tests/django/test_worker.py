@@ -173,3 +173,26 @@ def test_a_sqlite_alias_of_databases_holds_the_queue(project: Path, monkeypatch:
         t.add.enqueue(1, 1)
         assert current_app().database("queue").database == str(path)
         assert queue_storage().counts()["ready"] == 1 and path.exists()
+
+
+def test_the_worker_prints_djangos_task_lines_at_debug_only(project: Path) -> None:
+    """Django's INFO lines per task (started, finished) are the worker's at --log-level debug (decision 0706); a
+    failed task's ERROR line is printed at the default level too."""
+    t.add.enqueue(1, 2)
+    t.boom.enqueue()
+    worker = manage("solidstack", "jobs")
+    try:
+        wait_for(lambda: ["add", 1, 2] in t.performed() and queue_storage().counts()["failed"] == 1,
+                 what="both tasks")
+    finally:
+        output = stop(worker)
+    assert "Task id=" in output and "state=FAILED" in output, output
+    assert "state=SUCCESSFUL" not in output and "state=RUNNING" not in output, output
+    t.add.enqueue(3, 4)
+    worker = manage("solidstack", "jobs", "--log-level", "debug")
+    try:
+        wait_for(lambda: ["add", 3, 4] in t.performed(), what="the task")
+        time.sleep(0.3)  # its finished line follows the task's return
+    finally:
+        output = stop(worker)
+    assert "state=RUNNING" in output and "state=SUCCESSFUL" in output, output

@@ -1,3 +1,4 @@
+from django.contrib import admin
 from django.urls import path
 from notes import views
 
@@ -6,4 +7,5 @@ urlpatterns = [
     path("send", views.send, name="send"),
     path("stats", views.stats, name="stats"),
     path("mailbox", views.mailbox, name="mailbox"),
+    path("admin/", admin.site.urls),  # sign in here (a staff user) to open the jobs dashboard at /jobs/
 ]

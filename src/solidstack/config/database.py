@@ -24,6 +24,7 @@ _ENTRY_KEYS = {
     "listen", "connect_timeout",
 }
 _POSTGRESQL = ("postgresql", "postgres")
+_SQLITE = ("sqlite3", "sqlite")
 _DEFAULT_MIGRATIONS = {"primary": "db/migrate", "queue": "db/queue_migrate", "cache": "db/cache_migrate",
                        "cable": "db/cable_migrate"}
 
@@ -69,6 +70,8 @@ def _entry(root: Path, file: Path, env: str, name: str, data: Any) -> DatabaseCo
     default_adapter = "postgresql" if url.startswith(("postgresql:", "postgres:")) else "sqlite3"
     adapter = section.get("adapter", string, default_adapter)
     database = section.get("database", string, "")
+    if adapter not in _POSTGRESQL and adapter not in _SQLITE:
+        raise section.error("adapter", f"unsupported adapter {adapter!r} (solidstack supports sqlite3 and postgresql)")
     if adapter in _POSTGRESQL:
         if not database and not url:
             raise section.error("database", "a postgresql entry needs `database:` (or `url:`)")
@@ -77,7 +80,7 @@ def _entry(root: Path, file: Path, env: str, name: str, data: Any) -> DatabaseCo
             raise section.error("listen", f"expected true or false, got {listen!r}")
         if section.raw("pool") is not None:
             section.get("pool", positive_int, 5)
-    if adapter in ("sqlite3", "sqlite"):
+    if adapter in _SQLITE:
         if not database:
             if url.startswith("sqlite3:") or url.startswith("sqlite:"):
                 database = url.split(":", 1)[1].removeprefix("//")

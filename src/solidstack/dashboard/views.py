@@ -19,6 +19,8 @@ from .sources import QueueDatabase, cable_stats, cache_stats
 FLASH_COOKIE = "solidstack_dashboard_flash"
 STATE_TITLES = {"ready": "Ready", "scheduled": "Scheduled", "claimed": "In progress", "blocked": "Blocked",
                 "failed": "Failed", "finished": "Finished"}
+#: A failed attempt's outcome, as the job's page names it.
+OUTCOME_TITLES = {"retried": "Retried", "failed": "Failed", "died": "Process died"}
 RANGES = {"": None, "1h": 3600, "24h": 86400, "7d": 7 * 86400}
 
 
@@ -118,7 +120,7 @@ async def job_page(request: Request) -> Response:
     if job is None:
         return render(request, "missing.html", 404, db=db, job_id=job_id, counts=counts, page="jobs")
     return render(request, "job.html", db=db, job=job, counts=counts, actions=ACTIONS.get(job.state, ()),
-                  page="jobs")
+                  page="jobs", attempts_kept=db.storage.attempts_kept, outcome_titles=OUTCOME_TITLES)
 
 
 async def processes_page(request: Request) -> Response:

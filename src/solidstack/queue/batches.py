@@ -23,18 +23,20 @@ from __future__ import annotations
 
 import contextvars
 import json
-import uuid
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import hooks
+from . import hooks, ratelimit, unique
 from .rows import NewJob
-from .serialization import dump_arguments
+from .serialization import dump_arguments, load_payload
 
 if TYPE_CHECKING:
     from .job import Job
     from .storage import QueueStorage
+
+log = logging.getLogger("solidstack.queue")
 
 _collecting: contextvars.ContextVar[Batch | None] = contextvars.ContextVar("solidstack_batch", default=None)
 #: The batch of the job being performed here (set by the worker from the job's row).
@@ -186,9 +188,14 @@ class Batch:
 
         sql = feature_queries(storage.db)
         if self.id is None:
+            callbacks = self.callbacks
+            carrier = _trace_context(self.description) if any(callbacks.values()) else None
+            if carrier is not None:  # the callbacks' runs link to the span that stored the batch
+                callbacks = {option: {**value, "trace": carrier} if value else None
+                             for option, value in callbacks.items()}
             row = conn.execute(sql["batch_insert"], {
                 "description": self.description, "now": now,
-                **{option: json.dumps(value) if value else None for option, value in self.callbacks.items()},
+                **{option: json.dumps(value) if value else None for option, value in callbacks.items()},
             }).fetchone()
             self.id = int(row[0])
         return self.id
@@ -203,6 +210,21 @@ class Batch:
         conn.executemany(sql["batch_job_insert"], [{"job_id": job_id, "batch_id": self.id} for job_id in job_ids])
 
 
+def _trace_context(description: str | None) -> dict[str, str] | None:
+    """With tracing on: the context of the span current where the batch is stored (a request's, a job's), or of
+    a PRODUCER span made for the batch when there is none, for its callbacks to link to."""
+    if hooks.tracer() is None:
+        return None
+    from . import tracing
+
+    carrier = tracing.current_carrier()
+    if carrier is None:
+        span = tracing.batch_span(description)
+        carrier = tracing.carrier_of(span)
+        span.end()
+    return carrier
+
+
 def _default_storage() -> QueueStorage:
     from .adapters import queue_storage
 
@@ -210,13 +232,41 @@ def _default_storage() -> QueueStorage:
 
 
 def _fire(conn: Any, storage: QueueStorage, batch_id: int, stored: str | None, now: float) -> int | None:
-    """Enqueue a callback (in the caller's transaction); returns its job id."""
+    """Enqueue a callback (in the caller's transaction, which decided it is due exactly once); returns its job id.
+
+    Through the features' enqueue (:func:`.hooks.store`), as any job of its class: a ``unique_for`` callback class
+    is unique, a rate limited one limited; its trace context is the batch's (its run links to the span that
+    stored the batch)."""
+    import uuid
+
+    from .job import registered_jobs, restore
+
     if not stored:
         return None
     callback = json.loads(stored)
     arguments = callback.get("arguments") or dump_arguments((batch_id,), {}, job=callback["class"])
-    row = NewJob(callback["queue"], callback["class"], arguments, callback["priority"], str(uuid.uuid4()))
-    return storage.enqueue([row], now)[0]
+    if registered_jobs().get(callback["class"]) is None:
+        # The class is not imported in this process: its row as stored, with the batch's trace context.
+        if callback.get("trace"):
+            arguments = hooks._with_meta(arguments, {"trace": callback["trace"]})
+        row = NewJob(callback["queue"], callback["class"], arguments, callback["priority"], str(uuid.uuid4()))
+        return storage.enqueue([row], now)[0]
+    args, kwargs, timeout = load_payload(arguments)
+    job = restore(callback["class"], args, kwargs, job_id=str(uuid.uuid4()), queue_name=callback["queue"],
+                  priority=callback["priority"], executions=0, provider_job_id=0, timeout=timeout)
+    job.provider_job_id = None
+    try:
+        hooks.store(storage, [job], trace=callback.get("trace") or None)
+    except (unique.UniqueKeyError, ratelimit.RateLimitKeyError) as exc:
+        # Its class's key function failed on it: the callback is still enqueued (once), without that feature,
+        # rather than leaving the finish that completes the batch unable to commit.
+        log.error("batch %d: callback %s: %s; enqueued without its unique key or rate limit", batch_id,
+                  callback["class"], exc)
+        if callback.get("trace"):
+            arguments = hooks._with_meta(arguments, {"trace": callback["trace"]})
+        row = NewJob(callback["queue"], callback["class"], arguments, callback["priority"], job.job_id)
+        return storage.enqueue([row], now)[0]
+    return job.provider_job_id
 
 
 class FinishCounter:
@@ -250,30 +300,33 @@ class FinishCounter:
 
 
 def count_succeeded(conn: Any, storage: QueueStorage, job_ids: Sequence[int], now: float) -> None:
-    """In the caller's transaction: count finished batched jobs, one counted UPDATE per batch, and fire the
-    callbacks they complete."""
-    from collections import Counter
-
+    """In the caller's transaction: count finished batched jobs, one statement for all their batches, and fire
+    the callbacks they complete (in batch id order)."""
     from ._sql import feature_queries
 
     sql = feature_queries(storage.db)
-    rows = conn.execute(sql["batch_jobs_succeeded"], {"ids": storage.db.array(job_ids)}).fetchall()
-    for batch_id, n in sorted(Counter(row[0] for row in rows).items()):  # in id order: no lock cycles
-        counts = conn.execute(sql["batch_count_succeeded_n"], {"id": batch_id, "n": n, "now": now}).fetchone()
-        _complete(conn, storage, sql, batch_id, counts, failed_now=False, now=now)
+    rows = conn.execute(sql["batch_count_finished"], {"ids": storage.db.array(job_ids), "now": now}).fetchall()
+    for counts in sorted(rows, key=lambda row: row["id"]):
+        _complete(conn, storage, sql, counts["id"], counts, failed_now=False, now=now)
 
 
 def _complete(conn: Any, storage: QueueStorage, sql: dict[str, str], batch_id: int, counts: Any, *,
               failed_now: bool, now: float) -> None:
-    """After a counted UPDATE: the callbacks this count completes (only one count sees each threshold)."""
-    if failed_now and counts["failed"] == 1:
+    """After a counted UPDATE: the callbacks this count completes. Only one count sees each threshold (the
+    counters are one UPDATE ... RETURNING each, serialized on the batch row), and each callback is further guarded
+    by a compare-and-set on the batch row in the same transaction (``failure_job_id`` and ``finished_at`` set only
+    from NULL): of two transactions that both thought a callback due, one enqueues it."""
+    if failed_now and counts["failed"] == 1 and conn.execute(sql["batch_claim_failure"],
+                                                             {"id": batch_id}).fetchone() is not None:
         failure_job = _fire(conn, storage, batch_id, counts["on_failure"], now)
-        conn.execute(sql["batch_set_failure_job"], {"id": batch_id, "job_id": failure_job})
+        if failure_job is not None:  # else it stays 0: taken, nothing enqueued
+            conn.execute(sql["batch_set_failure_job"], {"id": batch_id, "job_id": failure_job})
     if counts["pending"] == 0:
+        if conn.execute(sql["batch_finished"], {"id": batch_id, "now": now}).fetchone() is None:
+            return  # finished by another count already: its callbacks are enqueued
         if counts["failed"] == 0:
             _fire(conn, storage, batch_id, counts["on_success"], now)
         _fire(conn, storage, batch_id, counts["on_finish"], now)
-        conn.execute(sql["batch_finished"], {"id": batch_id, "now": now})
 
 
 def job_done(storage: QueueStorage, job_id: int, outcome: str, now: float) -> None:

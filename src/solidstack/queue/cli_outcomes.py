@@ -10,6 +10,7 @@ import click
 
 from ..typed import to_json
 from .cli import _storage, jobs
+from .inspect import QueueInspector
 from .outcomes import refusal
 
 
@@ -40,7 +41,8 @@ def cancel(ctx: click.Context, ids: tuple[int, ...]) -> None:
 @click.option("--wait", type=float, default=0.0, show_default=True, help="Seconds to wait for the job to be done.")
 @click.pass_context
 def result(ctx: click.Context, job_id: int, wait: float) -> None:
-    """A job's status, return value (as typed JSON), timestamps and error."""
+    """A job's status, return value (as typed JSON), timestamps and error, and each failed attempt (its error,
+    backtrace, process and times; the newest kept, decision 0048)."""
     storage = _storage(ctx)
     try:
         found = storage.outcomes.wait(job_id, wait) if wait else storage.job_result(job_id)
@@ -51,4 +53,8 @@ def result(ctx: click.Context, job_id: int, wait: float) -> None:
     if found is None:
         raise click.ClickException(refusal(job_id, "unknown"))
     data: dict[str, Any] = {**found.__dict__, "value": to_json(found.value, "return value", what="a job result")}
+    data["attempts"] = [{"attempt": a.attempt, "outcome": a.outcome, "exception_class": a.exception_class,
+                         "message": a.message, "started_at": a.started_at, "failed_at": a.failed_at,
+                         "process": a.process, "backtrace": a.backtrace}
+                        for a in QueueInspector(storage).attempts(job_id)]
     click.echo(json.dumps(data, indent=2))

@@ -20,7 +20,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from . import events
-from .hooks import Run, current_job, run_for
+from .hooks import Run, current_job, follow_context, run_for
 from .job import Job, error_record, restore
 from .outcomes import JobTimeout, dump_result
 from .serialization import SerializationError, load_payload
@@ -67,6 +67,8 @@ class Execution:
             else:
                 value = run.call(lambda: job.perform(*job.args, **job.kwargs))
             if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
+                if run is None and asyncio.iscoroutine(value):
+                    value = follow_context(value)  # the job's context (current_job) goes with it to the loop
                 future = asyncio.run_coroutine_threadsafe(_run_async(value, job.timeout), worker.event_loop())
                 worker.watchdog.attach_future(row.id, future)
                 if worker.config.async_capacity:
@@ -169,7 +171,9 @@ class Execution:
         if outcome.status == "retry":
             log.warning("%s (job %d) raised %s: %s; retry %d in %.1f s", row.class_name, row.id,
                         type(exc).__name__, exc, job.executions + 1, outcome.retry_in)
-            worker.record(lambda: storage.retry_later(row.id, pid, job.executions, now + outcome.retry_in, now))
+            error = outcome.error or error_record(exc)  # kept among the job's failed attempts
+            worker.record(lambda: storage.retry_later(row.id, pid, job.executions, now + outcome.retry_in, now,
+                                                      error=error))
         elif outcome.status == "discarded":
             log.info("%s (job %d) discarded on %s: %s", row.class_name, row.id, type(exc).__name__, exc)
             worker.record(lambda: storage.finish([row.id], pid, now, preserve=worker.preserve_finished_jobs))

@@ -16,6 +16,7 @@ Every line a job logs carries its id and class: :data:`current_job` is set aroun
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import importlib.util
 import json
@@ -65,6 +66,22 @@ def tracing_enabled() -> bool:
     return _tracing
 
 
+def tracer() -> Any:
+    """The OpenTelemetry tracer jobs are traced with, or None: tracing is off, or on but no tracer provider is
+    set (then no span is made and no trace context stored)."""
+    if not tracing_enabled():
+        return None
+    global _tracing_module
+    if _tracing_module is None:
+        from . import tracing
+
+        _tracing_module = tracing
+    return _tracing_module.tracer()
+
+
+_tracing_module: Any = None
+
+
 def set_tracing(enabled: bool | None) -> None:
     """Switch tracing on or off for this process (``None``: decide again from the environment)."""
     global _tracing
@@ -106,7 +123,7 @@ def enqueue(storage: QueueStorage, jobs: Sequence[Job]) -> bool:
     if batch is not None:
         batch.collect(jobs)  # stored with the batch when its block ends
         return True
-    if not tracing_enabled() and not any(_featured(type(job)) for job in jobs):
+    if not any(_featured(type(job)) for job in jobs) and tracer() is None:
         return False
     store(storage, jobs)
     return True
@@ -121,11 +138,14 @@ def _with_meta(arguments: str, meta: dict[str, Any]) -> str:
     return arguments[:-1] + ',"meta":' + json.dumps(meta, separators=(",", ":")) + "}"
 
 
-def store(storage: QueueStorage, jobs: Sequence[Job], *, batch: Any = None) -> None:
-    """Store ``jobs`` (and, with ``batch``, the batch row or its extension) in one transaction."""
+def store(storage: QueueStorage, jobs: Sequence[Job], *, batch: Any = None,
+          trace: dict[str, str] | None = None) -> None:
+    """Store ``jobs`` (and, with ``batch``, the batch row or its extension) in one transaction (the caller's, when
+    one is open). ``trace``: the trace context the jobs carry instead of a producer span each (a batch's
+    callbacks carry the batch's)."""
     now = time.time()
     spans = None
-    if tracing_enabled():
+    if trace is None and tracer() is not None:
         from . import tracing
 
         spans = tracing.producer_spans(jobs)
@@ -134,24 +154,27 @@ def store(storage: QueueStorage, jobs: Sequence[Job], *, batch: Any = None) -> N
         rows = [to_new_job(job) for job in jobs]
         keys = [unique.key_of(job, row.arguments) for job, row in zip(jobs, rows, strict=True)]
         rates = [ratelimit.rate_of(job) for job in jobs]
+        if batch is None and not any(keys):
+            # Only meta to add (a rate, a trace context): the plain enqueue, atomic by itself (PostgreSQL: one
+            # statement in autocommit), with no transaction around it.
+            _add_meta(rows, None, rates, spans, trace)
+            ids = storage.enqueue(rows, now)
+            for job, job_id in zip(jobs, ids, strict=True):
+                job.provider_job_id = job_id
+            return
         with storage.db.transaction() as conn:
             batch_id = batch.begin(conn, storage, now) if batch is not None else None
-            for index, row in enumerate(rows):
-                meta: dict[str, Any] = {}
-                if batch_id is not None:
-                    meta["batch"] = batch_id
-                if rates[index] is not None:
-                    meta["rate"] = rates[index]
-                if spans is not None:
-                    meta["trace"] = spans[index][1]
-                if meta:
-                    rows[index] = row._replace(arguments=_with_meta(row.arguments, meta))
-            keep = unique.hold_keys(conn, storage, jobs, keys, now)
-            ids = storage.enqueue([rows[index] for index in keep], now)
-            for index, job_id in zip(keep, ids, strict=True):
-                jobs[index].provider_job_id = job_id
-            unique.record(conn, storage, [(keys[index], job_id) for index, job_id in zip(keep, ids, strict=True)],
-                          now)
+            _add_meta(rows, batch_id, rates, spans, trace)
+            keep = unique.hold_keys(conn, storage, jobs, keys, now) if any(keys) else None
+            ids = storage.enqueue(rows if keep is None else [rows[index] for index in keep], now)
+            if keep is None:
+                for job, job_id in zip(jobs, ids, strict=True):
+                    job.provider_job_id = job_id
+            else:
+                for index, job_id in zip(keep, ids, strict=True):
+                    jobs[index].provider_job_id = job_id
+                unique.record(conn, storage, [(keys[index], job_id) for index, job_id in zip(keep, ids, strict=True)],
+                              now)
             if batch is not None:
                 batch.record(conn, storage, ids, now)
     finally:
@@ -159,6 +182,25 @@ def store(storage: QueueStorage, jobs: Sequence[Job], *, batch: Any = None) -> N
             from . import tracing
 
             tracing.end_producer_spans(jobs, spans)
+
+
+def _add_meta(rows: list[Any], batch_id: int | None, rates: Sequence[Any], spans: Any,
+              trace: dict[str, str] | None) -> None:
+    """Put each row's run-time needs (batch, rate, trace context) in its stored arguments' ``meta``."""
+    if batch_id is None and spans is None and trace is None and not any(rates):
+        return
+    for index, row in enumerate(rows):
+        meta: dict[str, Any] = {}
+        if batch_id is not None:
+            meta["batch"] = batch_id
+        if rates[index] is not None:
+            meta["rate"] = rates[index]
+        if spans is not None:
+            meta["trace"] = spans[index][1]
+        elif trace is not None:
+            meta["trace"] = trace
+        if meta:
+            rows[index] = row._replace(arguments=_with_meta(row.arguments, meta))
 
 
 def maintain(storage: QueueStorage, now: float, limit: int) -> None:
@@ -174,11 +216,17 @@ def maintain(storage: QueueStorage, now: float, limit: int) -> None:
 
 
 def _meta(arguments: str) -> dict[str, Any] | None:
-    # A substring test first: a plain job's row is not parsed a second time. A job argument that merely contains
-    # '"meta":' (a nested dict key) costs one parse and is then seen to have no top-level meta.
-    if '"meta":' not in arguments:
+    # A substring test first: a plain job's row is not parsed a second time. The meta is the last member of the
+    # stored object (see _with_meta), so only its own text is parsed: `,"meta":` cannot occur inside a JSON string
+    # (a quote there is escaped), and one found in a nested object leaves that object's closing brace after its
+    # value, which the parse of the tail then refuses; a nested "meta" costs one full parse, as before.
+    at = arguments.rfind(',"meta":')
+    if at < 0:
         return None
-    meta = json.loads(arguments).get("meta")
+    try:
+        meta = json.loads(arguments[at + 8:-1])
+    except ValueError:
+        meta = json.loads(arguments).get("meta")
     return meta if isinstance(meta, dict) else None
 
 
@@ -204,6 +252,10 @@ class Run:
         rate = self.meta.get("rate")
         if not rate:
             return True
+        limiter = _claim_limiter(storage)
+        if limiter.admitted(self.row.id):
+            return True  # its claim took its start
+        # Claimed before this process's limiter was installed: a start of its own, in a transaction of its own.
         key, limit, period = rate
         run_at = ratelimit.acquire(storage, key, int(limit), float(period), now, clock=time.time)
         if run_at is None:
@@ -214,17 +266,32 @@ class Run:
         return False
 
     def call(self, perform: Callable[[], Any]) -> Any:
-        """Run ``perform`` inside the run's batch and span; returns what it returned."""
+        """Run ``perform`` inside the run's batch and span; returns what it returned. An ``async def`` job's
+        coroutine is returned wrapped (:func:`follow_context`): it runs on the worker's loop in this context, its
+        batch and span current there, and its span ends when it does."""
         token = None
         if self.batch_id is not None:
             token = batches.running_batch.set(self.batch_id)  # Batch.current() inside the job
         try:
-            if tracing_enabled():
-                from . import tracing
+            tracer_ = tracer()
+            if tracer_ is None:
+                value = perform()
+                return follow_context(value) if asyncio.iscoroutine(value) else value
+            from . import tracing
 
-                with tracing.consumer_span(self.row, self.job, self.meta.get("trace")):
-                    return perform()
-            return perform()
+            span = tracing.start_consumer_span(tracer_, self.row, self.job, self.meta.get("trace"))
+            active = tracing.activate(span)
+            try:
+                value = perform()
+                if asyncio.iscoroutine(value):
+                    return follow_context(value, span)  # the span ends with the coroutine, on the loop
+            except BaseException as exc:
+                tracing.end_span(span, exc)
+                raise
+            finally:
+                tracing.deactivate(active)
+            tracing.end_span(span)
+            return value
         finally:
             if token is not None:
                 batches.running_batch.reset(token)
@@ -255,11 +322,52 @@ def _finish_counter(storage: QueueStorage) -> batches.FinishCounter:
     return counter
 
 
+def follow_context(coroutine: Any, span: Any = None) -> Any:
+    """``coroutine`` (an ``async def`` job's), to run on the worker's event loop in a copy of this context: the
+    loop's task starts from the loop thread's context, so without this ``Batch.current()``, the current span and
+    the job named on log lines would not follow the job there. With ``span``, the span ends when it does."""
+    return _in_context(coroutine, contextvars.copy_context(), span)
+
+
+async def _in_context(coroutine: Any, context: contextvars.Context, span: Any) -> Any:
+    for var, value in context.items():  # in the task's own context: nothing leaks to the loop or other tasks
+        var.set(value)
+    if span is None:
+        return await coroutine
+    from . import tracing
+
+    try:
+        value = await coroutine
+    except BaseException as exc:
+        tracing.end_span(span, exc)
+        raise
+    tracing.end_span(span)
+    return value
+
+
+def _claim_limiter(storage: QueueStorage) -> ratelimit.ClaimLimiter:
+    """The storage's claim hook that admits rate limited jobs, installed by the first one run with it."""
+    limiter = storage.on_claim
+    if not isinstance(limiter, ratelimit.ClaimLimiter):
+        with _counter_lock:
+            limiter = storage.on_claim
+            if not isinstance(limiter, ratelimit.ClaimLimiter):
+                limiter = storage.on_claim = ratelimit.ClaimLimiter(storage)
+    return limiter
+
+
+#: Metas parsed by the claim (rate limits read them there), by job id, for the run to take instead of parsing the
+#: row again. An entry left by a claim that rolled back is replaced when the job is claimed here again.
+parsed_meta: dict[int, dict[str, Any]] = {}
+
+
 def run_for(row: JobRow, job: Job) -> Run | None:
     """The features of this run, or None for a plain job (the worker's only cost for one)."""
-    meta = _meta(row.arguments)
+    meta = parsed_meta.pop(row.id, None) if parsed_meta else None
     if meta is None:
-        if not tracing_enabled():
+        meta = _meta(row.arguments)
+    if meta is None:
+        if tracer() is None:
             return None
         meta = {}
     return Run(row, job, meta)
@@ -267,3 +375,7 @@ def run_for(row: JobRow, job: Job) -> Run | None:
 
 # The features' modules import this one (for use_features): imported last, so that either may be imported first.
 from . import batches, ratelimit, unique  # noqa: E402
+
+# With the otel extra installed (and SOLIDSTACK_TRACING not 0), the enqueue path looks at the features from the
+# first job on: a producer span needs no class to ask for it. Without it, FEATURES stays off (nothing imported).
+tracing_enabled()

@@ -18,9 +18,11 @@ from typing import Any
 from ..db.queries import parse_queries, to_pyformat
 from .inspect_rows import (
     Count,
+    FailedAttempt,
     JobDetail,
     JobFilter,
     JobSummary,
+    MinuteStat,
     Page,
     ProcessInfo,
     QueueStat,
@@ -201,7 +203,14 @@ class QueueInspector:
             finished_at=r["finished_at"], executions=r["executions"], process_deaths=r["process_deaths"],
             concurrency_key=r["concurrency_key"] or r["blocked_key"], error=_error(r["error"]),
             failed_at=r["failed_at"], claimed_at=r["claimed_at"], process=process,
-            recurring_task=r["recurring_task"], state_at=state_at)
+            recurring_task=r["recurring_task"], state_at=state_at,
+            started_at=r["claimed_at"] if state == "claimed" else r["started_at"], attempts=self.attempts(job_id))
+
+    def attempts(self, job_id: int) -> list[FailedAttempt]:
+        """The failed attempts of ``job_id``, oldest first: each with its error (class, message, full
+        backtrace), number, start and failure times and process (empty for an unknown job)."""
+        return [FailedAttempt(**{**dict(row), "error": _error(row["error"])})
+                for row in self.db.query(self.sql["job_attempts"], {"id": job_id})]
 
     # -- processes and recurring tasks -----------------------------------------------------------------------
 
@@ -251,9 +260,19 @@ class QueueInspector:
 
     def finished_per_minute(self, since: float) -> dict[str, dict[int, int]]:
         """Jobs finished per queue and minute (Unix minute) since ``since``."""
-        out: dict[str, dict[int, int]] = {}
+        return {name: {minute: stat.finished for minute, stat in minutes.items()}
+                for name, minutes in self.finished_minutes(since).items()}
+
+    def finished_minutes(self, since: float) -> dict[str, dict[int, MinuteStat]]:
+        """Per queue and minute (Unix minute) since ``since``: the jobs finished in it and their enqueue-to-start
+        latency (:class:`MinuteStat`). One walk of the finished jobs' index (finished jobs only: with
+        ``preserve_finished_jobs`` off there is nothing to read)."""
+        out: dict[str, dict[int, MinuteStat]] = {}
         for row in self.db.query(self.sql["finished_per_minute"], {"since": since}):
-            out.setdefault(row["queue_name"], {})[int(row["minute"])] = int(row["n"])
+            started = int(row["started"] or 0)
+            out.setdefault(row["queue_name"], {})[int(row["minute"])] = MinuteStat(
+                int(row["n"]), started, float(row["latency_sum"] or 0.0) / started if started else None,
+                float(row["latency_max"]) if started and row["latency_max"] is not None else None)
         return out
 
     def failed_per_class(self) -> dict[str, int]:
@@ -286,5 +305,6 @@ def _check_state(state: str) -> None:
         raise ValueError(f"unknown job state {state!r}: expected one of {', '.join(STATES)}")
 
 
-__all__ = ["COUNT_CAP", "FILTERED_COUNT_CAP", "SEARCH_WINDOW", "STATES", "Count", "JobDetail", "JobFilter",
-           "JobSummary", "Page", "ProcessInfo", "QueueInspector", "QueueStat", "RecurringInfo", "inspect_queries"]
+__all__ = ["COUNT_CAP", "FILTERED_COUNT_CAP", "SEARCH_WINDOW", "STATES", "Count", "FailedAttempt", "JobDetail",
+           "JobFilter", "JobSummary", "MinuteStat", "Page", "ProcessInfo", "QueueInspector", "QueueStat",
+           "RecurringInfo", "inspect_queries"]

@@ -32,6 +32,18 @@ class QueueStat:
 
 
 @dataclass(frozen=True)
+class MinuteStat:
+    """One queue's minute for the chart: ``finished`` jobs, how many of them have a start time (``started``: not
+    those finished before migration 0008), and their enqueue-to-start latency in seconds, mean and largest
+    (None when none has a start time)."""
+
+    finished: int
+    started: int
+    latency_mean: float | None
+    latency_max: float | None
+
+
+@dataclass(frozen=True)
 class JobFilter:
     """What a list of jobs is narrowed to; every field is optional. ``since``/``until`` (Unix seconds) bound
     when the job entered its state (finished, failed, ...)."""
@@ -94,6 +106,50 @@ class Page:
 
 
 @dataclass(frozen=True)
+class FailedAttempt:
+    """One failed run of a job (decision 0048). ``attempt``: the run's number as the job saw it (its
+    ``executions``; a run again after its process died, or retried by hand, has the same number as the run before);
+    ``outcome``: ``retried`` (its ``retry_on`` ran it again), ``failed`` (it stayed failed) or ``died`` (its process
+    died while it ran: it ran again); ``started_at``/``failed_at`` in Unix seconds; the process that ran it as it
+    was registered then (``process_name``, ``hostname``, ``pid``; None when unknown)."""
+
+    id: int
+    job_id: int
+    attempt: int
+    outcome: str
+    error: dict[str, Any]
+    started_at: float | None
+    failed_at: float
+    process_id: int | None = None
+    process_name: str | None = None
+    hostname: str | None = None
+    pid: int | None = None
+
+    @property
+    def exception_class(self) -> str:
+        return str(self.error.get("exception_class", ""))
+
+    @property
+    def message(self) -> str:
+        return str(self.error.get("message", ""))
+
+    @property
+    def backtrace(self) -> str:
+        """The full backtrace as one text (the record keeps it as lines)."""
+        lines = self.error.get("backtrace") or []
+        if not isinstance(lines, list):
+            return str(lines)
+        return "".join(line if line.endswith("\n") else f"{line}\n" for line in map(str, lines))
+
+    @property
+    def process(self) -> str | None:
+        """``name (pid N on host)``, or None when no process is known."""
+        if self.process_name is None and self.pid is None:
+            return None
+        return f"{self.process_name or 'process'} (pid {self.pid} on {self.hostname or '?'})"
+
+
+@dataclass(frozen=True)
 class JobDetail:
     """Everything stored about one job."""
 
@@ -118,6 +174,10 @@ class JobDetail:
     process: dict[str, Any] | None = None
     recurring_task: str | None = None
     state_at: float | None = None
+    #: When its run started: while it runs (its claim), or once finished (kept with it).
+    started_at: float | None = None
+    #: Its failed attempts, oldest first (the newest ``QueueStorage.attempts_kept`` are kept).
+    attempts: list[FailedAttempt] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -5,15 +5,23 @@ when fewer than ``to`` runs of its key started in the last ``per`` seconds (a lo
 as it goes). A run over the limit is not failed and not counted as a run: it goes back to scheduled for the
 moment the oldest start in the window leaves it, and takes its turn then.
 
-The decision is made by the worker as it is about to perform the job, in one transaction per start: SQLite's
-single writer, or on PostgreSQL the key's row in ``solidstack_rate_limits`` locked by an upsert, makes the count
-and the insert one step across every process. The key, limit and period ride in the job's row (its arguments'
-``meta``), so a worker needs no class attribute and a key function runs once, at enqueue.
+The decision is made in the transaction that claims the job (:class:`ClaimLimiter`, the storage's ``on_claim``):
+a job's start is its claim, handed to a thread at once (the worker hands claimed rows to idle threads within a
+millisecond), and a job over the limit goes back to scheduled in that same transaction, before any thread sees
+it. SQLite's single writer, or on PostgreSQL the key's row in ``solidstack_rate_limits`` locked by an upsert (keys
+in sorted order), makes the count and the insert one step across every process; the start is recorded at the
+clock read once the key is locked. No transaction of its own: a start costs one statement in the claim's
+(decision 0050). The first rate limited job a process meets, claimed before the limiter was installed, takes
+:func:`acquire`'s own transaction. The key, limit and period ride in the job's row (its arguments' ``meta``), so a
+worker needs no class attribute and a key function runs once, at enqueue.
 """
 
 from __future__ import annotations
 
+import logging
 import random
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,7 +31,9 @@ from . import hooks
 
 if TYPE_CHECKING:
     from .job import Job
-    from .storage import QueueStorage
+    from .storage import JobRow, QueueStorage
+
+log = logging.getLogger("solidstack.queue")
 
 J = TypeVar("J", bound="type[Job]")
 #: How often a start clears its key's starts that left the window.
@@ -100,12 +110,74 @@ def acquire(storage: QueueStorage, key: str, to: int, per: float, now: float,
         conn.execute(sql["rate_lock"], {"key": key, "now": now})  # PostgreSQL: the key's lock, to the commit
         if clock is not None:
             now = clock()
-        full = conn.execute(sql["rate_full_at"], {"key": key, "cutoff": now - per, "offset": to - 1}).fetchone()
         if random.random() < PRUNE_ONE_IN:
-            # Starts before the window only take room (the look above skips them): cleared now and then.
-            conn.execute(sql["rate_prune"], {"key": key, "cutoff": now - per})
-        if full is None:
-            conn.execute(sql["rate_start"], {"key": key, "now": now})
+            conn.execute(sql["rate_prune"], {"key": key, "to": to})  # starts never read again
+        if conn.execute(sql["rate_try_start"], {"key": key, "now": now, "cutoff": now - per, "to": to}).fetchone():
             return None
+        full = conn.execute(sql["rate_full_at"], {"key": key, "cutoff": now - per, "to": to}).fetchone()
+        if full is None:  # cannot happen under the key's lock; a start refused is never lost
+            return now
     # `to` starts within the window: the oldest of those leaves it first.
     return float(full[0]) + per
+
+
+class ClaimLimiter:
+    """The storage's ``on_claim`` once a rate limited job ran in this process: in the claim's transaction, each
+    claimed row with a rate limit takes a start (one statement) or goes back to scheduled for when a slot frees.
+    Rows without one cost a substring test. The ids admitted are kept for :meth:`admitted` (the worker's run
+    then takes no start of its own)."""
+
+    def __init__(self, storage: QueueStorage, clock: Callable[[], float] = time.time) -> None:
+        from ._sql import feature_queries
+
+        self.storage = storage
+        self.clock = clock
+        self.sql = feature_queries(storage.db)
+        self._lock_keys = storage.db.dialect != "sqlite"  # SQLite: the write transaction is the only writer
+        self._admitted: set[int] = set()
+        self._guard = threading.Lock()
+
+    def admitted(self, job_id: int) -> bool:
+        """True (once) when the claim admitted ``job_id``."""
+        with self._guard:
+            if job_id in self._admitted:
+                self._admitted.discard(job_id)
+                return True
+            return False
+
+    def __call__(self, conn: Any, rows: list[JobRow], process_id: int | None) -> list[JobRow]:
+        rated: list[tuple[str, int, float, JobRow]] = []
+        for row in rows:
+            if '"rate":' in row.arguments:
+                meta = hooks._meta(row.arguments)
+                rate = meta.get("rate") if meta else None
+                if meta is not None:
+                    hooks.parsed_meta[row.id] = meta  # the run reads it from here: one parse per claimed row
+                if rate:
+                    rated.append((str(rate[0]), int(rate[1]), float(rate[2]), row))
+        if not rated:
+            return rows
+        rated.sort(key=lambda item: item[0])  # PostgreSQL: key locks in one order, no lock cycle between claims
+        sql, refused, locked = self.sql, set(), set()
+        admitted = []
+        for key, to, per, row in rated:
+            if self._lock_keys and key not in locked:
+                conn.execute(sql["rate_lock"], {"key": key, "now": self.clock()})
+                locked.add(key)
+            now = self.clock()  # after the lock: a start is never recorded before it could be counted
+            if random.random() < PRUNE_ONE_IN:
+                conn.execute(sql["rate_prune"], {"key": key, "to": to})  # starts never read again
+            started = conn.execute(sql["rate_try_start"], {"key": key, "now": now, "cutoff": now - per,
+                                                           "to": to}).fetchone()
+            if started is not None:
+                admitted.append(row.id)
+                continue
+            full = conn.execute(sql["rate_full_at"], {"key": key, "cutoff": now - per, "to": to}).fetchone()
+            run_at = (float(full[0]) + per) if full is not None else now
+            # Back to scheduled with its run count unchanged (in this transaction): waiting is not a run.
+            self.storage.retry_later(row.id, process_id, row.executions, run_at, now)
+            refused.add(row.id)
+            log.info("%s (job %d) over its rate limit %s; runs at %.3f", row.class_name, row.id, key, run_at)
+        with self._guard:
+            self._admitted.update(admitted)
+        return [row for row in rows if row.id not in refused] if refused else rows

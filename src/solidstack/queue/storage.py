@@ -24,6 +24,8 @@ from .rows import NewJob
 
 #: The wake-up topic of the queue: workers listen, whoever makes a job ready announces it (see ``db/notify.py``).
 WAKEUP_TOPIC = "queue"
+#: How many failed attempts are kept per job, newest first (``QueueStorage.attempts_kept``; decision 0048).
+ATTEMPTS_KEPT = 25
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,11 @@ class QueueStorage:
         self.outcomes = Outcomes(self)
         #: Called in the transaction that finishes jobs, with their ids (batches count them: see hooks.py).
         self.on_finish: Callable[[Any, list[int], float], None] | None = None
+        #: The newest this many failed attempts of a job are kept (its error, backtrace, process); older ones go.
+        self.attempts_kept = ATTEMPTS_KEPT
+        #: Called in a claim's transaction with the rows claimed; returns those to run (rate limits admit their
+        #: jobs there and reschedule the others: see hooks.py).
+        self.on_claim: Callable[[Any, list[JobRow], int | None], list[JobRow]] | None = None
 
     def announce_ready(self) -> None:
         """Wake the idle workers once the current transaction commits: jobs became ready.
@@ -199,7 +206,8 @@ class QueueStorage:
             return []
         # The one-statement cycle cannot run the finish hook (batches count their finished jobs in the finishing
         # transaction): a process that runs batched jobs takes the transaction below.
-        if self._cycle_in_one and self.on_finish is None and not self.db.in_transaction():
+        if (self._cycle_in_one and self.on_finish is None and self.on_claim is None
+                and not self.db.in_transaction()):
             if not (results and preserve):  # nothing returned a value: one statement, one round trip
                 return self._finish_and_claim(process_id, queues, max(0, limit), now, finished, preserve)
             # Return values to store first, in the same transaction (the statement and the finishes join it).
@@ -214,15 +222,19 @@ class QueueStorage:
             if limit <= 0:
                 return []
             if self._claim_in_one:
-                return self._claim_in_one_statement(conn, process_id, queues, limit, now)
-            ids = self._ready_ids(conn, queues, limit)
-            if not ids:
-                return []
-            array = self.db.array(ids)
-            conn.execute(self.sql["delete_ready"], {"ids": array})
-            conn.execute(self.sql["insert_claimed"], {"ids": array, "process_id": process_id, "now": now})
-            rows = {row["id"]: row for row in conn.execute(self.sql["jobs_by_ids"], {"ids": array})}
-        return [JobRow(**dict(rows[job_id])) for job_id in ids]
+                claimed = self._claim_in_one_statement(conn, process_id, queues, limit, now)
+            else:
+                ids = self._ready_ids(conn, queues, limit)
+                if not ids:
+                    return []
+                array = self.db.array(ids)
+                conn.execute(self.sql["delete_ready"], {"ids": array})
+                conn.execute(self.sql["insert_claimed"], {"ids": array, "process_id": process_id, "now": now})
+                rows = {row["id"]: row for row in conn.execute(self.sql["jobs_by_ids"], {"ids": array})}
+                claimed = [JobRow(**dict(rows[job_id])) for job_id in ids]
+            if self.on_claim is not None and claimed:
+                claimed = self.on_claim(conn, claimed, process_id)
+        return claimed
 
     def _finish_and_claim(self, process_id: int | None, queues: Sequence[str], limit: int, now: float,
                           finished: Sequence[int], preserve: bool) -> list[JobRow]:
@@ -296,36 +308,56 @@ class QueueStorage:
             if rows and self.gate.release_rows(conn, rows, now):
                 self.announce_ready()
             return [row["id"] for row in rows]
-        owned = self._take_claims(conn, job_ids, process_id)
-        if owned:
-            # The statement returns each job's concurrency columns: no second read to free their slots.
-            rows = conn.execute(self.sql["mark_finished" if preserve else "delete_finished"],
-                                {"ids": self.db.array(owned), "now": now}).fetchall()
-            if self.gate.release_rows(conn, rows, now):
-                self.announce_ready()
+        if preserve:
+            # Kept: finished with its claim's time as started_at (one statement, before the claims go), then the
+            # claims of the jobs it finished deleted. Returns each job's concurrency columns: no second read.
+            rows = conn.execute(self.sql["mark_own_finished"], {"ids": self.db.array(job_ids),
+                                                                "process_id": process_id, "now": now}).fetchall()
+            owned = [row["id"] for row in rows]
+            if owned:
+                conn.execute(self.sql["delete_claimed"], {"ids": self.db.array(owned)})
+        else:
+            owned = self._take_claims(conn, job_ids, process_id)
+            rows = conn.execute(self.sql["delete_finished"],
+                                {"ids": self.db.array(owned), "now": now}).fetchall() if owned else []
+        if rows and self.gate.release_rows(conn, rows, now):
+            self.announce_ready()
         return owned
 
     def fail(self, job_id: int, process_id: int | None, error: dict[str, Any], now: float) -> bool:
-        """A claimed job whose perform raised: kept as a failed execution with the error."""
+        """A claimed job whose perform raised: kept as a failed execution with the error (and the error kept
+        among the job's failed attempts)."""
         with self.db.transaction() as conn:
+            started = self._claim_times(conn, [job_id], process_id)
             if not self._take_claims(conn, [job_id], process_id):
                 return False
             if self.gate.release(conn, [job_id], now):
                 self.announce_ready()
-            conn.execute(self.sql["insert_failed"], {"job_id": job_id, "error": json.dumps(error), "now": now})
+            text = json.dumps(error)
+            conn.execute(self.sql["insert_failed"], {"job_id": job_id, "error": text, "now": now})
+            self._record_attempt(conn, job_id, "failed", text, started.get(job_id), process_id, now)
         return True
 
-    def retry_later(self, job_id: int, process_id: int | None, executions: int, run_at: float, now: float) -> bool:
-        """A claimed job to run again (``retry_on``): ready now or scheduled at ``run_at``."""
+    def retry_later(self, job_id: int, process_id: int | None, executions: int, run_at: float, now: float, *,
+                    error: dict[str, Any] | None = None) -> bool:
+        """A claimed job to run again (``retry_on``): ready now or scheduled at ``run_at``. ``error``: what the run
+        raised, kept among the job's failed attempts (None: the run did not fail, e.g. over a rate limit)."""
         array = self.db.array([job_id])
         with self.db.transaction() as conn:
+            started = self._claim_times(conn, [job_id], process_id) if error is not None else {}
             if not self._take_claims(conn, [job_id], process_id):
                 return False
             if self.gate.release(conn, [job_id], now):
                 self.announce_ready()
+            if error is not None:  # before the job's run count moves on: the attempt is the run that failed
+                self._record_attempt(conn, job_id, "retried", json.dumps(error), started.get(job_id), process_id,
+                                     now)
             scheduled_at = run_at if run_at > now else None
+            # A failed run's retry is due at run_at even when that is now: its enqueue-to-start latency counts
+            # from then, not from the job's first enqueue (the chart of decision 0603).
             conn.execute(self.sql["reschedule_job"],
-                         {"job_id": job_id, "executions": executions, "scheduled_at": scheduled_at, "now": now})
+                         {"job_id": job_id, "executions": executions, "now": now,
+                          "scheduled_at": run_at if error is not None else scheduled_at})
             if scheduled_at is None:
                 if self.gate.admit(conn, [job_id], now):  # else it waits in blocked for a slot
                     conn.execute(self.sql["ready_from_jobs"], {"ids": array, "now": now})
@@ -345,16 +377,37 @@ class QueueStorage:
                 self.announce_ready()
         return owned
 
+    def _claim_times(self, conn: Any, job_ids: Sequence[int], process_id: int | None) -> dict[int, float]:
+        """When ``process_id`` claimed each of ``job_ids`` (read before the claims are taken)."""
+        return {row[0]: row[1] for row in conn.execute(self.sql["claim_times"], {"ids": self.db.array(job_ids),
+                                                                                 "process_id": process_id})}
+
+    def _record_attempt(self, conn: Any, job_id: int, outcome: str, error: str, started_at: float | None,
+                        process_id: int | None, now: float) -> None:
+        """Keep a failed attempt of ``job_id`` (in the transaction that records the failure), and only the newest
+        :attr:`attempts_kept` of its attempts."""
+        conn.execute(self.sql["insert_attempt"], {"job_id": job_id, "outcome": outcome, "error": error,
+                                                  "started_at": started_at, "process_id": process_id, "now": now})
+        conn.execute(self.sql["trim_attempts"], {"job_id": job_id, "keep": max(1, self.attempts_kept)})
+
     def _release_after_death(self, conn: Any, job_ids: Sequence[int], reason: str, max_deaths: int,
-                             now: float) -> tuple[list[int], list[int]]:
+                             now: float, claims: dict[int, tuple[float | None, int | None]] | None = None,
+                             ) -> tuple[list[int], list[int]]:
         """Claimed jobs of a dead process, whose claims the caller has just taken (deleted, in ``conn``): run
-        again, or failed once they have died ``max_deaths`` times."""
+        again, or failed once they have died ``max_deaths`` times. Either way the run is kept as a failed
+        attempt; ``claims``: each job's claim time and process, for that record."""
         if not job_ids:
             return [], []
+        claims = claims or {}
         array = self.db.array(job_ids)
         deaths = conn.execute(self.sql["count_process_death"], {"ids": array, "now": now}).fetchall()
         again = [row[0] for row in deaths if row[1] < max_deaths]
         failed = [row[0] for row in deaths if row[1] >= max_deaths]
+        for job_id in again:
+            error = {"exception_class": "ProcessDiedError", "backtrace": [],
+                     "message": f"{reason} while the job was running; it runs again"}
+            started_at, process_id = claims.get(job_id, (None, None))
+            self._record_attempt(conn, job_id, "died", json.dumps(error), started_at, process_id, now)
         if again:
             conn.execute(self.sql["ready_from_jobs"], {"ids": self.db.array(again), "now": now})
             self.announce_ready()
@@ -363,7 +416,10 @@ class QueueStorage:
         for job_id in failed:
             error = {"exception_class": "ProcessDiedError", "backtrace": [],
                      "message": f"{reason}; the job was running each of the {max_deaths} times its process died"}
-            conn.execute(self.sql["insert_failed"], {"job_id": job_id, "error": json.dumps(error), "now": now})
+            text = json.dumps(error)
+            conn.execute(self.sql["insert_failed"], {"job_id": job_id, "error": text, "now": now})
+            started_at, process_id = claims.get(job_id, (None, None))
+            self._record_attempt(conn, job_id, "failed", text, started_at, process_id, now)
         return again, failed
 
     # -- dispatch --------------------------------------------------------------------------------------------
@@ -443,13 +499,15 @@ class QueueStorage:
                 ids += [row[0] for row in conn.execute(self.sql["supervisees"], {"id": process_id})]
             for pid in ids:
                 claimed = [row[0] for row in conn.execute(self.sql["claimed_by_process"], {"process_id": pid})]
+                started = self._claim_times(conn, claimed, pid) if claimed and died else {}
                 # Only the claims this transaction deletes are released: on PostgreSQL another pruner may have
                 # released them meanwhile and a worker claimed them again (the read above does not lock), and
                 # releasing those would put a running job back in the queue (seen in the soak on PostgreSQL as a
                 # duplicate ready row).
                 claimed = self._take_claims(conn, claimed, pid) if claimed else []
                 if died:
-                    a, f = self._release_after_death(conn, claimed, reason, max_deaths, now)
+                    a, f = self._release_after_death(conn, claimed, reason, max_deaths, now,
+                                                     {job_id: (started.get(job_id), pid) for job_id in claimed})
                     again += a
                     failed += f
                 elif claimed:
@@ -491,8 +549,9 @@ class QueueStorage:
     def release_orphaned_claims(self, now: float, max_deaths: int) -> tuple[list[int], list[int]]:
         """Claims whose process row is gone (its process died and was pruned mid-claim): run again."""
         with self.db.transaction() as conn:
-            ids = [row[0] for row in conn.execute(self.sql["take_orphaned_claims"])]
-            return self._release_after_death(conn, ids, "the process that claimed the job is gone", max_deaths, now)
+            rows = conn.execute(self.sql["take_orphaned_claims"]).fetchall()
+            return self._release_after_death(conn, [row[0] for row in rows], "the process that claimed the job is gone",
+                                             max_deaths, now, {row[0]: (row[1], row[2]) for row in rows})
 
     # -- failed jobs -----------------------------------------------------------------------------------------
 

@@ -123,6 +123,7 @@ def hold_keys(conn: Any, storage: QueueStorage, jobs: Sequence[Job], keys: Seque
     from ._sql import feature_queries
 
     sql = feature_queries(storage.db)
+    lock = storage.db.dialect != "sqlite"  # SQLite's write transaction is the only writer: nothing to lock
     keep: list[int] = []
     taken: dict[str, int] = {}  # keys taken by earlier jobs of this same call
     for index, (job, spec) in enumerate(zip(jobs, keys, strict=True)):
@@ -135,7 +136,8 @@ def hold_keys(conn: Any, storage: QueueStorage, jobs: Sequence[Job], keys: Seque
             continue
         # SQLite: the write transaction is the only writer. PostgreSQL: an advisory lock on the key until the
         # commit, taken before the read, so a racing enqueuer of the key reads after this one's key row is in.
-        conn.execute(sql["unique_lock"], {"key": key}).fetchall()
+        if lock:
+            conn.execute(sql["unique_lock"], {"key": key}).fetchall()
         row = conn.execute(sql["unique_holder"], {"key": key}).fetchone()
         if row is not None and row["job_id"] is not None and _held(row, until, now):
             _point_at(job, row["active_job_id"], row["live_id"])

@@ -8,8 +8,11 @@ BASE_DIR = Path(os.environ.get("SOLIDSTACK_TEST_ROOT", Path(__file__).parent))
 SECRET_KEY = "test"
 DEBUG = True
 USE_TZ = True
-# "cache": Django's vendored cache tests (tests/django/cache), for their Poll model.
-INSTALLED_APPS = ["django.contrib.contenttypes", "solidstack.django", "djproject", "cache"]
+# "cache": Django's vendored cache tests (tests/django/cache), for their Poll model. auth and sessions: the
+# signed-in user of solidstack.django.asgi (the cable's connection, the dashboard's staff check).
+INSTALLED_APPS = ["django.contrib.auth", "django.contrib.contenttypes", "django.contrib.sessions",
+                  "solidstack.django", "djproject", "cache"]
+ROOT_URLCONF = "djproject.urls"
 _DEFAULT = str(BASE_DIR / "default.sqlite3") if "SOLIDSTACK_TEST_ROOT" in os.environ else ":memory:"
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": _DEFAULT}}
 _pg = os.environ.get("SOLIDSTACK_TEST_QUEUE_URL")

@@ -21,15 +21,20 @@ INSERT INTO solidstack_batch_jobs (job_id, batch_id) VALUES (:job_id, :batch_id)
 UPDATE solidstack_batch_jobs SET status = :status WHERE job_id = :job_id AND status = 'pending'
 RETURNING batch_id;
 
--- name: batch_jobs_succeeded
--- In a finish's transaction: which of the jobs just finished were batched and not counted yet.
-UPDATE solidstack_batch_jobs SET status = 'succeeded' WHERE job_id = ANY(CAST(:ids AS BIGINT[])) AND status = 'pending'
-RETURNING batch_id;
-
--- name: batch_count_succeeded_n
-UPDATE solidstack_batches SET pending = pending - :n, succeeded = succeeded + :n, updated_at = :now
-WHERE id = :id
-RETURNING pending, failed, on_success, on_failure, on_finish;
+-- name: batch_count_finished
+-- In a finish's transaction: the batched jobs among those just finished, counted as succeeded, one statement for
+-- all their batches. A success leaves the job's batch_jobs row as it is: the finish itself happens once per job
+-- (only the process holding the claim finishes it), so the count does too. Only a job counted failed before (then
+-- retried by hand) is left out. The batch rows are locked in id order first: two finishes of jobs of the same
+-- batches cannot deadlock.
+WITH c AS (SELECT batch_id, count(*) AS n FROM solidstack_batch_jobs
+           WHERE job_id = ANY(CAST(:ids AS BIGINT[])) AND status = 'pending' GROUP BY batch_id),
+     locked AS (SELECT b.id FROM solidstack_batches b WHERE b.id IN (SELECT batch_id FROM c) ORDER BY b.id
+                FOR UPDATE)
+UPDATE solidstack_batches SET pending = pending - c.n, succeeded = succeeded + c.n, updated_at = :now
+FROM c, locked
+WHERE solidstack_batches.id = c.batch_id AND locked.id = c.batch_id
+RETURNING solidstack_batches.id, pending, failed, on_success, on_failure, on_finish, description;
 
 -- name: batch_count_succeeded
 UPDATE solidstack_batches SET pending = pending - 1, succeeded = succeeded + 1, updated_at = :now
@@ -41,11 +46,19 @@ UPDATE solidstack_batches SET pending = pending - 1, failed = failed + 1, update
 WHERE id = :id
 RETURNING pending, failed, on_success, on_failure, on_finish;
 
+-- name: batch_claim_failure
+-- The on_failure callback's compare-and-set: only the first transaction to see the first failure gets a row.
+UPDATE solidstack_batches SET failure_job_id = 0 WHERE id = :id AND failure_job_id IS NULL
+RETURNING id;
+
 -- name: batch_set_failure_job
 UPDATE solidstack_batches SET failure_job_id = :job_id WHERE id = :id;
 
 -- name: batch_finished
-UPDATE solidstack_batches SET finished_at = :now, updated_at = :now WHERE id = :id;
+-- The on_success/on_finish callbacks' compare-and-set: only the first transaction to see pending reach zero gets
+-- a row (and enqueues them).
+UPDATE solidstack_batches SET finished_at = :now, updated_at = :now WHERE id = :id AND finished_at IS NULL
+RETURNING id;
 
 -- name: batch_jobs_failed_uncounted
 -- Batched jobs failed without their worker counting them (failed for good by process deaths, in the pruning).
@@ -97,14 +110,23 @@ INSERT INTO solidstack_rate_limits (key, updated_at) VALUES (:key, :now)
 ON CONFLICT (key) DO UPDATE SET updated_at = excluded.updated_at;
 
 -- name: rate_prune
-DELETE FROM solidstack_rate_limit_starts WHERE key = :key AND started_at <= :cutoff;
+-- Starts before the to-th most recent are never read again (see rate_try_start).
+DELETE FROM solidstack_rate_limit_starts
+WHERE key = :key AND seq <= (SELECT max(seq) FROM solidstack_rate_limit_starts WHERE key = :key) - :to;
 
 -- name: rate_full_at
--- The to-th most recent start still in the window (none: a slot is free). A walk of at most `to` index entries
--- from the newest end, whatever the window holds.
-SELECT started_at FROM solidstack_rate_limit_starts
-WHERE key = :key AND started_at > :cutoff
-ORDER BY started_at DESC LIMIT 1 OFFSET :offset;
+-- The to-th most recent start, if still in the window (none: a slot is free). Starts are numbered per key: one
+-- index lookup, whatever `to` is.
+SELECT s.started_at FROM solidstack_rate_limit_starts s
+WHERE s.key = :key AND s.started_at > :cutoff
+  AND s.seq = (SELECT max(seq) FROM solidstack_rate_limit_starts WHERE key = :key) + 1 - :to;
 
--- name: rate_start
-INSERT INTO solidstack_rate_limit_starts (key, started_at) VALUES (:key, :now);
+-- name: rate_try_start
+-- A start of the key at :now, numbered after the last, if the to-th most recent start left the window (a row
+-- returned), else nothing: the count and the insert in one statement, under the key's lock.
+INSERT INTO solidstack_rate_limit_starts (key, seq, started_at)
+SELECT :key, last.seq + 1, :now
+FROM (SELECT coalesce(max(seq), 0) AS seq FROM solidstack_rate_limit_starts WHERE key = :key) AS last
+WHERE NOT EXISTS (SELECT 1 FROM solidstack_rate_limit_starts s
+                  WHERE s.key = :key AND s.seq = last.seq + 1 - :to AND s.started_at > :cutoff)
+RETURNING started_at;

@@ -136,7 +136,7 @@ WHERE c.process_id IS NULL OR NOT EXISTS (SELECT 1 FROM solidstack_processes p W
 DELETE FROM solidstack_claimed_executions
 WHERE process_id IS NULL
    OR NOT EXISTS (SELECT 1 FROM solidstack_processes p WHERE p.id = solidstack_claimed_executions.process_id)
-RETURNING job_id;
+RETURNING job_id, created_at, process_id;
 
 -- name: count_process_death
 UPDATE solidstack_jobs SET process_deaths = process_deaths + 1, updated_at = :now
@@ -180,7 +180,9 @@ SELECT job_id FROM solidstack_failed_executions ORDER BY job_id LIMIT :limit;
 DELETE FROM solidstack_failed_executions WHERE job_id = ANY(CAST(:ids AS BIGINT[]));
 
 -- name: reset_process_deaths
-UPDATE solidstack_jobs SET process_deaths = 0, updated_at = :now WHERE id = ANY(CAST(:ids AS BIGINT[]));
+-- Failed jobs retried by hand: their deaths start again from 0, and they are due now (their enqueue-to-start
+-- latency counts from the retry, decision 0603).
+UPDATE solidstack_jobs SET process_deaths = 0, scheduled_at = :now, updated_at = :now WHERE id = ANY(CAST(:ids AS BIGINT[]));
 
 -- name: job_state
 SELECT j.id, j.class_name, j.queue_name, j.finished_at, j.executions,
@@ -283,9 +285,10 @@ SELECT id FROM new WHERE (SELECT count(*) FROM notified) >= 0 ORDER BY id;
 WITH owned AS (
     DELETE FROM solidstack_claimed_executions
     WHERE process_id IS NOT DISTINCT FROM CAST(:process_id AS BIGINT) AND job_id = ANY(CAST(:ids AS BIGINT[]))
-    RETURNING job_id
+    RETURNING job_id, created_at
 )
-UPDATE solidstack_jobs j SET finished_at = :now, updated_at = :now FROM owned WHERE j.id = owned.job_id
+UPDATE solidstack_jobs j SET finished_at = :now, updated_at = :now, started_at = owned.created_at FROM owned
+WHERE j.id = owned.job_id
 RETURNING j.id, j.concurrency_key, j.concurrency_limit, j.concurrency_duration;
 
 -- name: finish_own_claims_deleting
@@ -313,9 +316,9 @@ WITH nosync AS (
     DELETE FROM solidstack_claimed_executions c USING solidstack_jobs j
     WHERE c.process_id IS NOT DISTINCT FROM CAST(:process_id AS BIGINT) AND c.job_id = ANY(CAST(:ids AS BIGINT[]))
       AND j.id = c.job_id AND j.concurrency_key IS NULL
-    RETURNING c.job_id
+    RETURNING c.job_id, c.created_at
 ), marked AS (
-    UPDATE solidstack_jobs j SET finished_at = :now, updated_at = :now FROM owned
+    UPDATE solidstack_jobs j SET finished_at = :now, updated_at = :now, started_at = owned.created_at FROM owned
     WHERE CAST(:preserve AS BOOLEAN) AND j.id = owned.job_id
 ), dropped AS (
     DELETE FROM solidstack_jobs j USING owned WHERE NOT CAST(:preserve AS BOOLEAN) AND j.id = owned.job_id
@@ -346,9 +349,9 @@ WITH nosync AS (
     DELETE FROM solidstack_claimed_executions c USING solidstack_jobs j
     WHERE c.process_id IS NOT DISTINCT FROM CAST(:process_id AS BIGINT) AND c.job_id = ANY(CAST(:ids AS BIGINT[]))
       AND j.id = c.job_id AND j.concurrency_key IS NULL
-    RETURNING c.job_id
+    RETURNING c.job_id, c.created_at
 ), marked AS (
-    UPDATE solidstack_jobs j SET finished_at = :now, updated_at = :now FROM owned
+    UPDATE solidstack_jobs j SET finished_at = :now, updated_at = :now, started_at = owned.created_at FROM owned
     WHERE CAST(:preserve AS BOOLEAN) AND j.id = owned.job_id
 ), dropped AS (
     DELETE FROM solidstack_jobs j USING owned WHERE NOT CAST(:preserve AS BOOLEAN) AND j.id = owned.job_id
@@ -380,9 +383,9 @@ WITH nosync AS (
     DELETE FROM solidstack_claimed_executions c USING solidstack_jobs j
     WHERE c.process_id IS NOT DISTINCT FROM CAST(:process_id AS BIGINT) AND c.job_id = ANY(CAST(:ids AS BIGINT[]))
       AND j.id = c.job_id AND j.concurrency_key IS NULL
-    RETURNING c.job_id
+    RETURNING c.job_id, c.created_at
 ), marked AS (
-    UPDATE solidstack_jobs j SET finished_at = :now, updated_at = :now FROM owned
+    UPDATE solidstack_jobs j SET finished_at = :now, updated_at = :now, started_at = owned.created_at FROM owned
     WHERE CAST(:preserve AS BOOLEAN) AND j.id = owned.job_id
 ), dropped AS (
     DELETE FROM solidstack_jobs j USING owned WHERE NOT CAST(:preserve AS BOOLEAN) AND j.id = owned.job_id
@@ -406,3 +409,26 @@ UNION ALL
 SELECT true, job_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM owned
 UNION ALL
 SELECT true, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM nosync WHERE setting IS NULL;
+
+-- Failed attempts (decision 0048): written only where a failure, retry or death is recorded.
+
+-- name: claim_times
+-- When :process_id claimed each of :ids (read before the claims are taken: the attempts' start times).
+SELECT job_id, created_at FROM solidstack_claimed_executions
+WHERE process_id IS NOT DISTINCT FROM CAST(:process_id AS BIGINT) AND job_id = ANY(CAST(:ids AS BIGINT[]));
+
+-- name: insert_attempt
+-- The attempt's number is the run's as the job saw it (executions + 1), read before a retry counts it; the process
+-- is copied from its row while there is one.
+INSERT INTO solidstack_failed_attempts
+    (job_id, attempt, outcome, error, started_at, process_id, process_name, hostname, pid, created_at)
+SELECT j.id, j.executions + 1, CAST(:outcome AS TEXT), CAST(:error AS TEXT), CAST(:started_at AS DOUBLE PRECISION),
+       CAST(:process_id AS BIGINT), p.name, p.hostname, p.pid, CAST(:now AS DOUBLE PRECISION)
+FROM solidstack_jobs j LEFT JOIN solidstack_processes p ON p.id = CAST(:process_id AS BIGINT)
+WHERE j.id = CAST(:job_id AS BIGINT);
+
+-- name: trim_attempts
+-- Keep the newest :keep attempts of the job (a job retried forever must not grow without bound).
+DELETE FROM solidstack_failed_attempts WHERE job_id = CAST(:job_id AS BIGINT) AND id <= (
+    SELECT id FROM solidstack_failed_attempts WHERE job_id = CAST(:job_id AS BIGINT)
+    ORDER BY id DESC LIMIT 1 OFFSET CAST(:keep AS BIGINT));

@@ -44,6 +44,22 @@ CREATE TABLE solidstack_claimed_executions (
     CONSTRAINT solidstack_claimed_executions_pkey PRIMARY KEY (job_id)
 );
 
+CREATE TABLE solidstack_failed_attempts (
+    id bigint NOT NULL DEFAULT nextval('solidstack_failed_attempts_id_seq'::regclass),
+    job_id bigint NOT NULL,
+    attempt integer NOT NULL,
+    outcome text NOT NULL,
+    error text NOT NULL,
+    started_at double precision,
+    process_id bigint,
+    process_name text,
+    hostname text,
+    pid integer,
+    created_at double precision NOT NULL,
+    CONSTRAINT solidstack_failed_attempts_job_id_fkey FOREIGN KEY (job_id) REFERENCES solidstack_jobs(id) ON DELETE CASCADE,
+    CONSTRAINT solidstack_failed_attempts_pkey PRIMARY KEY (id)
+);
+
 CREATE TABLE solidstack_failed_executions (
     job_id bigint NOT NULL,
     error text,
@@ -71,6 +87,7 @@ CREATE TABLE solidstack_jobs (
     concurrency_on_conflict text,
     result text,
     cancelled_at double precision,
+    started_at double precision,
     CONSTRAINT solidstack_jobs_pkey PRIMARY KEY (id)
 );
 
@@ -99,6 +116,7 @@ CREATE TABLE solidstack_rate_limit_starts (
     id bigint NOT NULL DEFAULT nextval('solidstack_rate_limit_starts_id_seq'::regclass),
     key text NOT NULL,
     started_at double precision NOT NULL,
+    seq bigint NOT NULL DEFAULT 0,
     CONSTRAINT solidstack_rate_limit_starts_pkey PRIMARY KEY (id)
 );
 
@@ -188,6 +206,10 @@ CREATE UNIQUE INDEX solidstack_blocked_executions_pkey ON public.solidstack_bloc
 
 CREATE UNIQUE INDEX solidstack_claimed_executions_pkey ON public.solidstack_claimed_executions USING btree (job_id);
 
+CREATE INDEX index_solidstack_failed_attempts_on_job_id ON public.solidstack_failed_attempts USING btree (job_id, id);
+
+CREATE UNIQUE INDEX solidstack_failed_attempts_pkey ON public.solidstack_failed_attempts USING btree (id);
+
 CREATE UNIQUE INDEX solidstack_failed_executions_pkey ON public.solidstack_failed_executions USING btree (job_id);
 
 CREATE INDEX index_solidstack_jobs_on_finished_at ON public.solidstack_jobs USING btree (finished_at) WHERE (finished_at IS NOT NULL);
@@ -206,7 +228,7 @@ CREATE INDEX index_solidstack_processes_on_supervisor_id ON public.solidstack_pr
 
 CREATE UNIQUE INDEX solidstack_processes_pkey ON public.solidstack_processes USING btree (id);
 
-CREATE INDEX index_solidstack_rate_limit_starts_on_key ON public.solidstack_rate_limit_starts USING btree (key, started_at);
+CREATE UNIQUE INDEX index_solidstack_rate_limit_starts_on_key_seq ON public.solidstack_rate_limit_starts USING btree (key, seq);
 
 CREATE UNIQUE INDEX solidstack_rate_limit_starts_pkey ON public.solidstack_rate_limit_starts USING btree (id);
 
@@ -241,7 +263,5 @@ CREATE INDEX index_solidstack_semaphores_on_key_and_value ON public.solidstack_s
 CREATE UNIQUE INDEX solidstack_semaphores_key_key ON public.solidstack_semaphores USING btree (key);
 
 CREATE UNIQUE INDEX solidstack_semaphores_pkey ON public.solidstack_semaphores USING btree (id);
-
-CREATE INDEX index_solidstack_unique_keys_on_expires_at ON public.solidstack_unique_keys USING btree (expires_at);
 
 CREATE UNIQUE INDEX solidstack_unique_keys_pkey ON public.solidstack_unique_keys USING btree (key);

@@ -147,7 +147,7 @@ LIMIT :cap) AS s;
 SELECT COUNT(*) AS n FROM (SELECT 1 FROM solidstack_jobs WHERE finished_at IS NOT NULL LIMIT :cap) AS s;
 
 -- name: job_detail
-SELECT j.id, j.queue_name, j.class_name, j.arguments, j.priority, j.active_job_id, j.scheduled_at, j.finished_at, j.concurrency_key, j.executions, j.created_at, j.updated_at, j.process_deaths,
+SELECT j.id, j.queue_name, j.class_name, j.arguments, j.priority, j.active_job_id, j.scheduled_at, j.finished_at, j.concurrency_key, j.executions, j.created_at, j.updated_at, j.process_deaths, j.started_at,
        r.created_at AS ready_at, s.scheduled_at AS scheduled_for, c.process_id, c.created_at AS claimed_at,
        p.name AS process_name, p.hostname AS process_hostname, p.pid AS process_pid,
        b.concurrency_key AS blocked_key, f.error, f.created_at AS failed_at, e.task_key AS recurring_task
@@ -183,7 +183,15 @@ ORDER BY class_name;
 
 -- name: finished_per_minute
 -- Throughput for the chart: finished jobs per queue and minute since :since (index on finished_at).
-SELECT queue_name, CAST(finished_at / 60 AS INTEGER) AS minute, COUNT(*) AS n FROM solidstack_jobs
+-- With each minute's enqueue-to-start latency of those jobs (decision 0603): from when each was due (enqueued,
+-- or scheduled for; a retry from when it was due again) to when its last run started (started_at, set by the
+-- statement that finished it; 0 for a job run before it was due): the sum and the largest, over the jobs that
+-- have a start time.
+SELECT queue_name, CAST(finished_at / 60 AS INTEGER) AS minute, COUNT(*) AS n,
+       COUNT(started_at) AS started,
+       SUM(MAX(0.0, started_at - MAX(created_at, COALESCE(scheduled_at, created_at)))) AS latency_sum,
+       MAX(MAX(0.0, started_at - MAX(created_at, COALESCE(scheduled_at, created_at)))) AS latency_max
+FROM solidstack_jobs
 WHERE finished_at IS NOT NULL AND finished_at >= :since GROUP BY 1, 2 ORDER BY 2;
 
 -- name: finished_per_class
@@ -252,3 +260,9 @@ SELECT
   (SELECT COUNT(*) FROM (SELECT 1 FROM solidstack_blocked_executions LIMIT :cap) AS s) AS blocked,
   (SELECT COUNT(*) FROM (SELECT 1 FROM solidstack_failed_executions LIMIT :cap) AS s) AS failed,
   (SELECT COUNT(*) FROM (SELECT 1 FROM solidstack_jobs WHERE finished_at IS NOT NULL LIMIT :cap) AS s) AS finished;
+
+-- name: job_attempts
+-- A job's failed attempts, oldest first (decision 0048): at most QueueStorage.attempts_kept, by its index.
+SELECT id, job_id, attempt, outcome, error, started_at, process_id, process_name, hostname, pid,
+       created_at AS failed_at
+FROM solidstack_failed_attempts WHERE job_id = :id ORDER BY id;

@@ -73,6 +73,15 @@ SELECT id FROM solidstack_processes WHERE supervisor_id = :supervisor_id AND pid
 UPDATE solidstack_jobs SET finished_at = :now, updated_at = :now WHERE id IN (SELECT value FROM json_each(:ids))
 RETURNING concurrency_key, concurrency_limit, concurrency_duration;
 
+-- name: mark_own_finished
+-- The jobs whose claims :process_id holds, finished, each with its claim's time as started_at (decision 0603):
+-- run before the claims are deleted (the caller then deletes those of the ids returned).
+UPDATE solidstack_jobs SET finished_at = :now, updated_at = :now,
+    started_at = (SELECT c.created_at FROM solidstack_claimed_executions c WHERE c.job_id = solidstack_jobs.id)
+WHERE id IN (SELECT job_id FROM solidstack_claimed_executions
+             WHERE process_id IS :process_id AND job_id IN (SELECT value FROM json_each(:ids)))
+RETURNING id, concurrency_key, concurrency_limit, concurrency_duration;
+
 -- name: delete_finished
 DELETE FROM solidstack_jobs WHERE id IN (SELECT value FROM json_each(:ids))
 RETURNING concurrency_key, concurrency_limit, concurrency_duration;
@@ -122,7 +131,7 @@ WHERE c.process_id IS NULL OR NOT EXISTS (SELECT 1 FROM solidstack_processes p W
 DELETE FROM solidstack_claimed_executions
 WHERE process_id IS NULL
    OR NOT EXISTS (SELECT 1 FROM solidstack_processes p WHERE p.id = solidstack_claimed_executions.process_id)
-RETURNING job_id;
+RETURNING job_id, created_at, process_id;
 
 -- name: count_process_death
 UPDATE solidstack_jobs SET process_deaths = process_deaths + 1, updated_at = :now
@@ -166,7 +175,9 @@ SELECT job_id FROM solidstack_failed_executions ORDER BY job_id LIMIT :limit;
 DELETE FROM solidstack_failed_executions WHERE job_id IN (SELECT value FROM json_each(:ids));
 
 -- name: reset_process_deaths
-UPDATE solidstack_jobs SET process_deaths = 0, updated_at = :now WHERE id IN (SELECT value FROM json_each(:ids));
+-- Failed jobs retried by hand: their deaths start again from 0, and they are due now (their enqueue-to-start
+-- latency counts from the retry, decision 0603).
+UPDATE solidstack_jobs SET process_deaths = 0, scheduled_at = :now, updated_at = :now WHERE id IN (SELECT value FROM json_each(:ids));
 
 -- name: job_state
 SELECT j.id, j.class_name, j.queue_name, j.finished_at, j.executions,
@@ -189,3 +200,24 @@ SELECT
   (SELECT COUNT(*) FROM solidstack_blocked_executions) AS blocked,
   (SELECT COUNT(*) FROM solidstack_failed_executions) AS failed,
   (SELECT COUNT(*) FROM solidstack_jobs WHERE finished_at IS NOT NULL) AS finished;
+
+-- Failed attempts (decision 0048): written only where a failure, retry or death is recorded.
+
+-- name: claim_times
+-- When :process_id claimed each of :ids (read before the claims are taken: the attempts' start times).
+SELECT job_id, created_at FROM solidstack_claimed_executions
+WHERE process_id IS :process_id AND job_id IN (SELECT value FROM json_each(:ids));
+
+-- name: insert_attempt
+-- The attempt's number is the run's as the job saw it (executions + 1), read before a retry counts it; the process
+-- is copied from its row while there is one.
+INSERT INTO solidstack_failed_attempts
+    (job_id, attempt, outcome, error, started_at, process_id, process_name, hostname, pid, created_at)
+SELECT j.id, j.executions + 1, :outcome, :error, :started_at, :process_id, p.name, p.hostname, p.pid, :now
+FROM solidstack_jobs j LEFT JOIN solidstack_processes p ON p.id = :process_id
+WHERE j.id = :job_id;
+
+-- name: trim_attempts
+-- Keep the newest :keep attempts of the job (a job retried forever must not grow without bound).
+DELETE FROM solidstack_failed_attempts WHERE job_id = :job_id AND id <= (
+    SELECT id FROM solidstack_failed_attempts WHERE job_id = :job_id ORDER BY id DESC LIMIT 1 OFFSET :keep);

@@ -39,6 +39,20 @@ CREATE TABLE "solidstack_claimed_executions" (
     created_at REAL NOT NULL
 );
 
+CREATE TABLE solidstack_failed_attempts (
+    id INTEGER PRIMARY KEY,
+    job_id INTEGER NOT NULL REFERENCES solidstack_jobs (id) ON DELETE CASCADE,
+    attempt INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    error TEXT NOT NULL,
+    started_at REAL,
+    process_id INTEGER,
+    process_name TEXT,
+    hostname TEXT,
+    pid INTEGER,
+    created_at REAL NOT NULL
+);
+
 CREATE TABLE "solidstack_failed_executions" (
     job_id INTEGER PRIMARY KEY REFERENCES solidstack_jobs (id) ON DELETE CASCADE,
     error TEXT,
@@ -59,7 +73,7 @@ CREATE TABLE solidstack_jobs (
     process_deaths INTEGER NOT NULL DEFAULT 0,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
-, concurrency_limit INTEGER, concurrency_duration REAL, concurrency_on_conflict TEXT, result TEXT, cancelled_at REAL);
+, concurrency_limit INTEGER, concurrency_duration REAL, concurrency_on_conflict TEXT, result TEXT, cancelled_at REAL, started_at REAL);
 
 CREATE TABLE solidstack_pauses (
     id INTEGER PRIMARY KEY,
@@ -79,11 +93,12 @@ CREATE TABLE solidstack_processes (
     created_at REAL NOT NULL
 );
 
-CREATE TABLE solidstack_rate_limit_starts (
-    id INTEGER PRIMARY KEY,
+CREATE TABLE "solidstack_rate_limit_starts" (
     key TEXT NOT NULL,
-    started_at REAL NOT NULL
-);
+    seq INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    PRIMARY KEY (key, seq)
+) WITHOUT ROWID;
 
 CREATE TABLE solidstack_rate_limits (
     key TEXT PRIMARY KEY,
@@ -137,12 +152,12 @@ CREATE TABLE solidstack_semaphores (
     updated_at REAL NOT NULL
 );
 
-CREATE TABLE solidstack_unique_keys (
+CREATE TABLE "solidstack_unique_keys" (
     key TEXT PRIMARY KEY,
     job_id INTEGER,
     expires_at REAL NOT NULL,
     created_at REAL NOT NULL
-);
+) WITHOUT ROWID;
 
 CREATE INDEX index_solidstack_batch_jobs_on_batch_id ON solidstack_batch_jobs (batch_id, status);
 
@@ -152,6 +167,8 @@ CREATE INDEX index_solidstack_blocked_executions_for_maintenance
 CREATE INDEX index_solidstack_blocked_executions_for_release
     ON solidstack_blocked_executions (concurrency_key, priority, job_id);
 
+CREATE INDEX index_solidstack_failed_attempts_on_job_id ON solidstack_failed_attempts (job_id);
+
 CREATE INDEX index_solidstack_jobs_on_finished_at ON solidstack_jobs (finished_at) WHERE finished_at IS NOT NULL;
 
 CREATE INDEX index_solidstack_processes_on_last_heartbeat_at ON solidstack_processes (last_heartbeat_at);
@@ -160,8 +177,6 @@ CREATE UNIQUE INDEX index_solidstack_processes_on_name_and_supervisor_id
     ON solidstack_processes (name, supervisor_id);
 
 CREATE INDEX index_solidstack_processes_on_supervisor_id ON solidstack_processes (supervisor_id);
-
-CREATE INDEX index_solidstack_rate_limit_starts_on_key ON solidstack_rate_limit_starts (key, started_at);
 
 CREATE INDEX index_solidstack_poll_all ON solidstack_ready_executions (priority, job_id);
 
@@ -177,5 +192,3 @@ CREATE INDEX index_solidstack_dispatch_all ON solidstack_scheduled_executions (s
 CREATE INDEX index_solidstack_semaphores_on_expires_at ON solidstack_semaphores (expires_at);
 
 CREATE INDEX index_solidstack_semaphores_on_key_and_value ON solidstack_semaphores (key, value);
-
-CREATE INDEX index_solidstack_unique_keys_on_expires_at ON solidstack_unique_keys (expires_at);
