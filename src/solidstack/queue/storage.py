@@ -82,6 +82,10 @@ class QueueStorage:
         self._enqueue_in_one = "enqueue_ready" in self.sql
         self._finish_in_one = "finish_own_claims" in self.sql
         self._cycle_in_one = "finish_and_claim_all" in self.sql
+        #: Workers may claim a few more jobs than they have idle threads (worker.py, PREFETCH_BUDGET): where a
+        #: claim is one round trip that also finishes the last batch (PostgreSQL), that round trip is most of
+        #: a short job's cost.
+        self.prefetch = self._cycle_in_one
         self._unqueued: QueueStorage | None = None
         #: Return values and cancellation (see outcomes.py).
         self.outcomes = Outcomes(self)
