@@ -206,3 +206,5 @@ def test_prefetch_claims_beyond_idle_threads_only_after_short_jobs(storage: Queu
     worker = runner.role
     worker._job_seconds = 1.0  # jobs that take a second: no prefetch
     assert worker._with_prefetch(2) == 2
+    # With async_capacity the claim's limit is what bounds the async jobs running at once: no prefetch.
+    assert not Worker(storage, WorkerConfig(threads=2, async_capacity=4))._prefetch

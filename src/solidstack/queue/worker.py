@@ -95,7 +95,9 @@ class Worker:
         self._threads: list[threading.Thread] = []
         #: Prefetch (PREFETCH_BUDGET): the storage claims in one round trip, and the running mean of how long
         #: this worker's jobs take (None: none ran yet, no prefetch).
-        self._prefetch = bool(getattr(storage, "prefetch", False))
+        #: Not with ``async_capacity``: a thread takes every claimed row it finds, and the claim's limit is what
+        #: bounds the async jobs running at once.
+        self._prefetch = bool(getattr(storage, "prefetch", False)) and not self.config.async_capacity
         self._job_seconds: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
