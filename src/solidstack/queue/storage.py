@@ -142,9 +142,11 @@ class QueueStorage:
         transaction, part of the caller's inside one."""
         queues, classes, arguments, priorities, keys = (list(column) for column in zip(*(job[:5] for job in jobs),
                                                                                        strict=True))
+        array = self.db.array
         rows = self.db.query(self.sql["enqueue_ready"], {
-            "queue_names": queues, "class_names": classes, "arguments": arguments, "priorities": priorities,
-            "active_job_ids": keys, "now": now, "channel": self.wakeups.channel or None})
+            "queue_names": array(queues), "class_names": array(classes), "arguments": array(arguments),
+            "priorities": priorities, "active_job_ids": array(keys), "now": now,
+            "channel": self.wakeups.channel or None})
         return [row[0] for row in rows]
 
     # -- claim and finish ------------------------------------------------------------------------------------
