@@ -2,13 +2,14 @@
 after round in the same minutes, so a shared machine's drift does not pass for a difference.
 
     .venv/bin/python benchmarks/queue/pg_ratio.py [--rounds 5] [--jobs 2000] [--samples 100]
-        [--tree base=/tmp/base/src] [--only throughput,enqueue,latency] [--threads 3]
+        [--tree base=/tmp/base/src] [--only throughput,enqueue,bulk,latency] [--threads 3]
 
 Each measurement runs in a child process with ``PYTHONPATH`` set to the tree's ``src/`` (its worker inherits
 it), on a fresh database of its own (``systems_pg``): throughput of one worker process at its defaults draining
 ``--jobs`` no-op jobs enqueued in bulk (no statistics: this server runs with autovacuum off); enqueue one by one
-(``--enqueue`` calls, each its own durable commit); enqueue-to-start latency (``--samples`` jobs 10 ms apart, idle
-worker). Prints each round, then the medians and each system's ratio to pgqueuer, with the load average.
+(``--enqueue`` calls, each its own durable commit); bulk (``--bulk`` jobs in one call); enqueue-to-start
+latency (``--samples`` jobs 10 ms apart, idle worker). Prints each round, then the medians and each system's
+ratio to pgqueuer, with the load average.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ elif what == "enqueue":
         out = {{"enqueue": {enqueue} / (time.perf_counter() - start)}}
     finally:
         system.close()
+elif what == "bulk":
+    out = {{"bulk": measure_pg.bulk_rate(cls(work), {bulk})}}
 else:
     lat, cpu, _ = measure.latency(cls(work), {samples}, work, idle_for=0.5)
     out = {{"p50": measure.pct(lat, 0.5), "p99": measure.pct(lat, 0.99), "p90": measure.pct(lat, 0.9)}}
@@ -59,7 +62,8 @@ print("RESULT " + json.dumps(out))
 def measure_once(src: str, cls: str, what: str, args: argparse.Namespace, threads: int | None) -> dict:
     with tempfile.TemporaryDirectory(prefix="solidstack-pgratio-") as work:
         code = CHILD.format(here=str(HERE), parent=str(HERE.parent), cls=cls, work=work, what=what,
-                            jobs=args.jobs, enqueue=args.enqueue, samples=args.samples, threads=threads)
+                            jobs=args.jobs, enqueue=args.enqueue, samples=args.samples, threads=threads,
+                            bulk=args.bulk)
         env = {**os.environ, "PYTHONPATH": src}
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=900)
         for line in out.stdout.splitlines():
@@ -74,9 +78,10 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--enqueue", type=int, default=500)
     parser.add_argument("--samples", type=int, default=100)
+    parser.add_argument("--bulk", type=int, default=10_000, help="jobs in one bulk enqueue")
     parser.add_argument("--threads", type=int, default=None, help="solidstack worker threads (default: its own)")
     parser.add_argument("--tree", action="append", default=[], help="NAME=PATH/src: another solidstack tree")
-    parser.add_argument("--only", default="throughput,enqueue,latency")
+    parser.add_argument("--only", default="throughput,enqueue,bulk,latency")
     args = parser.parse_args()
     systems: list[tuple[str, str, str, int | None]] = [("solidstack", HEAD, "SolidPg", args.threads)]
     for item in args.tree:

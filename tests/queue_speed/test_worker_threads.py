@@ -181,7 +181,7 @@ def test_stops_at_random_moments_lose_and_repeat_nothing(storage: QueueStorage, 
 
 def test_prefetch_claims_beyond_idle_threads_only_after_short_jobs(storage: QueueStorage) -> None:
     # Before any job ran, a claim asks for the idle threads only; once short jobs ran, a PostgreSQL worker
-    # (one round trip a claim) asks for up to PREFETCH_MAX, SQLite's for its idle threads still; long jobs
+    # (one round trip a claim) asks for more, up to PREFETCH_MAX, SQLite's for its idle threads still; long jobs
     # turn prefetch off again. Every job runs once, never more at once than threads.
     enqueue(storage, [(f"j{i}", 0.0) for i in range(60)])
     limits: list[int] = []
@@ -199,7 +199,10 @@ def test_prefetch_claims_beyond_idle_threads_only_after_short_jobs(storage: Queu
         runner.stop()
         thread.join(10)
     assert limits[0] == 2
-    assert max(limits) == (worker_module.PREFETCH_MAX if storage.db.dialect == "postgresql" else 2)
+    if storage.db.dialect == "postgresql":  # how many more depends on this machine's speed of a no-op job
+        assert 2 < max(limits) <= worker_module.PREFETCH_MAX
+    else:
+        assert max(limits) == 2
     assert most <= 2 and sorted(ran) == sorted(f"j{i}" for i in range(60))
     counts = storage.counts()
     assert (counts["finished"], counts["claimed"], counts["ready"]) == (60, 0, 0)

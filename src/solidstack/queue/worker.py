@@ -48,7 +48,7 @@ LISTENING_POLL_FLOOR = 5.0
 #: PREFETCH_MAX in all: a claim's round trip serves many short jobs, and the jobs a worker holds beyond its
 #: threads are at most a few milliseconds of work that another worker could have run.
 PREFETCH_BUDGET = 0.002
-PREFETCH_MAX = 10
+PREFETCH_MAX = 32
 
 
 class Worker:
