@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -156,6 +157,8 @@ def targets(q: dict, groups: dict, extra: dict) -> list[tuple[str, str, str, boo
 
 def table(q: dict, groups: dict, extra: dict, target_rows: list, meta: dict) -> str:
     lines = [f"# Queue benchmark on PostgreSQL ({meta['date']})", "", f"Machine: {meta['machine']}", "",
+             f"Load average (1 min) at the start and the end: {meta['load_start']:.1f} / {meta['load_end']:.1f} "
+             "(2 cores: above 2, every figure is the machine's as much as the system's)", "",
              f"Versions: {', '.join(f'{k} {v}' for k, v in meta['versions'].items())}", "",
              f"Median of {meta['runs']} runs (min-max); every system on a fresh database of its own. Throughput: "
              f"one worker process at its defaults, {meta['jobs']:,} no-op jobs waiting (enqueued one by one), "
@@ -209,11 +212,12 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="solidstack-bench-pg-"))
     meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
             "versions": versions(), "runs": args.runs, "jobs": args.jobs, "bulk": args.bulk,
-            "samples": args.samples}
+            "samples": args.samples, "load_start": os.getloadavg()[0]}
     print(f"queue benchmark on PostgreSQL, {meta['date']}\n{meta['machine']}\nwork folder {work}", flush=True)
     q = run_queues(work, args) if "queues" in parts else {}
     groups = run_groups(work, args) if "groups" in parts else {}
     extra = pg_extra.run(work, args) if "extra" in parts else {}
+    meta["load_end"] = os.getloadavg()[0]
     target_rows = targets(q, groups, extra) if q else []
     text = table(q, groups, extra, target_rows, meta)
     RESULTS.mkdir(exist_ok=True)
@@ -221,6 +225,8 @@ def main() -> None:
     (RESULTS / "queue_pg.json").write_text(json.dumps({"meta": meta, "queues": q, "groups": groups, "extra": extra,
                                                        "targets": target_rows}, indent=1))
     print("\n" + text)
+    for name, value, goal, ok in target_rows:  # the verdicts, once more, where a terminal shows them last
+        print(f"{'MET    ' if ok else 'not met' if ok is False else 'n/a    '}  {name}: {value} (goal {goal})")
     print(f"saved {RESULTS / 'queue_pg.md'}, queue_pg.json")
 
 

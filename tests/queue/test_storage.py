@@ -180,3 +180,17 @@ def test_heartbeat_reports_a_pruned_row(storage: QueueStorage) -> None:
     assert storage.heartbeat(pid, NOW + 1)
     storage.deregister_process(pid, NOW)
     assert not storage.heartbeat(pid, NOW + 2)
+
+
+def test_enqueued_text_comes_back_exactly(storage: QueueStorage) -> None:
+    # On PostgreSQL a plain enqueue sends its columns as binary text[] arrays (decision 0057): what an array's
+    # text format would have to quote (quotes, backslashes, braces, commas, NULL, spaces, unicode) comes back as
+    # it went in.
+    awkward = ['{"args":["a\\"b","c\\\\d",{"e":[1,2]}],"kwargs":{"f":"NULL"}}', '{"args":[" , {} "],"kwargs":{}}',
+               '{"args":["ünï ☃ \\u0001"],"kwargs":{}}']
+    jobs = [NewJob(f"q {i},{{x}}", f'Cls"{i}', text, i, f"id\\{i}") for i, text in enumerate(awkward)]
+    ids = storage.enqueue(jobs, NOW)
+    rows = {row.id: row for row in storage.claim(7, ["*"], 10, NOW)}
+    for job_id, job in zip(ids, jobs, strict=True):
+        row = rows[job_id]
+        assert (row.queue_name, row.class_name, row.arguments, row.priority, row.active_job_id) == tuple(job[:5])

@@ -1,6 +1,7 @@
 """The worker's threads under a runner: a busy worker's threads claim for themselves, the claiming thread runs
 short jobs of its batch itself, and a long job hands the rest of its batch to the idle threads; never more jobs
-at once than threads; a stop waits for the running jobs and leaves the rest of the queue ready."""
+at once than threads; a stop waits for the running jobs and leaves the rest of the queue ready. On both engines:
+on PostgreSQL a busy worker also prefetches a few short jobs beyond its idle threads (decision 0055)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,15 @@ import uuid
 import pytest
 
 from solidstack.queue import Job, QueueStorage, Runner, Worker, WorkerConfig
+from solidstack.queue import worker as worker_module
 from solidstack.queue.storage import NewJob
 from waiting import wait_for
+
+
+@pytest.fixture
+def storage(engine_storage: QueueStorage) -> QueueStorage:
+    return engine_storage
+
 
 running = 0
 most = 0
@@ -169,3 +177,37 @@ def test_stops_at_random_moments_lose_and_repeat_nothing(storage: QueueStorage, 
             first = list(ran)
     assert sorted(first + ran) == sorted(names)
     assert storage.counts()["finished"] == len(names)
+
+
+def test_prefetch_claims_beyond_idle_threads_only_after_short_jobs(storage: QueueStorage) -> None:
+    # Before any job ran, a claim asks for the idle threads only; once short jobs ran, a PostgreSQL worker
+    # (one round trip a claim) asks for more, up to PREFETCH_MAX, SQLite's for its idle threads still; long jobs
+    # turn prefetch off again. Every job runs once, never more at once than threads.
+    enqueue(storage, [(f"j{i}", 0.0) for i in range(60)])
+    limits: list[int] = []
+    claim = storage.claim
+
+    def counting_claim(process_id, queues, limit, now, **kwargs):  # type: ignore[no-untyped-def]
+        limits.append(limit)
+        return claim(process_id, queues, limit, now, **kwargs)
+
+    storage.claim = counting_claim  # type: ignore[method-assign]
+    runner, thread = start(storage, threads=2)
+    try:
+        assert wait_for(lambda: len(ran) == 60, 30)
+    finally:
+        runner.stop()
+        thread.join(10)
+    assert limits[0] == 2
+    if storage.db.dialect == "postgresql":  # how many more depends on this machine's speed of a no-op job
+        assert 2 < max(limits) <= worker_module.PREFETCH_MAX
+    else:
+        assert max(limits) == 2
+    assert most <= 2 and sorted(ran) == sorted(f"j{i}" for i in range(60))
+    counts = storage.counts()
+    assert (counts["finished"], counts["claimed"], counts["ready"]) == (60, 0, 0)
+    worker = runner.role
+    worker._job_seconds = 1.0  # jobs that take a second: no prefetch
+    assert worker._with_prefetch(2) == 2
+    # With async_capacity the claim's limit is what bounds the async jobs running at once: no prefetch.
+    assert not Worker(storage, WorkerConfig(threads=2, async_capacity=4))._prefetch

@@ -26,6 +26,7 @@ import psycopg
 import psycopg_pool
 from psycopg import errors as pgerrors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.types.array import ListBinaryDumper
 
 from .errors import DatabaseError, DatabaseUnavailable
 from .pgerrors import connect_failure, first_line, translate
@@ -48,6 +49,17 @@ CHECK_IDLE_AFTER = 2.0
 # child closes them (see the module's docstring).
 _abandoned: list[Any] = []
 _all_databases: weakref.WeakSet[PostgreSQLDatabase] = weakref.WeakSet()
+
+
+class _TextList(list):  # type: ignore[type-arg]
+    """A list of ``str`` sent as a binary ``text[]`` parameter (:meth:`PostgreSQLDatabase.array`).
+
+    psycopg's text format quotes each element through a regular expression: 37 µs a job for a bulk enqueue's
+    arrays of JSON arguments (a third of its time), against under 1 µs in binary (decision 0057).
+    """
+
+
+psycopg.adapters.register_dumper(_TextList, ListBinaryDumper)
 
 
 class _State(threading.local):
@@ -390,7 +402,9 @@ class PostgreSQLDatabase:
         conn.raw.execute(script.encode(), prepare=False)  # type: ignore[call-overload]
 
     def array(self, values: Sequence[Any]) -> list[Any]:
-        """A list parameter, for ``= ANY(:ids)`` in the PostgreSQL ``.sql`` files."""
+        """A list parameter, for ``= ANY(:ids)`` in the PostgreSQL ``.sql`` files; strings go in binary."""
+        if values and all(type(value) is str for value in values):
+            return _TextList(values)
         return list(values)
 
     def insert_many(self, conn: Connection, sql: str, rows: Sequence[Any]) -> list[int]:

@@ -84,6 +84,10 @@ class QueueStorage:
         self._enqueue_in_one = "enqueue_ready" in self.sql
         self._finish_in_one = "finish_own_claims" in self.sql
         self._cycle_in_one = "finish_and_claim_all" in self.sql
+        #: Workers may claim a few more jobs than they have idle threads (worker.py, PREFETCH_BUDGET): where a
+        #: claim is one round trip that also finishes the last batch (PostgreSQL), that round trip is most of
+        #: a short job's cost.
+        self.prefetch = self._cycle_in_one
         self._unqueued: QueueStorage | None = None
         #: Return values and cancellation (see outcomes.py).
         self.outcomes = Outcomes(self)
@@ -145,9 +149,11 @@ class QueueStorage:
         transaction, part of the caller's inside one."""
         queues, classes, arguments, priorities, keys = (list(column) for column in zip(*(job[:5] for job in jobs),
                                                                                        strict=True))
+        array = self.db.array
         rows = self.db.query(self.sql["enqueue_ready"], {
-            "queue_names": queues, "class_names": classes, "arguments": arguments, "priorities": priorities,
-            "active_job_ids": keys, "now": now, "channel": self.wakeups.channel or None})
+            "queue_names": array(queues), "class_names": array(classes), "arguments": array(arguments),
+            "priorities": priorities, "active_job_ids": array(keys), "now": now,
+            "channel": self.wakeups.channel or None})
         return [row[0] for row in rows]
 
     # -- claim and finish ------------------------------------------------------------------------------------

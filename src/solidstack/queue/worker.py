@@ -43,6 +43,12 @@ COALESCE_WAIT = 0.0005
 HAND_OFF_AFTER = 0.001
 #: An idle worker's polling interval while its PostgreSQL LISTEN connection is up (decision 0046).
 LISTENING_POLL_FLOOR = 5.0
+#: Prefetch (decision 0055), where the storage claims in one round trip (PostgreSQL): a busy worker claims for
+#: its idle threads plus as many more jobs as its threads have recently run in PREFETCH_BUDGET seconds, up to
+#: PREFETCH_MAX in all: a claim's round trip serves many short jobs, and the jobs a worker holds beyond its
+#: threads are at most a few milliseconds of work that another worker could have run.
+PREFETCH_BUDGET = 0.002
+PREFETCH_MAX = 32
 
 
 class Worker:
@@ -87,6 +93,12 @@ class Worker:
         self._claimed_at = 0.0  # when the last claim ended
         self._watching = False  # the loop checks for hand-offs every HAND_OFF_AFTER
         self._threads: list[threading.Thread] = []
+        #: Prefetch (PREFETCH_BUDGET): the storage claims in one round trip, and the running mean of how long
+        #: this worker's jobs take (None: none ran yet, no prefetch).
+        #: Not with ``async_capacity``: a thread takes every claimed row it finds, and the claim's limit is what
+        #: bounds the async jobs running at once.
+        self._prefetch = bool(getattr(storage, "prefetch", False)) and not self.config.async_capacity
+        self._job_seconds: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self._waiter: Waiter | None = None
@@ -184,6 +196,8 @@ class Worker:
             finished, self._finished = self._finished, []
             results, self._results = self._results, {}
             limit = 0 if self._stopping else max(0, self._idle())
+            if limit and self._prefetch:
+                limit = self._with_prefetch(limit)
             resync, self._resync = self._resync, False
             known = set(self._running) | {row.id for row in self._ready} | set(finished)
         if resync:
@@ -220,6 +234,13 @@ class Worker:
         if rows and events.wanted("claim"):
             events.instrument("claim", worker=self.name, job_ids=[row.id for row in rows])
         return len(rows)
+
+    def _with_prefetch(self, limit: int) -> int:
+        """``limit`` (the idle threads) and the jobs to prefetch for them (see PREFETCH_BUDGET)."""
+        seconds = self._job_seconds
+        if seconds is None or limit >= PREFETCH_MAX:
+            return limit
+        return min(PREFETCH_MAX, limit + int(PREFETCH_BUDGET * self.config.threads / max(seconds, 1e-6)))
 
     # -- the threads -----------------------------------------------------------------------------------------
 
@@ -273,6 +294,7 @@ class Worker:
 
     def _execute(self, row: JobRow) -> None:
         detached = False
+        started = time.perf_counter()
         try:
             detached = self.execution.run(row) is DETACHED
         except Exception:
@@ -282,6 +304,10 @@ class Worker:
             with self._cond:
                 if not detached:  # an async job on the loop stays running (see async_ended)
                     self._running.discard(row.id)
+                    if self._prefetch:
+                        took = time.perf_counter() - started
+                        mean = self._job_seconds
+                        self._job_seconds = took if mean is None else mean + (took - mean) / 8
                 # Nobody claims while the queue is not busy: the loop must finish this job (and claim again).
                 wake = not self._busy or not self._deferred
                 if self._claiming and not self._running:
