@@ -99,7 +99,7 @@ def fill(storage: QueueStorage, jobs: int) -> dict[str, int]:
 
 
 def pages(storage: QueueStorage, jobs: int, counts: dict[str, int]) -> list[tuple[str, str]]:
-    from solidstack.queue.inspect import QueueInspector
+    from solidstack.queue.admin.inspect import QueueInspector
 
     middle_finished = counts["finished"] // 2
     deep = f"{QueueInspector(storage).job(middle_finished).finished_at!r}:{middle_finished}"  # a page's cursor

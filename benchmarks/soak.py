@@ -179,7 +179,7 @@ class Soak:
         action = self.rng.choices(["kill_worker", "stop_worker", "kill_supervisor", "term_supervisor", "none"],
                                   weights=[35, 15, 20, 10, 20])[0]
         if action in ("kill_worker", "stop_worker"):
-            from solidstack.queue.liveness import start_time
+            from solidstack.queue.processes.liveness import start_time
 
             workers = [row for row in self._rows("Worker") if row["pid"] not in self.stopped]
             if not workers:
@@ -267,7 +267,7 @@ class Soak:
 
     def report(self, report: Report) -> Report:
         from solidstack.queue import queue_storage
-        from solidstack.queue.liveness import _stat
+        from solidstack.queue.processes.liveness import _stat
 
         storage = queue_storage()
         report.jobs = len(self.job_ids)

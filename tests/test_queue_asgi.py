@@ -22,7 +22,7 @@ from starlette.testclient import TestClient
 
 from solidstack.config import App
 from solidstack.queue import AsyncSupervisor, Job, queue_storage
-from solidstack.queue.asgi import InProcessJobs, build_supervisor, in_process_enabled, jobs_lifespan
+from solidstack.queue.processes.asgi import InProcessJobs, build_supervisor, in_process_enabled, jobs_lifespan
 from waiting import wait_for
 
 DONE: list[str] = []
@@ -134,7 +134,7 @@ SERVER = """
 import logging, sys
 import solidstack
 from starlette.applications import Starlette
-from solidstack.queue.asgi import jobs_lifespan
+from solidstack.queue.processes.asgi import jobs_lifespan
 
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)
 solidstack.configure(sys.argv[1], "test")

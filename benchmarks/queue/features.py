@@ -97,7 +97,7 @@ def child(variant: str, target: str, count: int) -> None:
 
         batch_class = Batch
     elif variant == "tracing, no provider":
-        from solidstack.queue import tracing  # noqa: F401  (its one-time import is not a per-job cost)
+        from solidstack.queue.features import tracing  # noqa: F401  (its one-time import is not a per-job cost)
     elif variant in ("tracing", "SDK spans alone"):
         from opentelemetry import trace
         from opentelemetry.sdk.trace import TracerProvider

@@ -74,16 +74,17 @@ def db_migrate(app) -> None:  # type: ignore[no-untyped-def]
 
 def _register_commands() -> None:
     """Commands that live with their part."""
-    from .queue.cli import jobs
+    from solidstack.queue.cli import jobs
 
     main.add_command(jobs)
-    from .queue.cli_admin import queues, recurring  # also adds `jobs clear-finished`
-    from .queue.cli_batches import batch  # noqa: F401  (adds `jobs batch` and `jobs batches`)
+    from solidstack.queue.cli.admin import queues, recurring  # also adds `jobs clear-finished`
+    from solidstack.queue.cli.batches import batch  # noqa: F401  (adds `jobs batch` and `jobs batches`)
 
     main.add_command(recurring)
     main.add_command(queues)
+    from solidstack.queue.cli import outcomes as cli_outcomes  # noqa: F401  (adds `jobs cancel` and `jobs result`)
+
     from .cable.cli import cable
-    from .queue import cli_outcomes  # noqa: F401  (adds `jobs cancel` and `jobs result`)
 
     main.add_command(cable)
     from .dashboard.cli import dashboard  # imports the web extra only when it runs

@@ -62,7 +62,7 @@ def setup_logging(level: str = "info", fmt: str = "text") -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
         root.addHandler(handler)
-    from .queue.hooks import JobLogFilter
+    from solidstack.queue.features.hooks import JobLogFilter
 
     for handler in root.handlers:  # each line a job logs names the job (id and class)
         if not any(isinstance(f, JobLogFilter) for f in handler.filters):

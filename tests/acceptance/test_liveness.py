@@ -209,7 +209,7 @@ def test_a_hung_worker_is_killed_by_its_supervisor_and_its_job_runs_again(app) -
 # `solidstack jobs` whose workers cannot start (as with a queue database that cannot be used); the dispatcher can.
 WORKERS_CANNOT_START = """
 import sys
-from solidstack.queue import supervisor
+from solidstack.queue.processes import supervisor
 
 build = supervisor.RoleSpec.build
 
@@ -311,7 +311,7 @@ def test_a_worker_stopped_while_it_holds_the_database_is_killed_and_the_rest_go_
 # `solidstack jobs --mode async` whose worker threads end before they register.
 ASYNC_WORKERS_CANNOT_START = """
 import sys
-from solidstack.queue import runner
+from solidstack.queue.processes import runner
 
 run = runner.Runner.run
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from solidstack.queue import Job
-from solidstack.queue.outcomes import JobFailed
+from solidstack.queue.features.outcomes import JobFailed
 
 pytestmark = pytest.mark.slow
 

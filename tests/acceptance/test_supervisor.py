@@ -242,7 +242,7 @@ def test_ctrl_c_to_the_whole_process_group_stops_everything(jobs_app) -> None:
 # a child before it would have had its own handlers.
 SLOW_CHILD_START = """
 import sys, time
-from solidstack.queue import supervisor
+from solidstack.queue.processes import supervisor
 
 build = supervisor.RoleSpec.build
 
@@ -283,7 +283,7 @@ def test_a_stop_in_a_childs_first_moments_is_not_lost(jobs_app) -> None:
 # copied locked would); the children after it start normally.
 FIRST_CHILD_HANGS = """
 import os, sys, time
-from solidstack.queue import supervisor
+from solidstack.queue.processes import supervisor
 
 build = supervisor.RoleSpec.build
 

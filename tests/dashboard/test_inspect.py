@@ -1,4 +1,4 @@
-"""The queue's inspection reads and job actions (solidstack.queue.inspect / .actions), on SQLite and PostgreSQL."""
+"""The queue's inspection reads and job actions (queue.admin.inspect / .actions), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from solidstack.queue.actions import JobActions
-from solidstack.queue.inspect import Count, JobFilter, QueueInspector
+from solidstack.queue.admin.actions import JobActions
+from solidstack.queue.admin.inspect import Count, JobFilter, QueueInspector
 from solidstack.queue.rows import NewJob
 from solidstack.queue.storage import QueueStorage
 

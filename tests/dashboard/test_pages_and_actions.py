@@ -9,8 +9,8 @@ import time
 from starlette.testclient import TestClient
 
 from solidstack.dashboard import dashboard_app
-from solidstack.queue.inspect import QueueInspector
-from solidstack.queue.queues import paused_queues
+from solidstack.queue.admin.inspect import QueueInspector
+from solidstack.queue.admin.queues import paused_queues
 from solidstack.queue.rows import NewJob
 from solidstack.queue.storage import QueueStorage
 
@@ -135,9 +135,9 @@ def test_processes_show_running_jobs_and_stale_heartbeats(client: TestClient, st
 
 
 def test_recurring_tasks_with_last_and_next_run_and_run_now(client: TestClient, storage: QueueStorage) -> None:
+    from solidstack.queue.processes.scheduler import RecurringStore
     from solidstack.queue.recurring import RecurringTask
-    from solidstack.queue.schedule import parse_schedule
-    from solidstack.queue.scheduler import RecurringStore
+    from solidstack.queue.recurring.schedule import parse_schedule
 
     task = RecurringTask(key="nightly_cleanup", schedule=parse_schedule("every day at 3am"),
                          command="solidstack.queue.retention.clear_finished_jobs", queue="maintenance")

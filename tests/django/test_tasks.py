@@ -16,7 +16,7 @@ from djproject import tasks as t
 
 from solidstack.django.tasks import SolidQueueBackend, solid_priority
 from solidstack.queue import Worker, WorkerConfig, queue_storage
-from solidstack.queue.liveness import hostname
+from solidstack.queue.processes.liveness import hostname
 
 
 def drain(rounds: int = 200) -> None:
@@ -209,4 +209,4 @@ def test_a_cancelled_task_reads_as_failed(project: Path) -> None:
     queue_storage().cancel([int(result.id)], time.time())
     result.refresh()
     assert result.status == TaskResultStatus.FAILED
-    assert [e.exception_class_path for e in result.errors] == ["solidstack.queue.outcomes.JobCancelled"]
+    assert [e.exception_class_path for e in result.errors] == ["solidstack.queue.features.outcomes.JobCancelled"]

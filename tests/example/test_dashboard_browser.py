@@ -43,7 +43,7 @@ def test_dashboard_in_a_browser(live_app: Running, browser: Any, monkeypatch: py
     from app.models import MagicLink
 
     from solidstack.queue import Queue, queue_storage
-    from solidstack.queue.inspect import QueueInspector
+    from solidstack.queue.admin.inspect import QueueInspector
     from solidstack.queue.recurring import schedule_recurring_task
 
     storage = queue_storage()

@@ -19,8 +19,8 @@ import pytest
 from solidstack.config import App
 from solidstack.queue import Job, Runner, Worker, WorkerConfig, queue_storage, retry_on, use_adapter
 from solidstack.queue.adapters import SolidQueueAdapter
-from solidstack.queue.inspect import QueueInspector
-from solidstack.queue.outcomes import JobTimeout
+from solidstack.queue.admin.inspect import QueueInspector
+from solidstack.queue.features.outcomes import JobTimeout
 from solidstack.queue.retention import clear_finished_jobs
 from solidstack.queue.storage import ATTEMPTS_KEPT, NewJob, QueueStorage
 from waiting import wait_for

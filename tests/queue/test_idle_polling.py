@@ -11,7 +11,7 @@ import pytest
 from engines import fresh_database, require_postgres
 from solidstack.db import migrate, package_migrations
 from solidstack.queue import QueueStorage, Worker, WorkerConfig
-from solidstack.queue.worker import LISTENING_POLL_FLOOR
+from solidstack.queue.processes.worker import LISTENING_POLL_FLOOR
 
 
 def until(condition, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]

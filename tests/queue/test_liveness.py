@@ -7,7 +7,7 @@ import signal
 import subprocess
 import uuid
 
-from solidstack.queue.liveness import IDENTITY_KEY, identity, row_identity
+from solidstack.queue.processes.liveness import IDENTITY_KEY, identity, row_identity
 from solidstack.queue.storage import NewJob, QueueStorage
 
 NOW = 1_800_000_000.0

@@ -17,7 +17,7 @@ import pytest
 
 from solidstack.queue import Job, Runner, Worker, WorkerConfig, retry_on, use_adapter
 from solidstack.queue.adapters import SolidQueueAdapter
-from solidstack.queue.outcomes import (
+from solidstack.queue.features.outcomes import (
     CancelError,
     JobCancelled,
     JobFailed,

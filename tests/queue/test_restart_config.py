@@ -6,7 +6,7 @@ import pytest
 
 from solidstack.config import ConfigError
 from solidstack.queue.config import QueueConfig, parse_queue_config
-from solidstack.queue.supervision import RestartBackoff, RoleSpec
+from solidstack.queue.processes.supervision import RestartBackoff, RoleSpec
 
 
 def test_default_and_explicit_limit() -> None:

@@ -13,7 +13,7 @@ import uuid
 import pytest
 
 from solidstack.queue import Job, QueueStorage, Runner, Worker, WorkerConfig
-from solidstack.queue import worker as worker_module
+from solidstack.queue.processes import worker as worker_module
 from solidstack.queue.storage import NewJob
 from waiting import wait_for
 

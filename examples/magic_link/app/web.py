@@ -35,7 +35,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from solidstack import current_app
 from solidstack.cable import CableApp, remote_connections
-from solidstack.queue.asgi import jobs_lifespan
+from solidstack.queue.processes.asgi import jobs_lifespan
 
 from . import admin, mailer, rate_limit
 from .channels import AppConnection, InboxChannel

@@ -1,8 +1,8 @@
 """The jobs dashboard: an ASGI app (Starlette + Jinja2, the ``web`` extra) showing one or more queue databases.
 
 Mount it in any ASGI app (``Mount("/jobs", dashboard_app())``) or run it alone (``solidstack dashboard``). It
-reads and acts only through the queue's public API (:mod:`solidstack.queue.inspect`,
-:mod:`solidstack.queue.actions`, :class:`solidstack.queue.Queue`): no SQL of its own.
+reads and acts only through the queue's public API (:mod:`solidstack.queue.admin.inspect`,
+:mod:`solidstack.queue.admin.actions`, :class:`solidstack.queue.Queue`): no SQL of its own.
 """
 
 from __future__ import annotations

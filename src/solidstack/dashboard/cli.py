@@ -37,7 +37,8 @@ def dashboard(app: App, host: str, port: int, no_auth: bool, require: str | None
     """Serve the jobs dashboard at http://HOST:PORT/ (access: SOLIDSTACK_DASHBOARD_USERNAME/_PASSWORD)."""
     import uvicorn
 
-    from ..queue.cli import load_app_code
+    from solidstack.queue.cli import load_app_code
+
     from .access import PASSWORD_VAR, USERNAME_VAR, Access
     from .app import dashboard_app
 

@@ -38,7 +38,7 @@ def _redact(value: Any, words: tuple[str, ...]) -> Any:
 def _parameter_names(class_name: str) -> list[str]:
     """The names of ``perform``'s positional parameters, when the class is imported in this process."""
     try:
-        from ..queue.job import job_class
+        from solidstack.queue.job import job_class
 
         signature = inspect.signature(job_class(class_name).perform)
     except Exception:

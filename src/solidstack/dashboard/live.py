@@ -21,11 +21,12 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from solidstack.queue.admin.inspect import Count, MinuteStat, QueueStat
+
 from ..cable.asgi import CableApp
 from ..cable.channel import Channel
 from ..cable.limits import ConnectionLimits
 from ..cable.pubsub import MemoryPubSub
-from ..queue.inspect import Count, MinuteStat, QueueStat
 
 if TYPE_CHECKING:
     from .sources import QueueDatabase

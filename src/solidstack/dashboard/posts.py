@@ -15,9 +15,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
-from ..queue.actions import ACTIONS
-from ..queue.inspect import STATES, JobFilter
-from ..queue.queues import Queue
+from solidstack.queue.admin.actions import ACTIONS
+from solidstack.queue.admin.inspect import STATES, JobFilter
+from solidstack.queue.admin.queues import Queue
+
 from .access import csrf_ok
 from .views import FLASH_COOKIE, RANGES, database_of
 

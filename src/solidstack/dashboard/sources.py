@@ -13,9 +13,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..queue.actions import JobActions
-from ..queue.inspect import QueueInspector
-from ..queue.storage import QueueStorage
+from solidstack.queue.admin.actions import JobActions
+from solidstack.queue.admin.inspect import QueueInspector
+from solidstack.queue.storage import QueueStorage
 
 log = logging.getLogger("solidstack.dashboard")
 
@@ -24,7 +24,7 @@ _SLUG = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 def _current_queue_storage() -> QueueStorage:
-    from ..queue.adapters import queue_storage
+    from solidstack.queue.adapters import queue_storage
 
     return queue_storage()
 

@@ -11,8 +11,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from ..queue.actions import ACTIONS
-from ..queue.inspect import STATES, JobFilter
+from solidstack.queue.admin.actions import ACTIONS
+from solidstack.queue.admin.inspect import STATES, JobFilter
+
 from .access import CSRF_COOKIE, CSRF_FIELD, csrf_token
 from .sources import QueueDatabase, cable_stats, cache_stats
 

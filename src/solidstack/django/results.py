@@ -17,7 +17,7 @@ from django.tasks.exceptions import TaskResultDoesNotExist
 
 from solidstack.db.queries import to_pyformat
 from solidstack.queue import QueueStorage
-from solidstack.queue.inspect import QueueInspector
+from solidstack.queue.admin.inspect import QueueInspector
 from solidstack.queue.serialization import load_arguments
 
 from .jobs import registered_task
@@ -82,7 +82,7 @@ def read_result(storage: QueueStorage, result_id: str, backend_alias: str) -> Ta
                                 traceback="".join(error.get("backtrace") or [error.get("message", "")])))
     outcome = storage.job_result(job_id)
     if outcome is not None and outcome.status == "cancelled":
-        errors = [TaskError(exception_class_path="solidstack.queue.outcomes.JobCancelled",
+        errors = [TaskError(exception_class_path="solidstack.queue.features.outcomes.JobCancelled",
                             traceback=f"job {job_id} was cancelled")]
         state = "failed"
     finished_at = _time(row["finished_at"] if state == "finished" else row["failed_at"] or row["finished_at"])

@@ -6,8 +6,8 @@ Define jobs as subclasses of :class:`Job` with a ``perform`` method; enqueue wit
 
 from __future__ import annotations
 
-from .. import _on_reset
-from .adapters import (
+from solidstack import _on_reset
+from solidstack.queue.adapters import (
     InlineAdapter,
     SolidQueueAdapter,
     TestAdapter,
@@ -16,15 +16,25 @@ from .adapters import (
     storage_for,
     use_adapter,
 )
-from .adapters import reset as _reset
-from .asgi import InProcessJobs, in_process_enabled, jobs_lifespan
-from .batches import Batch, BatchError, BatchStatus
-from .concurrency import ConcurrencyKeyError, limits_concurrency
-from .config import DispatcherConfig, QueueConfig, WorkerConfig, load_queue_config
-from .dispatcher import Dispatcher
-from .events import Event, instrument, on_start, on_stop, subscribe
-from .hooks import JobLogFilter
-from .job import (
+from solidstack.queue.adapters import reset as _reset
+from solidstack.queue.admin.queues import Queue, QueueInfo, queues
+from solidstack.queue.config import DispatcherConfig, QueueConfig, WorkerConfig, load_queue_config
+from solidstack.queue.events import Event, instrument, on_start, on_stop, subscribe
+from solidstack.queue.features.batches import Batch, BatchError, BatchStatus
+from solidstack.queue.features.concurrency import ConcurrencyKeyError, limits_concurrency
+from solidstack.queue.features.hooks import JobLogFilter
+from solidstack.queue.features.outcomes import (
+    CancelError,
+    JobCancelled,
+    JobFailed,
+    JobResult,
+    JobTimeout,
+    ResultTimeout,
+    cancel,
+)
+from solidstack.queue.features.ratelimit import RateLimitKeyError, limits_rate
+from solidstack.queue.features.unique import UniqueKeyError, unique_for
+from solidstack.queue.job import (
     DiscardRule,
     Job,
     JobOptions,
@@ -35,34 +45,24 @@ from .job import (
     registered_jobs,
     retry_on,
 )
-from .outcomes import (
-    CancelError,
-    JobCancelled,
-    JobFailed,
-    JobResult,
-    JobTimeout,
-    ResultTimeout,
-    cancel,
-)
-from .queues import Queue, QueueInfo, queues
-from .ratelimit import RateLimitKeyError, limits_rate
-from .recurring import (
+from solidstack.queue.processes.asgi import InProcessJobs, in_process_enabled, jobs_lifespan
+from solidstack.queue.processes.dispatcher import Dispatcher
+from solidstack.queue.processes.runner import Runner
+from solidstack.queue.processes.scheduler import Scheduler
+from solidstack.queue.processes.supervisor import AsyncSupervisor, ForkSupervisor, Supervisor
+from solidstack.queue.processes.worker import Worker
+from solidstack.queue.recurring import (
     RecurringCommandJob,
     RecurringTask,
     load_recurring_tasks,
     schedule_recurring_task,
     unschedule_recurring_task,
 )
-from .retention import clear_finished_jobs
-from .rows import NewJob
-from .runner import Runner
-from .schedule import Schedule, ScheduleError, parse_schedule
-from .scheduler import Scheduler
-from .serialization import SerializationError
-from .storage import FailedJob, JobRow, QueueStorage
-from .supervisor import AsyncSupervisor, ForkSupervisor, Supervisor
-from .unique import UniqueKeyError, unique_for
-from .worker import Worker
+from solidstack.queue.recurring.schedule import Schedule, ScheduleError, parse_schedule
+from solidstack.queue.retention import clear_finished_jobs
+from solidstack.queue.rows import NewJob
+from solidstack.queue.serialization import SerializationError
+from solidstack.queue.storage import FailedJob, JobRow, QueueStorage
 
 _on_reset(_reset)
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
-from ..db import Database, load_queries
-from ..db.queries import parse_queries, to_pyformat
+from solidstack.db import Database, load_queries
+from solidstack.db.queries import parse_queries, to_pyformat
 
 
 @cache

@@ -13,15 +13,16 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from ..config import App, current_app
-from ..db import connect
-from . import events, hooks
-from .concurrency import to_new_job
-from .config import QueueConfig, database_entry, load_queue_config
-from .storage import QueueStorage
+from solidstack.config import App, current_app
+from solidstack.db import connect
+from solidstack.queue import events
+from solidstack.queue.config import QueueConfig, database_entry, load_queue_config
+from solidstack.queue.features import hooks
+from solidstack.queue.features.concurrency import to_new_job
+from solidstack.queue.storage import QueueStorage
 
 if TYPE_CHECKING:
-    from .job import Job
+    from solidstack.queue.job import Job
 
 log = logging.getLogger("solidstack.queue")
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import App, DatabaseConfig, Section
-from ..config.database import connects_to_name
-from ..config.loader import (
+from solidstack.config import App, DatabaseConfig, Section
+from solidstack.config.database import connects_to_name
+from solidstack.config.loader import (
     boolean,
     count,
     duration,
@@ -20,7 +20,7 @@ from ..config.loader import (
     string,
     wait,
 )
-from ..logs import parse_level
+from solidstack.logs import parse_level
 
 ADAPTERS = ("solid_queue", "inline", "test")
 ADAPTER_VAR = "SOLIDSTACK_QUEUE_ADAPTER"

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 
-from .outcomes import cancel, check_timeout, current_storage, result_of
-from .serialization import dump_arguments
+from solidstack.queue.features.outcomes import cancel, check_timeout, current_storage, result_of
+from solidstack.queue.serialization import dump_arguments
 
 log = logging.getLogger("solidstack.queue")
 
@@ -239,7 +239,7 @@ class Job:
     def enqueue(self, *, wait: float | None = None, wait_until: float | None = None, queue: str | None = None,
                 priority: int | None = None) -> Job:
         """Enqueue this job with the current adapter."""
-        from .adapters import current_adapter
+        from solidstack.queue.adapters import current_adapter
 
         self._apply(wait=wait, wait_until=wait_until, queue=queue, priority=priority)
         current_adapter().enqueue_all([self])
@@ -299,7 +299,7 @@ class Job:
     @staticmethod
     def perform_all_later(jobs: Iterable[Job]) -> list[Job]:
         """Enqueue many jobs in one transaction; returns them (with ``provider_job_id`` set)."""
-        from .adapters import current_adapter
+        from solidstack.queue.adapters import current_adapter
 
         batch = list(jobs)
         current_adapter().enqueue_all(batch)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import time
 
-from . import events
-from ._sql import control_queries
-from .storage import QueueStorage
+from solidstack.queue import events
+from solidstack.queue._sql import control_queries
+from solidstack.queue.storage import QueueStorage
 
 
 def clear_finished_jobs(storage: QueueStorage | None = None, *, finished_before: float | None = None,
@@ -22,9 +22,9 @@ def clear_finished_jobs(storage: QueueStorage | None = None, *, finished_before:
     Failed, ready, scheduled, blocked and running jobs are never touched.
     """
     if storage is None or (finished_before is None and older_than is None):
-        from ..config import current_app
-        from .adapters import queue_storage
-        from .config import load_queue_config
+        from solidstack.config import current_app
+        from solidstack.queue.adapters import queue_storage
+        from solidstack.queue.config import load_queue_config
 
         storage = storage or queue_storage()
         if finished_before is None and older_than is None:

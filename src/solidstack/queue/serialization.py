@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..typed import TypedValueError, from_json, to_json
+from solidstack.typed import TypedValueError, from_json, to_json
 
 
 class SerializationError(TypeError):

@@ -15,12 +15,12 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
-from ..db import Database, SQLiteDatabase, load_queries
-from ..db.notify import Wakeups
-from .concurrency import Gate
-from .liveness import IDENTITY_KEY, START_KEY, dead_processes, hostname, identity, start_time
-from .outcomes import JobResult, Outcomes
-from .rows import NewJob
+from solidstack.db import Database, SQLiteDatabase, load_queries
+from solidstack.db.notify import Wakeups
+from solidstack.queue.features.concurrency import Gate
+from solidstack.queue.features.outcomes import JobResult, Outcomes
+from solidstack.queue.processes.liveness import IDENTITY_KEY, START_KEY, dead_processes, hostname, identity, start_time
+from solidstack.queue.rows import NewJob
 
 #: The wake-up topic of the queue: workers listen, whoever makes a job ready announces it (see ``db/notify.py``).
 WAKEUP_TOPIC = "queue"

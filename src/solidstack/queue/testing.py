@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .adapters import TestAdapter, current_adapter, use_adapter
-from .job import Job
+from solidstack.queue.adapters import TestAdapter, current_adapter, use_adapter
+from solidstack.queue.job import Job
 
 
 def test_adapter() -> TestAdapter:

@@ -1,4 +1,4 @@
--- Results and cancellation (see queue/outcomes.py): what a job returned, and jobs cancelled.
+-- Results and cancellation (see queue/features/outcomes.py): what a job returned, and jobs cancelled.
 
 -- name: store_result
 -- A job's return value, kept only while this process still holds its claim (a late worker writes nothing).

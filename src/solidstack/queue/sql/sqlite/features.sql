@@ -1,5 +1,5 @@
--- Named queries of the opt-in job features, SQLite dialect: batches (queue/batches.py), unique jobs
--- (queue/unique.py) and rate limits (queue/ratelimit.py). PostgreSQL has the same names in its features.sql.
+-- Named queries of the opt-in job features, SQLite dialect: batches (queue/features/batches.py), unique jobs
+-- (queue/features/unique.py) and rate limits (queue/features/ratelimit.py). PostgreSQL has the same names in its features.sql.
 -- Each runs inside the caller's write transaction (BEGIN IMMEDIATE: one writer at a time, so the read-then-write
 -- decisions below are exact on SQLite without row locks).
 

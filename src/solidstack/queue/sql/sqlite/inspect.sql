@@ -1,4 +1,4 @@
--- The dashboard's reads and actions (solidstack.queue.inspect): lists walk the primary key backwards
+-- The dashboard's reads and actions (solidstack.queue.admin.inspect): lists walk the primary key backwards
 -- from :after (keyset pagination: no OFFSET but the floor's, bounded by :window), counts stop at :cap,
 -- optional filters are NULL when unset;
 -- :search is a lowercased LIKE pattern, :since/:until bound the time the job entered its state; :floor bounds a

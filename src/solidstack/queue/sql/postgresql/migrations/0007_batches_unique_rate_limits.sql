@@ -1,4 +1,4 @@
--- Batches, unique jobs and rate limits (see queue/batches.py, unique.py, ratelimit.py). New tables only: the hot
+-- Batches, unique jobs and rate limits (see queue/features/batches.py, unique.py, ratelimit.py). New tables only: the hot
 -- tables (jobs, ready, claimed) are untouched, and a job's batch and trace context ride in its arguments' "meta".
 
 CREATE TABLE solidstack_batches (

@@ -1,0 +1,381 @@
+"""Where the opt-in job features meet the enqueue path and the worker, so that neither pays for what it does not use.
+
+Batches (:mod:`.batches`), unique jobs (:mod:`.unique`), rate limits (:mod:`.ratelimit`) and tracing
+(:mod:`.tracing`) each switch :data:`FEATURES` on the first time they are used (a class decorated, a batch
+opened, OpenTelemetry found). Until then the adapter's enqueue tests one module global and the worker one
+substring of the row it already holds: the plain path is the one it was.
+
+What a job needs at run time rides in its stored arguments, under a top-level ``"meta"`` key beside ``"args"``
+and ``"kwargs"`` (which :func:`~.serialization.load_arguments` ignores): its batch, its rate limit key, its trace
+context. A job carries them in its row, as it carries its concurrency key, so the worker needs no table lookup to
+know what applies to it, and no schema change was needed for the trace context.
+
+Every line a job logs carries its id and class: :data:`current_job` is set around ``perform`` and
+:class:`JobLogFilter` adds it to each record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import importlib.util
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from solidstack.queue.features.concurrency import to_new_job
+
+if TYPE_CHECKING:
+    from solidstack.queue.job import Job
+    from solidstack.queue.storage import JobRow, QueueStorage
+
+log = logging.getLogger("solidstack.queue")
+
+#: ``(job id, class name)`` of the job this thread or task is performing, else None.
+current_job: contextvars.ContextVar[tuple[int, str] | None] = contextvars.ContextVar("solidstack_job", default=None)
+
+#: True once any feature was used in this process: the enqueue path looks here before anything else.
+FEATURES = False
+_tracing: bool | None = None
+
+
+def use_features() -> None:
+    """Called by a feature when it is first used (a decorated class, an opened batch)."""
+    global FEATURES
+    FEATURES = True
+
+
+def tracing_enabled() -> bool:
+    """OpenTelemetry is installed (the ``otel`` extra) and ``SOLIDSTACK_TRACING`` is not ``0``.
+
+    Looked up once, without importing it: without the extra, tracing costs nothing.
+    """
+    global _tracing
+    if _tracing is None:
+        try:
+            found = importlib.util.find_spec("opentelemetry") is not None
+        except (ImportError, ValueError):
+            found = False
+        _tracing = found and os.environ.get("SOLIDSTACK_TRACING", "1") != "0"
+        if _tracing:
+            use_features()
+    return _tracing
+
+
+def tracer() -> Any:
+    """The OpenTelemetry tracer jobs are traced with, or None: tracing is off, or on but no tracer provider is
+    set (then no span is made and no trace context stored)."""
+    if not tracing_enabled():
+        return None
+    global _tracing_module
+    if _tracing_module is None:
+        from solidstack.queue.features import tracing
+
+        _tracing_module = tracing
+    return _tracing_module.tracer()
+
+
+_tracing_module: Any = None
+
+
+def set_tracing(enabled: bool | None) -> None:
+    """Switch tracing on or off for this process (``None``: decide again from the environment)."""
+    global _tracing
+    _tracing = enabled
+    if enabled:
+        use_features()
+
+
+class JobLogFilter(logging.Filter):
+    """Adds ``job_id``, ``job_class`` and ``job`` (``"[ClassName job 12] "``, or ``""`` outside a job) to every
+    record. Attach it to a handler; ``solidstack jobs`` does, and prints ``%(job)s`` before each message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        running = current_job.get()
+        if running is None:
+            # A line about a job logged outside its run (the worker's "Performed ...") names it in ``extra``.
+            job_id, job_class = getattr(record, "job_id", None), getattr(record, "job_class", None)
+            record.job_id, record.job_class = job_id, job_class
+            record.job = f"[{job_class} job {job_id}] " if job_id is not None else ""
+        else:
+            record.job_id, record.job_class = running
+            record.job = f"[{running[1]} job {running[0]}] "
+        return True
+
+
+# -- enqueue -------------------------------------------------------------------------------------------------
+
+
+def batches_collecting() -> bool:
+    """A batch's ``with`` block is open here (its jobs are stored when it ends)."""
+    return batches.collecting() is not None
+
+
+def enqueue(storage: QueueStorage, jobs: Sequence[Job]) -> bool:
+    """Enqueue ``jobs`` with the features their classes ask for: into the open batch, unique, rate limited,
+    traced. One transaction; a bad key or argument raises before anything is written. ``False`` when none
+    applies (classes without a feature, in a process where others have one): the caller enqueues them plainly."""
+    batch = batches.collecting()
+    if batch is not None:
+        batch.collect(jobs)  # stored with the batch when its block ends
+        return True
+    if not any(_featured(type(job)) for job in jobs) and tracer() is None:
+        return False
+    store(storage, jobs)
+    return True
+
+
+def _featured(cls: type) -> bool:
+    return getattr(cls, "_unique", None) is not None or getattr(cls, "_rate_limit", None) is not None
+
+
+def _with_meta(arguments: str, meta: dict[str, Any]) -> str:
+    # Stored arguments are always a JSON object ending in "}": the meta goes in as its last member.
+    return arguments[:-1] + ',"meta":' + json.dumps(meta, separators=(",", ":")) + "}"
+
+
+def store(storage: QueueStorage, jobs: Sequence[Job], *, batch: Any = None,
+          trace: dict[str, str] | None = None) -> None:
+    """Store ``jobs`` (and, with ``batch``, the batch row or its extension) in one transaction (the caller's, when
+    one is open). ``trace``: the trace context the jobs carry instead of a producer span each (a batch's
+    callbacks carry the batch's)."""
+    now = time.time()
+    spans = None
+    if trace is None and tracer() is not None:
+        from solidstack.queue.features import tracing
+
+        spans = tracing.producer_spans(jobs)
+    try:
+        # Everything that can fail on bad input runs before the transaction: nothing is half written.
+        rows = [to_new_job(job) for job in jobs]
+        keys = [unique.key_of(job, row.arguments) for job, row in zip(jobs, rows, strict=True)]
+        rates = [ratelimit.rate_of(job) for job in jobs]
+        if batch is None and not any(keys):
+            # Only meta to add (a rate, a trace context): the plain enqueue, atomic by itself (PostgreSQL: one
+            # statement in autocommit), with no transaction around it.
+            _add_meta(rows, None, rates, spans, trace)
+            ids = storage.enqueue(rows, now)
+            for job, job_id in zip(jobs, ids, strict=True):
+                job.provider_job_id = job_id
+            return
+        with storage.db.transaction() as conn:
+            batch_id = batch.begin(conn, storage, now) if batch is not None else None
+            _add_meta(rows, batch_id, rates, spans, trace)
+            keep = unique.hold_keys(conn, storage, jobs, keys, now) if any(keys) else None
+            ids = storage.enqueue(rows if keep is None else [rows[index] for index in keep], now)
+            if keep is None:
+                for job, job_id in zip(jobs, ids, strict=True):
+                    job.provider_job_id = job_id
+            else:
+                for index, job_id in zip(keep, ids, strict=True):
+                    jobs[index].provider_job_id = job_id
+                unique.record(conn, storage, [(keys[index], job_id) for index, job_id in zip(keep, ids, strict=True)],
+                              now)
+            if batch is not None:
+                batch.record(conn, storage, ids, now)
+    finally:
+        if spans is not None:
+            from solidstack.queue.features import tracing
+
+            tracing.end_producer_spans(jobs, spans)
+
+
+def _add_meta(rows: list[Any], batch_id: int | None, rates: Sequence[Any], spans: Any,
+              trace: dict[str, str] | None) -> None:
+    """Put each row's run-time needs (batch, rate, trace context) in its stored arguments' ``meta``."""
+    if batch_id is None and spans is None and trace is None and not any(rates):
+        return
+    for index, row in enumerate(rows):
+        meta: dict[str, Any] = {}
+        if batch_id is not None:
+            meta["batch"] = batch_id
+        if rates[index] is not None:
+            meta["rate"] = rates[index]
+        if spans is not None:
+            meta["trace"] = spans[index][1]
+        elif trace is not None:
+            meta["trace"] = trace
+        if meta:
+            rows[index] = row._replace(arguments=_with_meta(row.arguments, meta))
+
+
+def maintain(storage: QueueStorage, now: float, limit: int) -> None:
+    """The dispatcher's upkeep of the features' tables (with its concurrency upkeep): batched jobs failed by
+    process deaths counted, lapsed unique keys deleted. Two small reads when there is nothing to do."""
+    counted = batches.count_uncounted_failures(storage, now, limit)
+    if counted:
+        log.info("counted %d batched job(s) failed by process deaths", counted)
+    unique.clear_expired(storage, now)
+
+
+# -- the worker ----------------------------------------------------------------------------------------------
+
+
+def _meta(arguments: str) -> dict[str, Any] | None:
+    # A substring test first: a plain job's row is not parsed a second time. The meta is the last member of the
+    # stored object (see _with_meta), so only its own text is parsed: `,"meta":` cannot occur inside a JSON string
+    # (a quote there is escaped), and one found in a nested object leaves that object's closing brace after its
+    # value, which the parse of the tail then refuses; a nested "meta" costs one full parse, as before.
+    at = arguments.rfind(',"meta":')
+    if at < 0:
+        return None
+    try:
+        meta = json.loads(arguments[at + 8:-1])
+    except ValueError:
+        meta = json.loads(arguments).get("meta")
+    return meta if isinstance(meta, dict) else None
+
+
+class Run:
+    """One run of a job that uses a feature: its rate limit before, its span around, its batch after."""
+
+    def __init__(self, row: JobRow, job: Job, meta: dict[str, Any]) -> None:
+        self.row, self.job, self.meta = row, job, meta
+        self.batch_id: int | None = meta.get("batch")
+        self.counter: batches.FinishCounter | None = None
+
+    def admit(self, storage: QueueStorage, process_id: int | None, now: float) -> bool:
+        """False when the job is over its rate limit: it was rescheduled for when a slot frees. A batched job
+        that may run is registered to be counted by the transaction that finishes it."""
+        if not self._admit(storage, process_id, now):
+            return False
+        if self.batch_id is not None:
+            self.counter = _finish_counter(storage)
+            self.counter.expect(self.row.id)
+        return True
+
+    def _admit(self, storage: QueueStorage, process_id: int | None, now: float) -> bool:
+        rate = self.meta.get("rate")
+        if not rate:
+            return True
+        limiter = _claim_limiter(storage)
+        if limiter.admitted(self.row.id):
+            return True  # its claim took its start
+        # Claimed before this process's limiter was installed: a start of its own, in a transaction of its own.
+        key, limit, period = rate
+        run_at = ratelimit.acquire(storage, key, int(limit), float(period), now, clock=time.time)
+        if run_at is None:
+            return True
+        # Back to scheduled with its run count unchanged: waiting for a slot is not a run.
+        storage.retry_later(self.row.id, process_id, self.row.executions, run_at, now)
+        log.info("%s (job %d) over its rate limit %s; runs at %.3f", self.row.class_name, self.row.id, key, run_at)
+        return False
+
+    def call(self, perform: Callable[[], Any]) -> Any:
+        """Run ``perform`` inside the run's batch and span; returns what it returned. An ``async def`` job's
+        coroutine is returned wrapped (:func:`follow_context`): it runs on the worker's loop in this context, its
+        batch and span current there, and its span ends when it does."""
+        token = None
+        if self.batch_id is not None:
+            token = batches.running_batch.set(self.batch_id)  # Batch.current() inside the job
+        try:
+            tracer_ = tracer()
+            if tracer_ is None:
+                value = perform()
+                return follow_context(value) if asyncio.iscoroutine(value) else value
+            from solidstack.queue.features import tracing
+
+            span = tracing.start_consumer_span(tracer_, self.row, self.job, self.meta.get("trace"))
+            active = tracing.activate(span)
+            try:
+                value = perform()
+                if asyncio.iscoroutine(value):
+                    return follow_context(value, span)  # the span ends with the coroutine, on the loop
+            except BaseException as exc:
+                tracing.end_span(span, exc)
+                raise
+            finally:
+                tracing.deactivate(active)
+            tracing.end_span(span)
+            return value
+        finally:
+            if token is not None:
+                batches.running_batch.reset(token)
+
+    def done(self, storage: QueueStorage, status: str, now: float) -> None:
+        """After the run: ``status`` is the outcome (``finished``, ``discarded``, ``failed``, ``retry``).
+
+        A success is counted by the finish's own transaction (:class:`~.batches.FinishCounter`); a failure for
+        good here, after the failure was recorded."""
+        if self.counter is None or status in ("finished", "discarded"):
+            return
+        self.counter.forget(self.row.id)
+        if status == "failed":
+            batches.job_done(storage, self.row.id, "failed", now)
+
+
+_counter_lock = threading.Lock()
+
+
+def _finish_counter(storage: QueueStorage) -> batches.FinishCounter:
+    """The storage's finish hook that counts batched jobs, installed by the first batched job run with it."""
+    counter = storage.on_finish
+    if not isinstance(counter, batches.FinishCounter):
+        with _counter_lock:
+            counter = storage.on_finish
+            if not isinstance(counter, batches.FinishCounter):
+                counter = storage.on_finish = batches.FinishCounter(storage)
+    return counter
+
+
+def follow_context(coroutine: Any, span: Any = None) -> Any:
+    """``coroutine`` (an ``async def`` job's), to run on the worker's event loop in a copy of this context: the
+    loop's task starts from the loop thread's context, so without this ``Batch.current()``, the current span and
+    the job named on log lines would not follow the job there. With ``span``, the span ends when it does."""
+    return _in_context(coroutine, contextvars.copy_context(), span)
+
+
+async def _in_context(coroutine: Any, context: contextvars.Context, span: Any) -> Any:
+    for var, value in context.items():  # in the task's own context: nothing leaks to the loop or other tasks
+        var.set(value)
+    if span is None:
+        return await coroutine
+    from solidstack.queue.features import tracing
+
+    try:
+        value = await coroutine
+    except BaseException as exc:
+        tracing.end_span(span, exc)
+        raise
+    tracing.end_span(span)
+    return value
+
+
+def _claim_limiter(storage: QueueStorage) -> ratelimit.ClaimLimiter:
+    """The storage's claim hook that admits rate limited jobs, installed by the first one run with it."""
+    limiter = storage.on_claim
+    if not isinstance(limiter, ratelimit.ClaimLimiter):
+        with _counter_lock:
+            limiter = storage.on_claim
+            if not isinstance(limiter, ratelimit.ClaimLimiter):
+                limiter = storage.on_claim = ratelimit.ClaimLimiter(storage)
+    return limiter
+
+
+#: Metas parsed by the claim (rate limits read them there), by job id, for the run to take instead of parsing the
+#: row again. An entry left by a claim that rolled back is replaced when the job is claimed here again.
+parsed_meta: dict[int, dict[str, Any]] = {}
+
+
+def run_for(row: JobRow, job: Job) -> Run | None:
+    """The features of this run, or None for a plain job (the worker's only cost for one)."""
+    meta = parsed_meta.pop(row.id, None) if parsed_meta else None
+    if meta is None:
+        meta = _meta(row.arguments)
+    if meta is None:
+        if tracer() is None:
+            return None
+        meta = {}
+    return Run(row, job, meta)
+
+
+# The features' modules import this one (for use_features): imported last, so that either may be imported first.
+from solidstack.queue.features import batches, ratelimit, unique  # noqa: E402
+
+# With the otel extra installed (and SOLIDSTACK_TRACING not 0), the enqueue path looks at the features from the
+# first job on: a producer span needs no class to ask for it. Without it, FEATURES stays off (nothing imported).
+tracing_enabled()

@@ -1,0 +1,183 @@
+"""Rate limits: at most ``to`` runs start per ``per`` seconds per key; the others wait their turn.
+
+``@limits_rate(to=10, per=1.0, key=lambda job: job.args[0])`` on a job class. The window slides: a run may start
+when fewer than ``to`` runs of its key started in the last ``per`` seconds (a log of start times per key, pruned
+as it goes). A run over the limit is not failed and not counted as a run: it goes back to scheduled for the
+moment the oldest start in the window leaves it, and takes its turn then.
+
+The decision is made in the transaction that claims the job (:class:`ClaimLimiter`, the storage's ``on_claim``):
+a job's start is its claim, handed to a thread at once (the worker hands claimed rows to idle threads within a
+millisecond), and a job over the limit goes back to scheduled in that same transaction, before any thread sees
+it. SQLite's single writer, or on PostgreSQL the key's row in ``solidstack_rate_limits`` locked by an upsert (keys
+in sorted order), makes the count and the insert one step across every process; the start is recorded at the
+clock read once the key is locked. No transaction of its own: a start costs one statement in the claim's
+(decision 0050). The first rate limited job a process meets, claimed before the limiter was installed, takes
+:func:`acquire`'s own transaction. The key, limit and period ride in the job's row (its arguments' ``meta``), so a
+worker needs no class attribute and a key function runs once, at enqueue.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from solidstack.queue.features import hooks
+
+if TYPE_CHECKING:
+    from solidstack.queue.job import Job
+    from solidstack.queue.storage import JobRow, QueueStorage
+
+log = logging.getLogger("solidstack.queue")
+
+J = TypeVar("J", bound="type[Job]")
+#: How often a start clears its key's starts that left the window.
+PRUNE_ONE_IN = 1 / 16
+
+
+class RateLimitKeyError(ValueError):
+    """A job's rate limit key function raised or returned None; the job was not enqueued."""
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """What ``limits_rate`` set on a job class."""
+
+    to: int
+    per: float
+    key: Callable[[Any], Any] | str | None
+
+
+def limits_rate(to: int, per: float | timedelta = 1.0, *, key: Callable[[Any], Any] | str | None = None
+                ) -> Callable[[J], J]:
+    """Class decorator: at most ``to`` runs of this class start per ``per`` seconds (or ``timedelta``), per
+    ``key`` (a function of the job, e.g. ``lambda job: job.kwargs["token"]``, or a fixed string shared by
+    several classes; default: the class). Jobs over the limit are rescheduled, not failed."""
+
+    def decorate(cls: J) -> J:
+        name = cls.name()
+        if not isinstance(to, int) or isinstance(to, bool) or to < 1:
+            raise ValueError(f"{name}: limits_rate to= must be a whole number of at least 1, got {to!r}")
+        seconds = per.total_seconds() if isinstance(per, timedelta) else per
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
+            raise ValueError(f"{name}: limits_rate per= must be a positive number of seconds, got {per!r}")
+        if key is not None and not (callable(key) or isinstance(key, str)):
+            raise TypeError(f"{name}: limits_rate key= must be a function of the job or a string, got {key!r}")
+        cls._rate_limit = RateLimit(to, float(seconds), key)  # type: ignore[attr-defined]
+        hooks.use_features()
+        return cls
+
+    return decorate
+
+
+def rate_of(job: Job) -> list[Any] | None:
+    """``[key, to, per]`` for ``job`` (stored in its row), or None when its class has no rate limit."""
+    limit: RateLimit | None = getattr(type(job), "_rate_limit", None)
+    if limit is None:
+        return None
+    name = type(job).name()
+    if callable(limit.key):
+        try:
+            value = limit.key(job)
+        except Exception as exc:
+            raise RateLimitKeyError(f"{name}: its rate limit key raised {type(exc).__name__}: {exc}; "
+                                    "the job was not enqueued") from exc
+        if value is None:
+            raise RateLimitKeyError(f"{name}: its rate limit key returned None; the job was not enqueued")
+        key = f"{name}/{value}"
+    else:
+        key = limit.key if limit.key is not None else name
+    return [key, limit.to, limit.per]
+
+
+def acquire(storage: QueueStorage, key: str, to: int, per: float, now: float,
+            clock: Callable[[], float] | None = None) -> float | None:
+    """Record a start of ``key`` at ``now`` if fewer than ``to`` started in the last ``per`` seconds (None);
+    else start nothing and return when the next slot frees. With ``clock``, ``now`` is read again once the key
+    is locked: a start waiting for the lock must not be recorded at the time it began to wait (it would leave the
+    window early, and let one more start in)."""
+    from solidstack.queue._sql import feature_queries
+
+    sql = feature_queries(storage.db)
+    # Not durable (PostgreSQL: no wait for the WAL flush), as claims: a server crash may lose the last starts'
+    # records, letting as many extra starts in once; every start waiting on the disk cost more than the job.
+    with storage.db.transaction(durable=False) as conn:
+        conn.execute(sql["rate_lock"], {"key": key, "now": now})  # PostgreSQL: the key's lock, to the commit
+        if clock is not None:
+            now = clock()
+        if random.random() < PRUNE_ONE_IN:
+            conn.execute(sql["rate_prune"], {"key": key, "to": to})  # starts never read again
+        if conn.execute(sql["rate_try_start"], {"key": key, "now": now, "cutoff": now - per, "to": to}).fetchone():
+            return None
+        full = conn.execute(sql["rate_full_at"], {"key": key, "cutoff": now - per, "to": to}).fetchone()
+        if full is None:  # cannot happen under the key's lock; a start refused is never lost
+            return now
+    # `to` starts within the window: the oldest of those leaves it first.
+    return float(full[0]) + per
+
+
+class ClaimLimiter:
+    """The storage's ``on_claim`` once a rate limited job ran in this process: in the claim's transaction, each
+    claimed row with a rate limit takes a start (one statement) or goes back to scheduled for when a slot frees.
+    Rows without one cost a substring test. The ids admitted are kept for :meth:`admitted` (the worker's run
+    then takes no start of its own)."""
+
+    def __init__(self, storage: QueueStorage, clock: Callable[[], float] = time.time) -> None:
+        from solidstack.queue._sql import feature_queries
+
+        self.storage = storage
+        self.clock = clock
+        self.sql = feature_queries(storage.db)
+        self._lock_keys = storage.db.dialect != "sqlite"  # SQLite: the write transaction is the only writer
+        self._admitted: set[int] = set()
+        self._guard = threading.Lock()
+
+    def admitted(self, job_id: int) -> bool:
+        """True (once) when the claim admitted ``job_id``."""
+        with self._guard:
+            if job_id in self._admitted:
+                self._admitted.discard(job_id)
+                return True
+            return False
+
+    def __call__(self, conn: Any, rows: list[JobRow], process_id: int | None) -> list[JobRow]:
+        rated: list[tuple[str, int, float, JobRow]] = []
+        for row in rows:
+            if '"rate":' in row.arguments:
+                meta = hooks._meta(row.arguments)
+                rate = meta.get("rate") if meta else None
+                if meta is not None:
+                    hooks.parsed_meta[row.id] = meta  # the run reads it from here: one parse per claimed row
+                if rate:
+                    rated.append((str(rate[0]), int(rate[1]), float(rate[2]), row))
+        if not rated:
+            return rows
+        rated.sort(key=lambda item: item[0])  # PostgreSQL: key locks in one order, no lock cycle between claims
+        sql, refused, locked = self.sql, set(), set()
+        admitted = []
+        for key, to, per, row in rated:
+            if self._lock_keys and key not in locked:
+                conn.execute(sql["rate_lock"], {"key": key, "now": self.clock()})
+                locked.add(key)
+            now = self.clock()  # after the lock: a start is never recorded before it could be counted
+            if random.random() < PRUNE_ONE_IN:
+                conn.execute(sql["rate_prune"], {"key": key, "to": to})  # starts never read again
+            started = conn.execute(sql["rate_try_start"], {"key": key, "now": now, "cutoff": now - per,
+                                                           "to": to}).fetchone()
+            if started is not None:
+                admitted.append(row.id)
+                continue
+            full = conn.execute(sql["rate_full_at"], {"key": key, "cutoff": now - per, "to": to}).fetchone()
+            run_at = (float(full[0]) + per) if full is not None else now
+            # Back to scheduled with its run count unchanged (in this transaction): waiting is not a run.
+            self.storage.retry_later(row.id, process_id, row.executions, run_at, now)
+            refused.add(row.id)
+            log.info("%s (job %d) over its rate limit %s; runs at %.3f", row.class_name, row.id, key, run_at)
+        with self._guard:
+            self._admitted.update(admitted)
+        return [row for row in rows if row.id not in refused] if refused else rows

@@ -1,0 +1,174 @@
+"""Unique jobs: while a job with the same key is held, enqueueing another returns the existing one.
+
+``@unique_for(minutes=10)`` on a job class keys each job by its class and arguments (or by ``key=``, a function
+of the job). A key row (``solidstack_unique_keys``) names the job that holds it and when it lapses. Whether the
+key is still held is read from that job's state when a duplicate arrives, not kept up to date by every
+transition: held while the job exists, is not finished and not failed and (``until="started"``) has not started
+yet (not claimed, never run), and only until ``expires_at``. So a job that failed, was discarded, was deleted or
+whose process died past its bound frees its key without any path having to remember to, and a job that hangs
+holds it at most ``unique_for``.
+
+Exact across processes: the key is read and written in the enqueue's own transaction, under SQLite's single
+writer or, on PostgreSQL, a transaction-long advisory lock on the key taken before the read (a racing enqueuer of
+the same key waits for the first one's commit, then reads its key row).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from solidstack.queue.features import hooks
+
+if TYPE_CHECKING:
+    from solidstack.queue.job import Job
+    from solidstack.queue.storage import QueueStorage
+
+J = TypeVar("J", bound="type[Job]")
+UNTIL = ("finished", "started")
+
+
+class UniqueKeyError(ValueError):
+    """A job's ``unique_for`` key function raised or returned None; the job was not enqueued."""
+
+
+@dataclass(frozen=True)
+class UniqueRule:
+    """What ``unique_for`` set on a job class."""
+
+    seconds: float
+    key: Callable[[Any], Any] | None
+    until: str
+
+
+def _duration(value: Any) -> float | None:
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def unique_for(duration: float | timedelta | None = None, *, key: Callable[[Any], Any] | None = None,
+               until: str = "finished", **parts: float) -> Callable[[J], J]:
+    """Class decorator: a job enqueued while another with the same key is held is not added; the enqueue
+    returns the held job (its ``provider_job_id`` and ``job_id``, ``duplicate`` set to True).
+
+    ``duration``: seconds or a ``timedelta`` (or ``minutes=10``, ``hours=1``...), how long a key is held at
+    most. ``key``: a function of the job (default: the class and its arguments). ``until``: ``"finished"``
+    (held until the job finishes or fails for good) or ``"started"`` (until a worker starts it).
+    """
+
+    def decorate(cls: J) -> J:
+        name = cls.name()
+        seconds = _duration(duration) if duration is not None else (
+            timedelta(**parts).total_seconds() if parts else None)
+        if seconds is None or seconds <= 0:
+            given = duration if duration is not None else (parts or None)
+            raise ValueError(f"{name}: unique_for duration must be a positive number of seconds or timedelta, "
+                             f"got {given!r}")
+        if until not in UNTIL:
+            raise ValueError(f"{name}: unique_for until= must be one of {UNTIL}, got {until!r}")
+        if key is not None and not callable(key):
+            raise TypeError(f"{name}: unique_for key= must be a function of the job, got {key!r}")
+        cls._unique = UniqueRule(seconds, key, until)  # type: ignore[attr-defined]
+        hooks.use_features()
+        return cls
+
+    return decorate
+
+
+def key_of(job: Job, arguments: str | None = None) -> tuple[str, float, str] | None:
+    """``(key, seconds, until)`` for ``job`` (``arguments``: its stored arguments, when already serialized), or
+    None when its class is not unique."""
+    rule: UniqueRule | None = getattr(type(job), "_unique", None)
+    if rule is None:
+        return None
+    name = type(job).name()
+    if rule.key is None:
+        # Long arguments would make long keys: a digest of their stored form (the same arguments, the same key).
+        stored = arguments if arguments is not None else job.serialize_arguments()
+        part = hashlib.sha256(stored.encode()).hexdigest()[:32]
+    else:
+        try:
+            value = rule.key(job)
+        except Exception as exc:
+            raise UniqueKeyError(f"{name}: its unique_for key raised {type(exc).__name__}: {exc}; "
+                                 "the job was not enqueued") from exc
+        if value is None:
+            raise UniqueKeyError(f"{name}: its unique_for key returned None; the job was not enqueued")
+        part = str(value)
+    return f"{name}/{part}", rule.seconds, rule.until
+
+
+def _held(row: Any, until: str, now: float) -> bool:
+    if row["job_id"] is None or row["expires_at"] <= now or row["live_id"] is None:
+        return False
+    if row["finished_at"] is not None or row["failed"]:
+        return False
+    # "started": a claim, or a run before (a retry waiting), means it started.
+    return not (until == "started" and (row["claimed"] or row["executions"]))
+
+
+def hold_keys(conn: Any, storage: QueueStorage, jobs: Sequence[Job], keys: Sequence[tuple[str, float, str] | None],
+              now: float) -> list[int]:
+    """Decide the unique jobs among ``jobs`` (in the caller's transaction): returns the indexes of the jobs to
+    insert; each duplicate is pointed at the job that holds its key instead. :func:`record` then takes the keys
+    for the jobs inserted, in the same transaction."""
+    if not any(keys):
+        return list(range(len(jobs)))
+    from solidstack.queue._sql import feature_queries
+
+    sql = feature_queries(storage.db)
+    lock = storage.db.dialect != "sqlite"  # SQLite's write transaction is the only writer: nothing to lock
+    keep: list[int] = []
+    taken: dict[str, int] = {}  # keys taken by earlier jobs of this same call
+    for index, (job, spec) in enumerate(zip(jobs, keys, strict=True)):
+        if spec is None:
+            keep.append(index)
+            continue
+        key, _seconds, until = spec
+        if key in taken:
+            _point_at(job, jobs[taken[key]].job_id, None)
+            continue
+        # SQLite: the write transaction is the only writer. PostgreSQL: an advisory lock on the key until the
+        # commit, taken before the read, so a racing enqueuer of the key reads after this one's key row is in.
+        if lock:
+            conn.execute(sql["unique_lock"], {"key": key}).fetchall()
+        row = conn.execute(sql["unique_holder"], {"key": key}).fetchone()
+        if row is not None and row["job_id"] is not None and _held(row, until, now):
+            _point_at(job, row["active_job_id"], row["live_id"])
+            continue
+        taken[key] = index
+        keep.append(index)
+    return keep
+
+
+def _point_at(job: Job, active_job_id: str, provider_job_id: int | None) -> None:
+    job.job_id = active_job_id
+    job.provider_job_id = provider_job_id
+    job.duplicate = True  # type: ignore[attr-defined]
+
+
+def record(conn: Any, storage: QueueStorage, held: Sequence[tuple[tuple[str, float, str] | None, int]],
+           now: float) -> None:
+    """Take the key of each unique job inserted (a new key row, or a stale one taken over): one write each."""
+    specs = [(spec, job_id) for spec, job_id in held if spec is not None]
+    if not specs:
+        return
+    from solidstack.queue._sql import feature_queries
+
+    sql = feature_queries(storage.db)
+    for (key, seconds, _until), job_id in specs:
+        conn.execute(sql["unique_take"], {"key": key, "job_id": job_id, "expires_at": now + seconds, "now": now})
+
+
+def clear_expired(storage: QueueStorage, now: float) -> int:
+    """Delete lapsed key rows (they are ignored anyway; this keeps the table small). Returns how many."""
+    from solidstack.queue._sql import feature_queries
+
+    with storage.db.transaction() as conn:
+        return int(conn.execute(feature_queries(storage.db)["unique_expired"], {"now": now}).rowcount)
