@@ -171,7 +171,7 @@ def test_the_scheduler_section_of_queue_yml(app_root: Path) -> None:
 
 
 def test_postgresql_entries_as_rails_writes_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from solidstack.db import DatabaseError, connect
+    from solidstack.db import connect
 
     monkeypatch.setenv("DB_HOST", "db.internal")
     write(tmp_path, "database.yml", """
@@ -188,10 +188,6 @@ production:
     listen: false
   cache:
     url: postgres://app:secret@db2.internal:6432/app_cache
-  cable:
-    <<: *default
-    adapter: postgis
-    database: app_cable
 """)
     databases = App(tmp_path, "production").databases
     queue = connect(databases["queue"])
@@ -199,9 +195,12 @@ production:
     assert queue.label == "queue database postgresql://app@db.internal:5432/app_queue"
     cache = connect(databases["cache"])  # the adapter follows the URL's scheme; the password is never shown
     assert cache.label == "cache database postgresql://app@db2.internal:6432/app_cache"
-    with pytest.raises(DatabaseError, match=r"\[production\] cable: .*adapter 'postgis'.*supported: sqlite3, "
-                                            r"postgresql"):
-        connect(databases["cable"])
+    # An adapter solidstack does not support is a configuration error, found when the file is read.
+    with (tmp_path / "config" / "database.yml").open("a") as file:
+        file.write("  cable:\n    <<: *default\n    adapter: postgis\n    database: app_cable\n")
+    with pytest.raises(ConfigError, match=r"database.yml \[production\] cable.adapter: unsupported adapter "
+                                          r"'postgis' \(solidstack supports sqlite3 and postgresql\)"):
+        App(tmp_path, "production").databases  # noqa: B018
 
 
 @pytest.mark.parametrize(("entry", "message"), [

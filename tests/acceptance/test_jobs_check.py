@@ -42,12 +42,12 @@ def test_check_opens_each_database_and_says_ok_when_all_are_migrated(jobs_app) -
 def test_an_unsupported_adapter_fails_check_as_it_fails_jobs(jobs_app) -> None:
     (jobs_app.root / "config" / "database.yml").write_text(DATABASE_YML.format(adapter="mysql2"))
     check = run(jobs_app, "check")
-    assert check.returncode == 1, check.stdout
-    assert "adapter 'mysql2'" in check.stderr and "database.yml [test] queue" in check.stderr
+    assert check.returncode == 2, check.stdout  # a configuration error (decision 0800)
+    assert "adapter 'mysql2'" in check.stderr and "database.yml [test] queue.adapter" in check.stderr
     assert "ok" not in check.stdout.split()
     started = jobs_app.start()
     code, output = started.wait(timeout=30), jobs_app.output(started)
-    assert code == 1 and "adapter 'mysql2'" in output  # the same reason from `jobs`
+    assert code == 2 and "adapter 'mysql2'" in output  # the same reason from `jobs`
 
 
 def test_databases_never_migrated_fail_check_and_are_not_created(jobs_app) -> None:

@@ -30,7 +30,11 @@ def test_jobs_in_every_state_survive_the_rebuild(tmp_path: Path) -> None:
     storage.release([ready], pid, now)
     assert {row.id for row in storage.claim(pid, ["*"], 2, now)} == {ready, failed}
     storage.release([ready], pid, now)
-    storage.fail(failed, pid, {"exception_class": "RuntimeError", "message": "boom"}, now)
+    # Failed as the storage of 0003's time recorded it (today's fail() also writes migration 0008's attempts).
+    with db.transaction() as conn:
+        conn.execute("DELETE FROM solidstack_claimed_executions WHERE job_id = ?", (failed,))
+        conn.execute("INSERT INTO solidstack_failed_executions (job_id, error, created_at) VALUES (?, ?, ?)",
+                     (failed, '{"exception_class": "RuntimeError", "message": "boom"}', now))
     states = {job_id: storage.job_state(job_id)["state"] for job_id in  # type: ignore[index]
               (ready, scheduled, claimed, failed, blocked_1, blocked_2)}
 

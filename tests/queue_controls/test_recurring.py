@@ -19,7 +19,7 @@ from solidstack.queue.recurring import (
 )
 from solidstack.queue.storage import QueueStorage
 
-SEED = Path(__file__).resolve().parents[2] / "src" / "solidstack" / "templates" / "config" / "recurring.yml"
+SEED = Path(__file__).resolve().parents[1] / "seed" / "recurring.yml"  # the seed's file, as the guide writes it
 CALLS: list[tuple[object, ...]] = []
 
 
