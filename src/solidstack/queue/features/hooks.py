@@ -162,26 +162,55 @@ def store(storage: QueueStorage, jobs: Sequence[Job], *, batch: Any = None,
             for job, job_id in zip(jobs, ids, strict=True):
                 job.provider_job_id = job_id
             return
-        with storage.db.transaction() as conn:
-            batch_id = batch.begin(conn, storage, now) if batch is not None else None
-            _add_meta(rows, batch_id, rates, spans, trace)
-            keep = unique.hold_keys(conn, storage, jobs, keys, now) if any(keys) else None
-            ids = storage.enqueue(rows if keep is None else [rows[index] for index in keep], now)
-            if keep is None:
-                for job, job_id in zip(jobs, ids, strict=True):
-                    job.provider_job_id = job_id
-            else:
-                for index, job_id in zip(keep, ids, strict=True):
-                    jobs[index].provider_job_id = job_id
-                unique.record(conn, storage, [(keys[index], job_id) for index, job_id in zip(keep, ids, strict=True)],
-                              now)
-            if batch is not None:
-                batch.record(conn, storage, ids, now)
+        if (batch is None and len(jobs) == 1 and rows[0].scheduled_at is None and rows[0].concurrency_key is None
+                and keys[0] is not None and unique.one_statement(storage) and not storage.db.in_transaction()):
+            # PostgreSQL: one unique plain job is one statement in autocommit (decision 0060).
+            _add_meta(rows, None, rates, spans, trace)
+            unique.enqueue_one(storage, jobs[0], rows[0], keys[0], now)
+            return
+        original = [job.job_id for job in jobs]
+        batch_id = batch.id if batch is not None else None
+        for attempt in range(unique.ATTEMPTS):
+            try:
+                _store_in_transaction(storage, jobs, list(rows), keys, rates, spans, trace, batch, now)
+                return
+            except unique.KeyRace:
+                # A one-statement enqueue took a key this transaction read (PostgreSQL): the transaction rolled
+                # back whole (a caller's open transaction too: the race is raised to it); decide again.
+                if attempt == unique.ATTEMPTS - 1 or storage.db.in_transaction():
+                    raise
+                for job, active_job_id in zip(jobs, original, strict=True):
+                    job.job_id, job.provider_job_id = active_job_id, None
+                    job.__dict__.pop("duplicate", None)
+                if batch is not None:
+                    batch.id = batch_id  # a new batch's row rolled back with it
     finally:
         if spans is not None:
             from solidstack.queue.features import tracing
 
             tracing.end_producer_spans(jobs, spans)
+
+
+def _store_in_transaction(storage: QueueStorage, jobs: Sequence[Job], rows: list[Any], keys: Sequence[Any],
+                          rates: Sequence[Any], spans: Any, trace: dict[str, str] | None, batch: Any,
+                          now: float) -> None:
+    """:func:`store`'s transaction: the batch, the unique keys decided, the jobs inserted."""
+    seen: dict[str, int | None] = {}
+    with storage.db.transaction() as conn:
+        batch_id = batch.begin(conn, storage, now) if batch is not None else None
+        _add_meta(rows, batch_id, rates, spans, trace)
+        keep = unique.hold_keys(conn, storage, jobs, keys, now, seen) if any(keys) else None
+        ids = storage.enqueue(rows if keep is None else [rows[index] for index in keep], now)
+        if keep is None:
+            for job, job_id in zip(jobs, ids, strict=True):
+                job.provider_job_id = job_id
+        else:
+            for index, job_id in zip(keep, ids, strict=True):
+                jobs[index].provider_job_id = job_id
+            unique.record(conn, storage, [(keys[index], job_id) for index, job_id in zip(keep, ids, strict=True)],
+                          now, seen)
+        if batch is not None:
+            batch.record(conn, storage, ids, now)
 
 
 def _add_meta(rows: list[Any], batch_id: int | None, rates: Sequence[Any], spans: Any,

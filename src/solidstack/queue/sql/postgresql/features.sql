@@ -93,11 +93,62 @@ FROM solidstack_unique_keys k LEFT JOIN solidstack_jobs j ON j.id = k.job_id
 WHERE k.key = :key;
 
 -- name: unique_take
--- The key for the job just inserted: a new row, or the stale one taken over. One write.
-INSERT INTO solidstack_unique_keys (key, job_id, expires_at, created_at)
+-- The key for the job just inserted: a new row, or the stale one taken over, only if the row still names the job
+-- read by unique_holder (:seen_job_id, NULL for none): a compare-and-set, so a key taken meanwhile by
+-- unique_enqueue (which takes no advisory lock) is never overwritten. No row returned: the caller's transaction
+-- rolls back and decides again. One write.
+INSERT INTO solidstack_unique_keys AS k (key, job_id, expires_at, created_at)
 VALUES (:key, :job_id, :expires_at, :now)
 ON CONFLICT (key) DO UPDATE SET job_id = excluded.job_id, expires_at = excluded.expires_at,
-                                created_at = excluded.created_at;
+                                created_at = excluded.created_at
+WHERE k.job_id IS NOT DISTINCT FROM CAST(:seen_job_id AS BIGINT)
+RETURNING k.key;
+
+-- name: unique_enqueue
+-- One unique plain job (no schedule, no concurrency key) in ONE statement, sent in autocommit (decision 0060):
+-- read the key's holder, and unless it is held, take the key for a job id drawn from the jobs' sequence and
+-- insert that job, its ready row and the NOTIFY. Exact without a lock: a new key is an INSERT that conflicts with
+-- any other enqueuer's (the second waits for the first's commit, then does nothing), and a stale key is taken
+-- over only if its row still names the stale job this statement read (ON CONFLICT DO UPDATE ... WHERE sees the
+-- row's latest version): of two takers one wins. Rows: ('new', id, NULL) inserted; ('held', holder id, its
+-- active job id) a duplicate; none: the key changed after this statement's snapshot, the caller sends it again.
+-- The held test is unique.py's _held, in SQL.
+WITH seen AS (
+    SELECT k.job_id, j.active_job_id,
+           (k.job_id IS NOT NULL AND k.expires_at > CAST(:now AS DOUBLE PRECISION) AND j.id IS NOT NULL
+            AND j.finished_at IS NULL
+            AND NOT EXISTS (SELECT 1 FROM solidstack_failed_executions f WHERE f.job_id = k.job_id)
+            AND NOT (CAST(:until_started AS BOOLEAN)
+                     AND (j.executions > 0
+                          OR EXISTS (SELECT 1 FROM solidstack_claimed_executions c WHERE c.job_id = k.job_id))))
+           AS held
+    FROM solidstack_unique_keys k LEFT JOIN solidstack_jobs j ON j.id = k.job_id
+    WHERE k.key = :key
+), fresh AS (
+    SELECT nextval('solidstack_jobs_id_seq') AS id WHERE NOT EXISTS (SELECT 1 FROM seen WHERE held)
+), took AS (
+    INSERT INTO solidstack_unique_keys AS k (key, job_id, expires_at, created_at)
+    SELECT :key, id, :expires_at, :now FROM fresh
+    ON CONFLICT (key) DO UPDATE SET job_id = excluded.job_id, expires_at = excluded.expires_at,
+                                    created_at = excluded.created_at
+    WHERE k.job_id IS NOT DISTINCT FROM (SELECT job_id FROM seen)
+    RETURNING k.job_id
+), new AS (
+    INSERT INTO solidstack_jobs (id, queue_name, class_name, arguments, priority, active_job_id, created_at,
+                                 updated_at)
+    SELECT job_id, :queue_name, :class_name, :arguments, :priority, :active_job_id, :now, :now FROM took
+    RETURNING id, queue_name, priority
+), ready AS (
+    INSERT INTO solidstack_ready_executions (job_id, queue_name, priority, created_at)
+    SELECT id, queue_name, priority, CAST(:now AS DOUBLE PRECISION) FROM new
+), notified AS (
+    SELECT pg_notify(channel, '') FROM (SELECT CAST(:channel AS TEXT) AS channel) c
+    WHERE channel IS NOT NULL AND EXISTS (SELECT 1 FROM new)
+)
+SELECT 'new' AS outcome, id, CAST(NULL AS TEXT) AS active_job_id FROM new
+WHERE (SELECT count(*) FROM notified) >= 0
+UNION ALL
+SELECT 'held', job_id, active_job_id FROM seen WHERE held;
 
 -- name: unique_release
 DELETE FROM solidstack_unique_keys WHERE key = :key AND job_id = :job_id;
