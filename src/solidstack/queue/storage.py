@@ -89,6 +89,7 @@ class QueueStorage:
         #: a short job's cost.
         self.prefetch = self._cycle_in_one
         self._unqueued: QueueStorage | None = None
+        self._counting: dict[str, str] = {}
         #: Return values and cancellation (see outcomes.py).
         self.outcomes = Outcomes(self)
         #: Called in the transaction that finishes jobs, with their ids (batches count them: see hooks.py).
@@ -210,9 +211,11 @@ class QueueStorage:
         """
         if not finished and (limit <= 0 or (self._look_first and not self._ready_ids(self.db.connection(), queues, 1))):
             return []
-        # The one-statement cycle cannot run the finish hook (batches count their finished jobs in the finishing
-        # transaction): a process that runs batched jobs takes the transaction below.
-        if (self._cycle_in_one and self.on_finish is None and self.on_claim is None
+        # The one-statement cycle runs no Python hook in its transaction: a finish hook that can be folded into it
+        # (batches count their finished jobs in the statement: ``batched_among``, decision 0061) keeps it; any
+        # other hook takes the transaction below.
+        if (self._cycle_in_one and self.on_claim is None
+                and (self.on_finish is None or hasattr(self.on_finish, "batched_among"))
                 and not self.db.in_transaction()):
             if not (results and preserve):  # nothing returned a value: one statement, one round trip
                 return self._finish_and_claim(process_id, queues, max(0, limit), now, finished, preserve)
@@ -250,26 +253,41 @@ class QueueStorage:
         not finish (a concurrency key, whose slot Gate frees, or a claim lost) go through :meth:`_finish`."""
         claimed: list[JobRow] = []
         done: set[int] = set()
+        complete: list[int] = []
         ids = self.db.array(finished)
+        counter: Any = self.on_finish
+        batched = counter.batched_among(finished) if counter is not None and finished else []
         for kind, params in self._queue_filters(queues):
             remaining = limit - len(claimed)
             if remaining <= 0 and not ids:
                 break
+            name = f"finish_and_claim_{kind}"
+            if batched:  # the first statement finishes: it counts the batched jobs among them too
+                sql = self._counting_cycle(name)
+                params = {**params, "batched": self.db.array(batched)}
+            else:
+                sql = self.sql[name]
             # Only PostgreSQL has the one-statement cycle (``_cycle_in_one``) and write_once.
-            rows = self.db.write_once(self.sql[f"finish_and_claim_{kind}"], {  # type: ignore[attr-defined]
+            rows = self.db.write_once(sql, {  # type: ignore[attr-defined]
                 **params, "ids": ids, "process_id": process_id, "now": now, "limit": max(0, remaining),
                 "preserve": preserve})
             for row in rows:
                 if row[0]:
                     done.add(row[1])
+                elif row[0] is None:
+                    if row[1] is not None:
+                        complete.append(row[1])  # a batch counted to zero: its callbacks are due
                 else:
                     claimed.append(JobRow(*row[1:]))
             ids = self.db.array([])
+            batched = []
+        if counter is not None and finished:
+            counter.counted([job_id for job_id in finished if job_id in done], complete, now)
         left = [job_id for job_id in finished if job_id not in done]
         if left:
             try:
                 with self.db.transaction(durable=False) as conn:
-                    self._finish(conn, left, process_id, now, preserve)
+                    self._after_finish(conn, self._finish(conn, left, process_id, now, preserve), now)
             except BaseException:
                 # The caller keeps ``finished`` to finish later, and never gets these claims: back to ready
                 # (should this fail too, the worker's resync or the process's death hands them back).
@@ -277,6 +295,24 @@ class QueueStorage:
                     self.release([row.id for row in claimed], process_id, now)
                 raise
         return claimed
+
+    def _counting_cycle(self, name: str) -> str:
+        """``name`` (a finish_and_claim_* statement) with the batch counting CTEs of ``batch_count_in_cycle``
+        spliced in after ``owned`` and the batches it counts to zero returned (decision 0061)."""
+        sql = self._counting.get(name)
+        if sql is None:
+            from solidstack.queue._sql import feature_queries
+
+            base = self.sql[name]
+            fragment = feature_queries(self.db)["batch_count_in_cycle"]
+            head, sep, tail = base.partition("), picked AS (")
+            if not sep:
+                raise ValueError(f"{name}: no picked CTE to splice the batch count before")
+            sql = (head + "), " + fragment + ", picked AS (" + tail
+                   + "\nUNION ALL\nSELECT NULL, id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL"
+                   + " FROM counted WHERE pending = 0")
+            self._counting[name] = sql
+        return sql
 
     def _take_claims(self, conn: Any, job_ids: Sequence[int], process_id: int | None) -> list[int]:
         """Delete the claims ``process_id`` holds on ``job_ids``; returns the ids it did hold.

@@ -234,10 +234,14 @@ def _add_meta(rows: list[Any], batch_id: int | None, rates: Sequence[Any], spans
 
 def maintain(storage: QueueStorage, now: float, limit: int) -> None:
     """The dispatcher's upkeep of the features' tables (with its concurrency upkeep): batched jobs failed by
-    process deaths counted, lapsed unique keys deleted. Two small reads when there is nothing to do."""
+    process deaths counted, batches counted to zero by a worker that died before enqueueing their callbacks
+    completed, lapsed unique keys deleted. Three small reads when there is nothing to do."""
     counted = batches.count_uncounted_failures(storage, now, limit)
     if counted:
         log.info("counted %d batched job(s) failed by process deaths", counted)
+    stranded = batches.complete_stranded(storage, now, limit)
+    if stranded:
+        log.info("enqueued the callbacks of %d batch(es) whose worker died before it could", stranded)
     unique.clear_expired(storage, now)
 
 

@@ -36,6 +36,24 @@ FROM c, locked
 WHERE solidstack_batches.id = c.batch_id AND locked.id = c.batch_id
 RETURNING solidstack_batches.id, pending, failed, on_success, on_failure, on_finish, description;
 
+-- name: batch_count_in_cycle
+-- Not a statement: CTEs spliced into finish_and_claim_* (queries.sql) by storage.py when finished jobs of this
+-- process are batched (:batched, their ids), after `owned` (decision 0061). The batched jobs the statement
+-- finished are counted as succeeded, as batch_count_finished does, batch rows locked in id order first; the
+-- batches that reach zero are returned as rows with finished = NULL (id: the batch), for their callbacks to be
+-- enqueued in a transaction of their own (batch_complete).
+counted_jobs AS (
+    SELECT bj.batch_id, count(*) AS n FROM solidstack_batch_jobs bj JOIN owned ON owned.job_id = bj.job_id
+    WHERE bj.job_id = ANY(CAST(:batched AS BIGINT[])) AND bj.status = 'pending' GROUP BY bj.batch_id
+), batch_locks AS (
+    SELECT b.id FROM solidstack_batches b WHERE b.id IN (SELECT batch_id FROM counted_jobs) ORDER BY b.id
+    FOR UPDATE
+), counted AS (
+    UPDATE solidstack_batches b SET pending = b.pending - c.n, succeeded = b.succeeded + c.n, updated_at = :now
+    FROM counted_jobs c, batch_locks l WHERE b.id = c.batch_id AND l.id = c.batch_id
+    RETURNING b.id, b.pending
+)
+
 -- name: batch_count_succeeded
 UPDATE solidstack_batches SET pending = pending - 1, succeeded = succeeded + 1, updated_at = :now
 WHERE id = :id
@@ -59,6 +77,20 @@ UPDATE solidstack_batches SET failure_job_id = :job_id WHERE id = :id;
 -- a row (and enqueues them).
 UPDATE solidstack_batches SET finished_at = :now, updated_at = :now WHERE id = :id AND finished_at IS NULL
 RETURNING id;
+
+-- name: batch_complete
+-- The callbacks of a batch whose count reached zero in a statement that could not enqueue them (PostgreSQL's
+-- one-statement worker cycle, decision 0061): the same compare-and-set as batch_finished, in the transaction
+-- that enqueues them, so they are enqueued once whoever (the worker right after, or the dispatcher's sweep after a
+-- crash) gets here first.
+UPDATE solidstack_batches SET finished_at = :now, updated_at = :now
+WHERE id = :id AND finished_at IS NULL AND pending = 0
+RETURNING failed, on_success, on_finish;
+
+-- name: batch_stranded
+-- Batches counted to zero whose callbacks were not enqueued (their worker died between its cycle and the
+-- transaction that enqueues them): the dispatcher's sweep, once per concurrency_maintenance_interval.
+SELECT id FROM solidstack_batches WHERE pending = 0 AND finished_at IS NULL ORDER BY id LIMIT :limit;
 
 -- name: batch_jobs_failed_uncounted
 -- Batched jobs failed without their worker counting them (failed for good by process deaths, in the pruning).

@@ -55,6 +55,20 @@ UPDATE solidstack_batches SET failure_job_id = :job_id WHERE id = :id;
 UPDATE solidstack_batches SET finished_at = :now, updated_at = :now WHERE id = :id AND finished_at IS NULL
 RETURNING id;
 
+-- name: batch_complete
+-- The callbacks of a batch whose count reached zero in a statement that could not enqueue them (PostgreSQL's
+-- one-statement worker cycle, decision 0061): the same compare-and-set as batch_finished, in the transaction
+-- that enqueues them, so they are enqueued once whoever (the worker right after, or the dispatcher's sweep after a
+-- crash) gets here first.
+UPDATE solidstack_batches SET finished_at = :now, updated_at = :now
+WHERE id = :id AND finished_at IS NULL AND pending = 0
+RETURNING failed, on_success, on_finish;
+
+-- name: batch_stranded
+-- Batches counted to zero whose callbacks were not enqueued (their worker died between its cycle and the
+-- transaction that enqueues them): the dispatcher's sweep, once per concurrency_maintenance_interval.
+SELECT id FROM solidstack_batches WHERE pending = 0 AND finished_at IS NULL ORDER BY id LIMIT :limit;
+
 -- name: batch_jobs_failed_uncounted
 -- Batched jobs failed without their worker counting them (failed for good by process deaths, in the pruning).
 SELECT bj.job_id FROM solidstack_batch_jobs bj
