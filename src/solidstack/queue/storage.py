@@ -310,7 +310,7 @@ class QueueStorage:
                 raise ValueError(f"{name}: no picked CTE to splice the batch count before")
             sql = (head + "), " + fragment + ", picked AS (" + tail
                    + "\nUNION ALL\nSELECT NULL, id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL"
-                   + " FROM counted WHERE pending = 0")
+                   + " FROM counted WHERE pending = 0 AND finished_at IS NULL")
             self._counting[name] = sql
         return sql
 

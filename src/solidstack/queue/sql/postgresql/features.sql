@@ -41,7 +41,8 @@ RETURNING solidstack_batches.id, pending, failed, on_success, on_failure, on_fin
 -- process are batched (:batched, their ids), after `owned` (decision 0061). The batched jobs the statement
 -- finished are counted as succeeded, as batch_count_finished does, batch rows locked in id order first; the
 -- batches that reach zero are returned as rows with finished = NULL (id: the batch), for their callbacks to be
--- enqueued in a transaction of their own (batch_complete).
+-- enqueued in a transaction of their own (batch_complete); one without on_success and on_finish callbacks is
+-- marked finished right here (nothing to enqueue: no second transaction). RETURNING shows the updated row.
 counted_jobs AS (
     SELECT bj.batch_id, count(*) AS n FROM solidstack_batch_jobs bj JOIN owned ON owned.job_id = bj.job_id
     WHERE bj.job_id = ANY(CAST(:batched AS BIGINT[])) AND bj.status = 'pending' GROUP BY bj.batch_id
@@ -49,9 +50,11 @@ counted_jobs AS (
     SELECT b.id FROM solidstack_batches b WHERE b.id IN (SELECT batch_id FROM counted_jobs) ORDER BY b.id
     FOR UPDATE
 ), counted AS (
-    UPDATE solidstack_batches b SET pending = b.pending - c.n, succeeded = b.succeeded + c.n, updated_at = :now
+    UPDATE solidstack_batches b SET pending = b.pending - c.n, succeeded = b.succeeded + c.n, updated_at = :now,
+           finished_at = CASE WHEN b.pending = c.n AND b.on_success IS NULL AND b.on_finish IS NULL
+                              THEN CAST(:now AS DOUBLE PRECISION) ELSE b.finished_at END
     FROM counted_jobs c, batch_locks l WHERE b.id = c.batch_id AND l.id = c.batch_id
-    RETURNING b.id, b.pending
+    RETURNING b.id, b.pending, b.finished_at
 )
 
 -- name: batch_count_succeeded
