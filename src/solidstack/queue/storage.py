@@ -214,15 +214,29 @@ class QueueStorage:
         # The one-statement cycle runs no Python hook in its transaction: a finish hook that can be folded into it
         # (batches count their finished jobs in the statement: ``batched_among``, decision 0061) keeps it; any
         # other hook takes the transaction below.
-        if (self._cycle_in_one and self.on_claim is None
+        # A claim hook that can run after the statement (rate limits admit their rows in a transaction of their
+        # own: ``after_claim``, decision 0062) keeps it too; only the claims with rows that need it pay.
+        if (self._cycle_in_one
+                and (self.on_claim is None or hasattr(self.on_claim, "after_claim"))
                 and (self.on_finish is None or hasattr(self.on_finish, "batched_among"))
                 and not self.db.in_transaction()):
             if not (results and preserve):  # nothing returned a value: one statement, one round trip
-                return self._finish_and_claim(process_id, queues, max(0, limit), now, finished, preserve)
-            # Return values to store first, in the same transaction (the statement and the finishes join it).
-            with self.db.transaction(durable=False) as conn:
-                self.outcomes.store_results(conn, results, process_id)
-                return self._finish_and_claim(process_id, queues, max(0, limit), now, finished, preserve)
+                claimed = self._finish_and_claim(process_id, queues, max(0, limit), now, finished, preserve)
+            else:
+                # Return values to store first, in the same transaction (the statement and the finishes join it).
+                with self.db.transaction(durable=False) as conn:
+                    self.outcomes.store_results(conn, results, process_id)
+                    claimed = self._finish_and_claim(process_id, queues, max(0, limit), now, finished, preserve)
+            hook: Any = self.on_claim
+            if hook is None or not claimed:
+                return claimed
+            try:
+                return list(hook.after_claim(claimed, process_id))
+            except BaseException:
+                # The finishes stand (committed); these claims never reach the caller: back to ready.
+                with suppress(Exception):
+                    self.release([row.id for row in claimed], process_id, now)
+                raise
         # Not durable: a claim or finish that a server crash loses is undone whole, and the job runs again
         # (at-least-once); the commit does not wait for the disk (decision 0020).
         with self.db.transaction(durable=False) as conn:

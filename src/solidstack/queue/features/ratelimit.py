@@ -145,7 +145,7 @@ class ClaimLimiter:
                 return True
             return False
 
-    def __call__(self, conn: Any, rows: list[JobRow], process_id: int | None) -> list[JobRow]:
+    def _rated(self, rows: list[JobRow]) -> list[tuple[str, int, float, JobRow]]:
         rated: list[tuple[str, int, float, JobRow]] = []
         for row in rows:
             if '"rate":' in row.arguments:
@@ -155,29 +155,59 @@ class ClaimLimiter:
                     hooks.parsed_meta[row.id] = meta  # the run reads it from here: one parse per claimed row
                 if rate:
                     rated.append((str(rate[0]), int(rate[1]), float(rate[2]), row))
+        return rated
+
+    def __call__(self, conn: Any, rows: list[JobRow], process_id: int | None) -> list[JobRow]:
+        """In the claim's transaction (SQLite, and PostgreSQL's claims that take one)."""
+        rated = self._rated(rows)
         if not rated:
             return rows
-        rated.sort(key=lambda item: item[0])  # PostgreSQL: key locks in one order, no lock cycle between claims
-        sql, refused, locked = self.sql, set(), set()
-        admitted = []
-        for key, to, per, row in rated:
-            if self._lock_keys and key not in locked:
+        refused = self._admit(conn, rated, process_id)
+        return [row for row in rows if row.id not in refused] if refused else rows
+
+    def after_claim(self, rows: list[JobRow], process_id: int | None) -> list[JobRow]:
+        """After PostgreSQL's one-statement cycle claimed ``rows`` (committed): their rate limited ones admitted
+        in one transaction of their own, before any thread sees them (decision 0062). Rows without a rate limit
+        cost a substring test each and no statement."""
+        rated = self._rated(rows)
+        if not rated:
+            return rows
+        with self.storage.db.transaction(durable=False) as conn:
+            refused = self._admit(conn, rated, process_id)
+        return [row for row in rows if row.id not in refused] if refused else rows
+
+    def _admit(self, conn: Any, rated: list[tuple[str, int, float, JobRow]], process_id: int | None) -> set[int]:
+        """Each key's rows take their starts in one statement (``rate_admit``), in key order (PostgreSQL: the
+        key's row locked first, keys in one order: no lock cycle between claims); the rows left over go back to
+        scheduled for when the next slot frees. Returns the ids refused."""
+        rated.sort(key=lambda item: item[:3])
+        sql, refused = self.sql, set()
+        admitted: list[int] = []
+        index = 0
+        while index < len(rated):
+            key, to, per = rated[index][:3]
+            group = [rated[index][3]]
+            index += 1
+            while index < len(rated) and rated[index][:3] == (key, to, per):
+                group.append(rated[index][3])
+                index += 1
+            if self._lock_keys:
                 conn.execute(sql["rate_lock"], {"key": key, "now": self.clock()})
-                locked.add(key)
             now = self.clock()  # after the lock: a start is never recorded before it could be counted
-            if random.random() < PRUNE_ONE_IN:
+            if random.random() < PRUNE_ONE_IN * len(group):
                 conn.execute(sql["rate_prune"], {"key": key, "to": to})  # starts never read again
-            started = conn.execute(sql["rate_try_start"], {"key": key, "now": now, "cutoff": now - per,
-                                                           "to": to}).fetchone()
-            if started is not None:
-                admitted.append(row.id)
+            took = len(conn.execute(sql["rate_admit"], {"key": key, "now": now, "cutoff": now - per, "to": to,
+                                                        "k": len(group)}).fetchall())
+            admitted += [row.id for row in group[:took]]
+            if took == len(group):
                 continue
             full = conn.execute(sql["rate_full_at"], {"key": key, "cutoff": now - per, "to": to}).fetchone()
             run_at = (float(full[0]) + per) if full is not None else now
-            # Back to scheduled with its run count unchanged (in this transaction): waiting is not a run.
-            self.storage.retry_later(row.id, process_id, row.executions, run_at, now)
-            refused.add(row.id)
-            log.info("%s (job %d) over its rate limit %s; runs at %.3f", row.class_name, row.id, key, run_at)
+            for row in group[took:]:
+                # Back to scheduled with its run count unchanged (in this transaction): waiting is not a run.
+                self.storage.retry_later(row.id, process_id, row.executions, run_at, now)
+                refused.add(row.id)
+                log.info("%s (job %d) over its rate limit %s; runs at %.3f", row.class_name, row.id, key, run_at)
         with self._guard:
             self._admitted.update(admitted)
-        return [row for row in rows if row.id not in refused] if refused else rows
+        return refused

@@ -207,6 +207,24 @@ SELECT s.started_at FROM solidstack_rate_limit_starts s
 WHERE s.key = :key AND s.started_at > :cutoff
   AND s.seq = (SELECT max(seq) FROM solidstack_rate_limit_starts WHERE key = :key) + 1 - :to;
 
+-- name: rate_admit
+-- Up to :k starts of the key at :now in one statement (decision 0062; the claim's rate limited rows of one key),
+-- under the key's lock (rate_lock, a statement before: this one's snapshot sees every start committed before the
+-- lock was granted): the i-th is numbered last + i and may start when the start numbered last + i - to left the
+-- window, as rate_try_start decides for one; start times grow with their numbers, so the starts admitted are a
+-- prefix: those numbered below the first start still in the window, found by one index range read of at most :k
+-- entries. Never more than :to at once. Rows: the starts taken.
+WITH last AS (
+    SELECT coalesce(max(seq), 0) AS seq FROM solidstack_rate_limit_starts WHERE key = :key
+), blocked AS (
+    SELECT min(s.seq) AS seq FROM solidstack_rate_limit_starts s, last
+    WHERE s.key = :key AND s.seq BETWEEN last.seq + 1 - :to AND last.seq + :k - :to AND s.started_at > :cutoff
+)
+INSERT INTO solidstack_rate_limit_starts (key, seq, started_at)
+SELECT :key, last.seq + n.i, :now FROM last, blocked, generate_series(1, CAST(:k AS INTEGER)) AS n (i)
+WHERE n.i <= :to AND (blocked.seq IS NULL OR last.seq + n.i - :to < blocked.seq)
+RETURNING seq;
+
 -- name: rate_try_start
 -- A start of the key at :now, numbered after the last, if the to-th most recent start left the window (a row
 -- returned), else nothing: the count and the insert in one statement, under the key's lock.
