@@ -384,30 +384,6 @@ class PostgreSQLDatabase:
         finally:
             self._checkin(raw)
 
-    def write_steps_once(self, sql: str, params: Any = None) -> list[Row]:
-        """Several statements (``;``-separated) in ONE message, sent once: the simple query protocol, parameters
-        bound on the client (``ClientCursor``). The server runs them as one implicit transaction, each statement
-        with a snapshot of its own (READ COMMITTED): a lock taken by one is held to the end, and the statements
-        after it see every commit made before it was granted. One round trip and one client call where BEGIN,
-        the statements and COMMIT would be one each. Returns the last statement's rows; a failure rolls the
-        whole message back. Outside a transaction only (there is no message boundary inside one)."""
-        if self._state.depth:
-            raise RuntimeError("write_steps_once runs its own implicit transaction: not inside a transaction")
-        raw = self._checkout()
-        try:
-            cursor = psycopg.ClientCursor(raw)
-            cursor.execute(sql, params or None)
-            rows: list[Row] = []
-            while True:
-                if cursor.description:
-                    rows = cursor.fetchall()
-                if not cursor.nextset():
-                    return rows
-        except psycopg.Error as exc:
-            raise self.translate(exc) from exc
-        finally:
-            self._checkin(raw)
-
     def query(self, sql: str, params: Any = None) -> list[Row]:
         return self._autocommit(sql, params).fetchall()
 

@@ -167,33 +167,30 @@ class ClaimLimiter:
 
     def after_claim(self, rows: list[JobRow], process_id: int | None) -> list[JobRow]:
         """After PostgreSQL's one-statement cycle claimed ``rows`` (committed): their rate limited ones admitted
-        before any thread sees them, each key's in one message (``rate_admit_steps``: its lock and its starts,
-        one implicit transaction; decision 0062). Rows without a rate limit cost a substring test each and no
-        statement. Those over their limit go back to scheduled in a transaction of their own."""
+        in one transaction of their own, before any thread sees them (decision 0062). Rows without a rate limit
+        cost a substring test each and no statement."""
         rated = self._rated(rows)
         if not rated:
             return rows
-        db: Any = self.storage.db
-        refused: set[int] = set()
-        admitted: list[int] = []
-        for key, to, per, group in _groups(rated):
-            params = {"key": key, "now": self.clock(), "per": per, "to": to, "k": len(group)}
-            took = len(db.write_steps_once(self.sql["rate_admit_steps"], params))
-            admitted += [row.id for row in group[:took]]
-            if took < len(group):
-                with db.transaction(durable=False) as conn:
-                    refused |= self._refuse(conn, key, to, per, group[took:], process_id, self.clock())
-        with self._guard:
-            self._admitted.update(admitted)
+        with self.storage.db.transaction(durable=False) as conn:
+            refused = self._admit(conn, rated, process_id)
         return [row for row in rows if row.id not in refused] if refused else rows
 
     def _admit(self, conn: Any, rated: list[tuple[str, int, float, JobRow]], process_id: int | None) -> set[int]:
-        """In ``conn``'s transaction, each key's rows take their starts in one statement (``rate_admit``), keys in
-        sorted order (PostgreSQL: the key's row locked first, keys in one order: no lock cycle between claims);
-        the rows left over go back to scheduled for when the next slot frees. Returns the ids refused."""
+        """Each key's rows take their starts in one statement (``rate_admit``), in key order (PostgreSQL: the
+        key's row locked first, keys in one order: no lock cycle between claims); the rows left over go back to
+        scheduled for when the next slot frees. Returns the ids refused."""
+        rated.sort(key=lambda item: item[:3])
         sql, refused = self.sql, set()
         admitted: list[int] = []
-        for key, to, per, group in _groups(rated):
+        index = 0
+        while index < len(rated):
+            key, to, per = rated[index][:3]
+            group = [rated[index][3]]
+            index += 1
+            while index < len(rated) and rated[index][:3] == (key, to, per):
+                group.append(rated[index][3])
+                index += 1
             if self._lock_keys:
                 conn.execute(sql["rate_lock"], {"key": key, "now": self.clock()})
             now = self.clock()  # after the lock: a start is never recorded before it could be counted
@@ -202,31 +199,15 @@ class ClaimLimiter:
             took = len(conn.execute(sql["rate_admit"], {"key": key, "now": now, "cutoff": now - per, "to": to,
                                                         "k": len(group)}).fetchall())
             admitted += [row.id for row in group[:took]]
-            if took < len(group):
-                refused |= self._refuse(conn, key, to, per, group[took:], process_id, now)
+            if took == len(group):
+                continue
+            full = conn.execute(sql["rate_full_at"], {"key": key, "cutoff": now - per, "to": to}).fetchone()
+            run_at = (float(full[0]) + per) if full is not None else now
+            for row in group[took:]:
+                # Back to scheduled with its run count unchanged (in this transaction): waiting is not a run.
+                self.storage.retry_later(row.id, process_id, row.executions, run_at, now)
+                refused.add(row.id)
+                log.info("%s (job %d) over its rate limit %s; runs at %.3f", row.class_name, row.id, key, run_at)
         with self._guard:
             self._admitted.update(admitted)
         return refused
-
-    def _refuse(self, conn: Any, key: str, to: int, per: float, rows: list[JobRow], process_id: int | None,
-                now: float) -> set[int]:
-        """``rows`` over the limit of ``key``: back to scheduled for when its oldest start in the window leaves
-        it, their run count unchanged (waiting is not a run)."""
-        full = conn.execute(self.sql["rate_full_at"], {"key": key, "cutoff": now - per, "to": to}).fetchone()
-        run_at = (float(full[0]) + per) if full is not None else now
-        for row in rows:
-            self.storage.retry_later(row.id, process_id, row.executions, run_at, now)
-            log.info("%s (job %d) over its rate limit %s; runs at %.3f", row.class_name, row.id, key, run_at)
-        return {row.id for row in rows}
-
-
-def _groups(rated: list[tuple[str, int, float, JobRow]]) -> list[tuple[str, int, float, list[JobRow]]]:
-    """The rows by key and limit, keys in sorted order."""
-    rated.sort(key=lambda item: item[:3])
-    groups: list[tuple[str, int, float, list[JobRow]]] = []
-    for key, to, per, row in rated:
-        if groups and groups[-1][:3] == (key, to, per):
-            groups[-1][3].append(row)
-        else:
-            groups.append((key, to, per, [row]))
-    return groups

@@ -217,41 +217,13 @@ WHERE s.key = :key AND s.started_at > :cutoff
 WITH last AS (
     SELECT coalesce(max(seq), 0) AS seq FROM solidstack_rate_limit_starts WHERE key = :key
 ), blocked AS (
-    SELECT min(s.seq) AS seq FROM solidstack_rate_limit_starts s
-    WHERE s.key = :key AND s.started_at > :cutoff
-      AND s.seq BETWEEN (SELECT seq FROM last) + 1 - :to AND (SELECT seq FROM last) + :k - :to
+    SELECT min(s.seq) AS seq FROM solidstack_rate_limit_starts s, last
+    WHERE s.key = :key AND s.seq BETWEEN last.seq + 1 - :to AND last.seq + :k - :to AND s.started_at > :cutoff
 )
 INSERT INTO solidstack_rate_limit_starts (key, seq, started_at)
 SELECT :key, last.seq + n.i, :now FROM last, blocked, generate_series(1, CAST(:k AS INTEGER)) AS n (i)
 WHERE n.i <= :to AND (blocked.seq IS NULL OR last.seq + n.i - :to < blocked.seq)
 RETURNING seq;
-
--- name: rate_admit_steps
--- rate_admit with its key's lock and rate_prune (starts never read again), as statements in ONE message (PostgreSQLDatabase.write_steps_once,
--- decision 0062): the server runs them as one transaction, each statement with its own snapshot, so the count
--- below sees every start committed before the key's row lock was granted, as with BEGIN, rate_lock, rate_admit,
--- COMMIT, in one client call instead of four. Not durable (as claims). The starts are recorded at :now (read by
--- the client before sending) plus the time this message has spent on the server so far (clock_timestamp() -
--- statement_timestamp(): a difference on the server's clock, so no skew), i.e. after any wait for the lock: a
--- start is never recorded before it could be counted. Rows: the starts taken, with that time.
-SELECT set_config('synchronous_commit', 'off', true);
-INSERT INTO solidstack_rate_limits (key, updated_at) VALUES (:key, :now)
-ON CONFLICT (key) DO UPDATE SET updated_at = excluded.updated_at;
-DELETE FROM solidstack_rate_limit_starts
-WHERE key = :key AND seq <= (SELECT max(seq) FROM solidstack_rate_limit_starts WHERE key = :key) - :to;
-WITH t AS (
-    SELECT CAST(:now AS DOUBLE PRECISION) + extract(epoch FROM clock_timestamp() - statement_timestamp()) AS now
-), last AS (
-    SELECT coalesce(max(seq), 0) AS seq FROM solidstack_rate_limit_starts WHERE key = :key
-), blocked AS (
-    SELECT min(s.seq) AS seq FROM solidstack_rate_limit_starts s
-    WHERE s.key = :key AND s.started_at > (SELECT now FROM t) - :per
-      AND s.seq BETWEEN (SELECT seq FROM last) + 1 - :to AND (SELECT seq FROM last) + :k - :to
-)
-INSERT INTO solidstack_rate_limit_starts (key, seq, started_at)
-SELECT :key, last.seq + n.i, t.now FROM t, last, blocked, generate_series(1, CAST(:k AS INTEGER)) AS n (i)
-WHERE n.i <= :to AND (blocked.seq IS NULL OR last.seq + n.i - :to < blocked.seq)
-RETURNING seq, started_at;
 
 -- name: rate_try_start
 -- A start of the key at :now, numbered after the last, if the to-th most recent start left the window (a row
