@@ -177,20 +177,12 @@ class ClaimLimiter:
         return [row for row in rows if row.id not in refused] if refused else rows
 
     def _admit(self, conn: Any, rated: list[tuple[str, int, float, JobRow]], process_id: int | None) -> set[int]:
-        """Each key's rows take their starts in one statement (``rate_admit``), in key order (PostgreSQL: the
-        key's row locked first, keys in one order: no lock cycle between claims); the rows left over go back to
-        scheduled for when the next slot frees. Returns the ids refused."""
-        rated.sort(key=lambda item: item[:3])
+        """In ``conn``'s transaction, each key's rows take their starts in one statement (``rate_admit``), keys in
+        sorted order (PostgreSQL: the key's row locked first, keys in one order: no lock cycle between claims);
+        the rows left over go back to scheduled for when the next slot frees. Returns the ids refused."""
         sql, refused = self.sql, set()
         admitted: list[int] = []
-        index = 0
-        while index < len(rated):
-            key, to, per = rated[index][:3]
-            group = [rated[index][3]]
-            index += 1
-            while index < len(rated) and rated[index][:3] == (key, to, per):
-                group.append(rated[index][3])
-                index += 1
+        for key, to, per, group in _groups(rated):
             if self._lock_keys:
                 conn.execute(sql["rate_lock"], {"key": key, "now": self.clock()})
             now = self.clock()  # after the lock: a start is never recorded before it could be counted
@@ -199,15 +191,31 @@ class ClaimLimiter:
             took = len(conn.execute(sql["rate_admit"], {"key": key, "now": now, "cutoff": now - per, "to": to,
                                                         "k": len(group)}).fetchall())
             admitted += [row.id for row in group[:took]]
-            if took == len(group):
-                continue
-            full = conn.execute(sql["rate_full_at"], {"key": key, "cutoff": now - per, "to": to}).fetchone()
-            run_at = (float(full[0]) + per) if full is not None else now
-            for row in group[took:]:
-                # Back to scheduled with its run count unchanged (in this transaction): waiting is not a run.
-                self.storage.retry_later(row.id, process_id, row.executions, run_at, now)
-                refused.add(row.id)
-                log.info("%s (job %d) over its rate limit %s; runs at %.3f", row.class_name, row.id, key, run_at)
+            if took < len(group):
+                refused |= self._refuse(conn, key, to, per, group[took:], process_id, now)
         with self._guard:
             self._admitted.update(admitted)
         return refused
+
+    def _refuse(self, conn: Any, key: str, to: int, per: float, rows: list[JobRow], process_id: int | None,
+                now: float) -> set[int]:
+        """``rows`` over the limit of ``key``: back to scheduled for when its oldest start in the window leaves
+        it, their run count unchanged (waiting is not a run)."""
+        full = conn.execute(self.sql["rate_full_at"], {"key": key, "cutoff": now - per, "to": to}).fetchone()
+        run_at = (float(full[0]) + per) if full is not None else now
+        for row in rows:
+            self.storage.retry_later(row.id, process_id, row.executions, run_at, now)
+            log.info("%s (job %d) over its rate limit %s; runs at %.3f", row.class_name, row.id, key, run_at)
+        return {row.id for row in rows}
+
+
+def _groups(rated: list[tuple[str, int, float, JobRow]]) -> list[tuple[str, int, float, list[JobRow]]]:
+    """The rows by key and limit, keys in sorted order."""
+    rated.sort(key=lambda item: item[:3])
+    groups: list[tuple[str, int, float, list[JobRow]]] = []
+    for key, to, per, row in rated:
+        if groups and groups[-1][:3] == (key, to, per):
+            groups[-1][3].append(row)
+        else:
+            groups.append((key, to, per, [row]))
+    return groups

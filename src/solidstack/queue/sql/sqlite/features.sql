@@ -137,8 +137,9 @@ WHERE s.key = :key AND s.started_at > :cutoff
 WITH RECURSIVE last AS (
     SELECT coalesce(max(seq), 0) AS seq FROM solidstack_rate_limit_starts WHERE key = :key
 ), blocked AS (
-    SELECT min(s.seq) AS seq FROM solidstack_rate_limit_starts s, last
-    WHERE s.key = :key AND s.seq BETWEEN last.seq + 1 - :to AND last.seq + :k - :to AND s.started_at > :cutoff
+    SELECT min(s.seq) AS seq FROM solidstack_rate_limit_starts s
+    WHERE s.key = :key AND s.started_at > :cutoff
+      AND s.seq BETWEEN (SELECT seq FROM last) + 1 - :to AND (SELECT seq FROM last) + :k - :to
 ), n(i) AS (
     SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :k
 )
