@@ -163,11 +163,17 @@ def store(storage: QueueStorage, jobs: Sequence[Job], *, batch: Any = None,
                 job.provider_job_id = job_id
             return
         if (batch is None and len(jobs) == 1 and rows[0].scheduled_at is None and rows[0].concurrency_key is None
-                and keys[0] is not None and unique.one_statement(storage) and not storage.db.in_transaction()):
-            # PostgreSQL: one unique plain job is one statement in autocommit (decision 0060).
-            _add_meta(rows, None, rates, spans, trace)
-            unique.enqueue_one(storage, jobs[0], rows[0], keys[0], now)
-            return
+                and keys[0] is not None):
+            if unique.one_statement(storage) and not storage.db.in_transaction():
+                # PostgreSQL: one unique plain job is one statement in autocommit (decision 0060).
+                _add_meta(rows, None, rates, spans, trace)
+                unique.enqueue_one(storage, jobs[0], rows[0], keys[0], now)
+                return
+            if unique.take_after_insert(storage):
+                # SQLite: inserted, then its key taken in one statement unless held (decision 0063).
+                _add_meta(rows, None, rates, spans, trace)
+                unique.enqueue_taking(storage, jobs[0], rows[0], keys[0], now)
+                return
         original = [job.job_id for job in jobs]
         batch_id = batch.id if batch is not None else None
         for attempt in range(unique.ATTEMPTS):
