@@ -89,7 +89,7 @@ class QueueStorage:
         #: a short job's cost.
         self.prefetch = self._cycle_in_one
         self._unqueued: QueueStorage | None = None
-        self._counting: dict[str, str] = {}
+        self._counting: dict[tuple[str, bool, bool], str] = {}
         #: Return values and cancellation (see outcomes.py).
         self.outcomes = Outcomes(self)
         #: Called in the transaction that finishes jobs, with their ids (batches count them: see hooks.py).
@@ -220,18 +220,21 @@ class QueueStorage:
                 and (self.on_claim is None or hasattr(self.on_claim, "after_claim"))
                 and (self.on_finish is None or hasattr(self.on_finish, "batched_among"))
                 and not self.db.in_transaction()):
+            refused: set[int] = set()  # rows the statement claimed over their rate limit (decision 0064)
             if not (results and preserve):  # nothing returned a value: one statement, one round trip
-                claimed = self._finish_and_claim(process_id, queues, max(0, limit), now, finished, preserve)
+                claimed = self._finish_and_claim(process_id, queues, max(0, limit), now, finished, preserve,
+                                                 refused)
             else:
                 # Return values to store first, in the same transaction (the statement and the finishes join it).
                 with self.db.transaction(durable=False) as conn:
                     self.outcomes.store_results(conn, results, process_id)
-                    claimed = self._finish_and_claim(process_id, queues, max(0, limit), now, finished, preserve)
+                    claimed = self._finish_and_claim(process_id, queues, max(0, limit), now, finished, preserve,
+                                                     refused)
             hook: Any = self.on_claim
             if hook is None or not claimed:
                 return claimed
             try:
-                return list(hook.after_claim(claimed, process_id))
+                return list(hook.after_claim(claimed, process_id, refused))
             except BaseException:
                 # The finishes stand (committed); these claims never reach the caller: back to ready.
                 with suppress(Exception):
@@ -260,7 +263,7 @@ class QueueStorage:
         return claimed
 
     def _finish_and_claim(self, process_id: int | None, queues: Sequence[str], limit: int, now: float,
-                          finished: Sequence[int], preserve: bool) -> list[JobRow]:
+                          finished: Sequence[int], preserve: bool, refused: set[int] | None = None) -> list[JobRow]:
         """Where the dialect has ``finish_and_claim_*`` (PostgreSQL), a worker's cycle is one statement per
         queue entry, each its own transaction in autocommit (one round trip, not BEGIN, finish, claim, COMMIT;
         an idle worker's empty claim is one statement too). The first also finishes ``finished``; those it did
@@ -269,18 +272,18 @@ class QueueStorage:
         done: set[int] = set()
         complete: list[int] = []
         ids = self.db.array(finished)
+        refused = refused if refused is not None else set()
         counter: Any = self.on_finish
         batched = counter.batched_among(finished) if counter is not None and finished else []
+        # A claim hook that admits rate limited rows inside the statement (decision 0064).
+        admit_rates = bool(getattr(self.on_claim, "in_cycle", False))
         for kind, params in self._queue_filters(queues):
             remaining = limit - len(claimed)
             if remaining <= 0 and not ids:
                 break
-            name = f"finish_and_claim_{kind}"
+            sql = self._cycle_statement(f"finish_and_claim_{kind}", bool(batched), admit_rates)
             if batched:  # the first statement finishes: it counts the batched jobs among them too
-                sql = self._counting_cycle(name)
                 params = {**params, "batched": self.db.array(batched)}
-            else:
-                sql = self.sql[name]
             # Only PostgreSQL has the one-statement cycle (``_cycle_in_one``) and write_once.
             rows = self.db.write_once(sql, {  # type: ignore[attr-defined]
                 **params, "ids": ids, "process_id": process_id, "now": now, "limit": max(0, remaining),
@@ -289,12 +292,15 @@ class QueueStorage:
                 if row[0]:
                     done.add(row[1])
                 elif row[0] is None:
-                    if row[1] is not None:
+                    if row[2] == "rate refused":
+                        refused.add(row[1])  # over its rate limit: claimed, not admitted
+                    elif row[1] is not None:
                         complete.append(row[1])  # a batch counted to zero: its callbacks are due
                 else:
                     claimed.append(JobRow(*row[1:]))
             ids = self.db.array([])
             batched = []
+
         if counter is not None and finished:
             counter.counted([job_id for job_id in finished if job_id in done], complete, now)
         left = [job_id for job_id in finished if job_id not in done]
@@ -310,22 +316,37 @@ class QueueStorage:
                 raise
         return claimed
 
-    def _counting_cycle(self, name: str) -> str:
-        """``name`` (a finish_and_claim_* statement) with the batch counting CTEs of ``batch_count_in_cycle``
-        spliced in after ``owned`` and the batches it counts to zero returned (decision 0061)."""
-        sql = self._counting.get(name)
-        if sql is None:
-            from solidstack.queue._sql import feature_queries
+    def _cycle_statement(self, name: str, count_batches: bool, admit_rates: bool) -> str:
+        """``name`` (a finish_and_claim_* statement), with the batch counting CTEs of ``batch_count_in_cycle``
+        spliced in after ``owned`` and the batches it counts to zero returned (decision 0061), and/or the rate
+        limit admission CTEs of ``rate_admit_in_cycle`` after ``claimed`` and the rows it refuses returned
+        (decision 0064). Built once per combination."""
+        if not (count_batches or admit_rates):
+            return self.sql[name]
+        cached = self._counting.get((name, count_batches, admit_rates))
+        if cached is not None:
+            return cached
+        from solidstack.queue._sql import feature_queries
 
-            base = self.sql[name]
-            fragment = feature_queries(self.db)["batch_count_in_cycle"]
-            head, sep, tail = base.partition("), picked AS (")
+        sql = self.sql[name]
+        features = feature_queries(self.db)
+        extra = ""
+        if count_batches:
+            head, sep, tail = sql.partition("), picked AS (")
             if not sep:
                 raise ValueError(f"{name}: no picked CTE to splice the batch count before")
-            sql = (head + "), " + fragment + ", picked AS (" + tail
-                   + "\nUNION ALL\nSELECT NULL, id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL"
-                   + " FROM counted WHERE pending = 0 AND finished_at IS NULL")
-            self._counting[name] = sql
+            sql = head + "), " + features["batch_count_in_cycle"] + ", picked AS (" + tail
+            extra += ("\nUNION ALL\nSELECT NULL, id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL"
+                      " FROM counted WHERE pending = 0 AND finished_at IS NULL")
+        if admit_rates:
+            head, sep, tail = sql.partition(" RETURNING job_id\n)\n")
+            if not sep or "claimed AS (" not in head:
+                raise ValueError(f"{name}: no claimed CTE to splice the rate admission after")
+            sql = head + " RETURNING job_id\n), " + features["rate_admit_in_cycle"] + "\n" + tail
+            extra += ("\nUNION ALL\nSELECT NULL, id, 'rate refused', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
+                      " NULL FROM rate_refused")
+        sql += extra
+        self._counting[(name, count_batches, admit_rates)] = sql
         return sql
 
     def _take_claims(self, conn: Any, job_ids: Sequence[int], process_id: int | None) -> list[int]:

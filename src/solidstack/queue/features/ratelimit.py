@@ -134,6 +134,9 @@ class ClaimLimiter:
         self.clock = clock
         self.sql = feature_queries(storage.db)
         self._lock_keys = storage.db.dialect != "sqlite"  # SQLite: the write transaction is the only writer
+        #: PostgreSQL: the one-statement cycle admits the claimed rows itself (``rate_admit_in_cycle``, decision
+        #: 0064); ``after_claim`` then only reschedules the rows it refused.
+        self.in_cycle = "rate_admit_in_cycle" in self.sql
         self._admitted: set[int] = set()
         self._guard = threading.Lock()
 
@@ -165,16 +168,28 @@ class ClaimLimiter:
         refused = self._admit(conn, rated, process_id)
         return [row for row in rows if row.id not in refused] if refused else rows
 
-    def after_claim(self, rows: list[JobRow], process_id: int | None) -> list[JobRow]:
-        """After PostgreSQL's one-statement cycle claimed ``rows`` (committed): their rate limited ones admitted
-        in one transaction of their own, before any thread sees them (decision 0062). Rows without a rate limit
-        cost a substring test each and no statement."""
+    def after_claim(self, rows: list[JobRow], process_id: int | None,
+                    refused: set[int] | None = None) -> list[JobRow]:
+        """After PostgreSQL's one-statement cycle claimed ``rows`` (committed), before any thread sees them. The
+        statement admitted their rate limited rows itself (decision 0064) and named the ones it ``refused``:
+        those go back to scheduled for when a slot frees, in a transaction of their own. Rows without a rate
+        limit cost a substring test each and no statement."""
         rated = self._rated(rows)
         if not rated:
             return rows
+        if not self.in_cycle:  # not reached (PostgreSQL has the statement); kept for a dialect without it
+            with self.storage.db.transaction(durable=False) as conn:
+                refused = self._admit(conn, rated, process_id)
+            return [row for row in rows if row.id not in refused] if refused else rows
+        refused = refused or set()
+        with self._guard:
+            self._admitted.update(row.id for *_, row in rated if row.id not in refused)
+        if not refused:
+            return rows
         with self.storage.db.transaction(durable=False) as conn:
-            refused = self._admit(conn, rated, process_id)
-        return [row for row in rows if row.id not in refused] if refused else rows
+            for key, to, per, group in _groups([item for item in rated if item[3].id in refused]):
+                self._refuse(conn, key, to, per, group, process_id, self.clock())
+        return [row for row in rows if row.id not in refused]
 
     def _admit(self, conn: Any, rated: list[tuple[str, int, float, JobRow]], process_id: int | None) -> set[int]:
         """In ``conn``'s transaction, each key's rows take their starts in one statement (``rate_admit``), keys in
@@ -204,6 +219,7 @@ class ClaimLimiter:
         full = conn.execute(self.sql["rate_full_at"], {"key": key, "cutoff": now - per, "to": to}).fetchone()
         run_at = (float(full[0]) + per) if full is not None else now
         for row in rows:
+            hooks.parsed_meta.pop(row.id, None)  # not run now: the claim that runs it parses it again
             self.storage.retry_later(row.id, process_id, row.executions, run_at, now)
             log.info("%s (job %d) over its rate limit %s; runs at %.3f", row.class_name, row.id, key, run_at)
         return {row.id for row in rows}

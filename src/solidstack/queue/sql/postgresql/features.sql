@@ -57,6 +57,47 @@ counted_jobs AS (
     RETURNING b.id, b.pending, b.finished_at
 )
 
+-- name: rate_admit_in_cycle
+-- Not a statement: CTEs spliced into finish_and_claim_* (queries.sql) by storage.py, after `claimed`, in a
+-- process whose claim hook admits rate limited rows in the cycle (decision 0064). The claimed rows with a rate
+-- in their meta, by key (the most restrictive limit of the key's rows applies), take their starts as rate_admit
+-- does, without the key's lock: each start is an INSERT ... ON CONFLICT DO NOTHING on (key, seq), numbered
+-- after the last start this statement's snapshot sees, and judged by the start numbered `to` before it, which
+-- is committed and visible (a start number is taken once; numbers stay contiguous). A start number taken by a
+-- concurrent claim after this snapshot is skipped, and its row counted as refused: never more starts than the
+-- rule allows. Stamped with the client's clock plus the server's time since the statement arrived. The rows
+-- refused come back as rows with finished = NULL and queue_name 'rate refused'.
+rate_t AS (
+    SELECT CAST(:now AS DOUBLE PRECISION) + extract(epoch FROM clock_timestamp() - statement_timestamp()) AS now
+), rated AS (
+    SELECT j.id, m.r ->> 0 AS key, CAST(m.r ->> 1 AS BIGINT) AS lim, CAST(m.r ->> 2 AS DOUBLE PRECISION) AS per,
+           row_number() OVER (PARTITION BY m.r ->> 0 ORDER BY j.priority, j.id) AS i
+    FROM solidstack_jobs j JOIN claimed c ON c.job_id = j.id
+    CROSS JOIN LATERAL (SELECT CAST(j.arguments AS jsonb) -> 'meta' -> 'rate' AS r) m
+    WHERE strpos(j.arguments, '"rate":') > 0 AND jsonb_typeof(m.r) = 'array'
+), rate_keys AS (
+    SELECT key, min(lim) AS lim, max(per) AS per, count(*) AS k,
+           (SELECT coalesce(max(s.seq), 0) FROM solidstack_rate_limit_starts s WHERE s.key = rated.key) AS last
+    FROM rated GROUP BY key
+), rate_blocked AS (
+    SELECT rk.key, rk.lim, rk.k, rk.last,
+           (SELECT min(s.seq) FROM solidstack_rate_limit_starts s
+            WHERE s.key = rk.key AND s.started_at > rate_t.now - rk.per
+              AND s.seq BETWEEN rk.last + 1 - rk.lim AND rk.last + rk.k - rk.lim) AS blocked
+    FROM rate_keys rk, rate_t
+), rate_took AS (
+    INSERT INTO solidstack_rate_limit_starts (key, seq, started_at)
+    SELECT b.key, b.last + n.i, rate_t.now FROM rate_blocked b CROSS JOIN rate_t
+    CROSS JOIN LATERAL generate_series(1, CAST(b.k AS INTEGER)) AS n (i)
+    WHERE n.i <= b.lim AND (b.blocked IS NULL OR b.last + n.i - b.lim < b.blocked)
+    ORDER BY b.key, n.i
+    ON CONFLICT DO NOTHING
+    RETURNING key
+), rate_refused AS (
+    SELECT r.id FROM rated r
+    WHERE r.i > (SELECT count(*) FROM rate_took t WHERE t.key = r.key)
+)
+
 -- name: batch_count_succeeded
 UPDATE solidstack_batches SET pending = pending - 1, succeeded = succeeded + 1, updated_at = :now
 WHERE id = :id
@@ -224,6 +265,7 @@ WITH last AS (
 INSERT INTO solidstack_rate_limit_starts (key, seq, started_at)
 SELECT :key, last.seq + n.i, :now FROM last, blocked, generate_series(1, CAST(:k AS INTEGER)) AS n (i)
 WHERE n.i <= :to AND (blocked.seq IS NULL OR last.seq + n.i - :to < blocked.seq)
+ON CONFLICT DO NOTHING
 RETURNING seq;
 
 -- name: rate_try_start
@@ -234,4 +276,5 @@ SELECT :key, last.seq + 1, :now
 FROM (SELECT coalesce(max(seq), 0) AS seq FROM solidstack_rate_limit_starts WHERE key = :key) AS last
 WHERE NOT EXISTS (SELECT 1 FROM solidstack_rate_limit_starts s
                   WHERE s.key = :key AND s.seq = last.seq + 1 - :to AND s.started_at > :cutoff)
+ON CONFLICT DO NOTHING
 RETURNING started_at;
