@@ -395,14 +395,20 @@ def _claim_limiter(storage: QueueStorage) -> ratelimit.ClaimLimiter:
     return limiter
 
 
-#: Metas parsed by the claim (rate limits read them there), by job id, for the run to take instead of parsing the
-#: row again. An entry left by a claim that rolled back is replaced when the job is claimed here again.
-parsed_meta: dict[int, dict[str, Any]] = {}
+#: Metas parsed by the claim (rate limits read them there), by job id, with the stored arguments they were parsed
+#: from, for the run to take instead of parsing the row again. An entry is taken only for the same arguments text
+#: (the claim's row object): one left by a claim that rolled back, or by a claim of another database in this
+#: process whose ids collide, is never taken for another row.
+parsed_meta: dict[int, tuple[str, dict[str, Any]]] = {}
 
 
 def run_for(row: JobRow, job: Job) -> Run | None:
     """The features of this run, or None for a plain job (the worker's only cost for one)."""
-    meta = parsed_meta.pop(row.id, None) if parsed_meta else None
+    meta = None
+    if parsed_meta:
+        entry = parsed_meta.pop(row.id, None)
+        if entry is not None and entry[0] is row.arguments:
+            meta = entry[1]
     if meta is None:
         meta = _meta(row.arguments)
     if meta is None:

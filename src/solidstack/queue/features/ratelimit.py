@@ -155,7 +155,7 @@ class ClaimLimiter:
                 meta = hooks._meta(row.arguments)
                 rate = meta.get("rate") if meta else None
                 if meta is not None:
-                    hooks.parsed_meta[row.id] = meta  # the run reads it from here: one parse per claimed row
+                    hooks.parsed_meta[row.id] = (row.arguments, meta)  # the run takes it: one parse a row
                 if rate:
                     rated.append((str(rate[0]), int(rate[1]), float(rate[2]), row))
         return rated
