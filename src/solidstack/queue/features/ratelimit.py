@@ -186,10 +186,12 @@ class ClaimLimiter:
             self._admitted.update(row.id for *_, row in rated if row.id not in refused)
         if not refused:
             return rows
+        # Refused by the statement: over the limit, or a start number taken by a concurrent claim (another
+        # thread's cycle read the same last start). Decided again under the key's lock, as a claim in a
+        # transaction does: those with a free slot start, the others go back to scheduled.
         with self.storage.db.transaction(durable=False) as conn:
-            for key, to, per, group in _groups([item for item in rated if item[3].id in refused]):
-                self._refuse(conn, key, to, per, group, process_id, self.clock())
-        return [row for row in rows if row.id not in refused]
+            refused = self._admit(conn, [item for item in rated if item[3].id in refused], process_id)
+        return [row for row in rows if row.id not in refused] if refused else rows
 
     def _admit(self, conn: Any, rated: list[tuple[str, int, float, JobRow]], process_id: int | None) -> set[int]:
         """In ``conn``'s transaction, each key's rows take their starts in one statement (``rate_admit``), keys in
