@@ -328,7 +328,9 @@ class QueueStorage:
             return cached
         from solidstack.queue._sql import feature_queries
 
-        sql = self.sql[name]
+        # The text as loaded may end in ";" (a comment after it in queries.sql kept the semicolon from being
+        # stripped): the rows appended below must follow the statement's last SELECT.
+        sql = self.sql[name].rstrip().rstrip(";")
         features = feature_queries(self.db)
         extra = ""
         if count_batches:
