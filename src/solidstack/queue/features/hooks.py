@@ -262,6 +262,10 @@ def _meta(arguments: str) -> dict[str, Any] | None:
     at = arguments.rfind(',"meta":')
     if at < 0:
         return None
+    if arguments.startswith('{"batch":', at + 8) and arguments.endswith("}}"):
+        number = arguments[at + 17:-2]  # a batched job's meta alone, {"batch":N}: no JSON parse
+        if number.isdigit():
+            return {"batch": int(number)}
     try:
         meta = json.loads(arguments[at + 8:-1])
     except ValueError:

@@ -142,11 +142,11 @@ class ClaimLimiter:
 
     def admitted(self, job_id: int) -> bool:
         """True (once) when the claim admitted ``job_id``."""
-        with self._guard:
-            if job_id in self._admitted:
-                self._admitted.discard(job_id)
-                return True
+        try:
+            self._admitted.remove(job_id)  # one C call: atomic under the GIL, no lock needed
+        except KeyError:
             return False
+        return True
 
     def _rated(self, rows: list[JobRow]) -> list[tuple[str, int, float, JobRow]]:
         rated: list[tuple[str, int, float, JobRow]] = []
