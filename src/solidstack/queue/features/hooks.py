@@ -295,9 +295,15 @@ class Run:
         rate = self.meta.get("rate")
         if not rate:
             return True
-        limiter = _claim_limiter(storage)
-        if limiter.admitted(self.row.id):
+        limiter = storage.on_claim
+        if isinstance(limiter, ratelimit.ClaimLimiter) and limiter.admitted(self.row.id):
             return True  # its claim took its start
+        if rate is _RATE_UNREAD:  # its meta was not parsed (run_for): the limit is needed now
+            parsed = _meta(self.row.arguments)
+            rate = parsed.get("rate") if parsed else None
+            if not rate:
+                return True
+        limiter = _claim_limiter(storage)
         # Claimed before this process's limiter was installed: a start of its own, in a transaction of its own.
         key, limit, period = rate
         run_at = ratelimit.acquire(storage, key, int(limit), float(period), now, clock=time.time)
@@ -414,12 +420,25 @@ def run_for(row: JobRow, job: Job) -> Run | None:
         if entry is not None and entry[0] is row.arguments:
             meta = entry[1]
     if meta is None:
-        meta = _meta(row.arguments)
+        arguments = row.arguments
+        at = arguments.rfind(',"meta":')
+        if at < 0:
+            meta = None
+        elif arguments.startswith('{"rate":', at + 8) and '"trace":' not in arguments[at:]:
+            # A rate alone (a batch comes first, a trace after): the claim admitted it, most likely, and then
+            # nothing of it is needed; Run._admit parses it only if not.
+            meta = {"rate": _RATE_UNREAD}
+        else:
+            meta = _meta(arguments)
     if meta is None:
         if tracer() is None:
             return None
         meta = {}
     return Run(row, job, meta)
+
+
+#: A run's rate, not parsed yet (see run_for).
+_RATE_UNREAD = ["unread"]
 
 
 # The features' modules import this one (for use_features): imported last, so that either may be imported first.

@@ -174,18 +174,19 @@ class ClaimLimiter:
         statement admitted their rate limited rows itself (decision 0064) and named the ones it ``refused``:
         those go back to scheduled for when a slot frees, in a transaction of their own. Rows without a rate
         limit cost a substring test each and no statement."""
-        rated = self._rated(rows)
-        if not rated:
-            return rows
         if not self.in_cycle:  # not reached (PostgreSQL has the statement); kept for a dialect without it
+            rated = self._rated(rows)
+            if not rated:
+                return rows
             with self.storage.db.transaction(durable=False) as conn:
                 refused = self._admit(conn, rated, process_id)
             return [row for row in rows if row.id not in refused] if refused else rows
-        refused = refused or set()
-        with self._guard:
-            self._admitted.update(row.id for *_, row in rated if row.id not in refused)
         if not refused:
+            # All admitted by the statement: nothing to parse here (the run parses its row's meta once).
+            self._admitted.update([row.id for row in rows if '"rate":' in row.arguments])
             return rows
+        rated = self._rated(rows)
+        self._admitted.update([row.id for *_, row in rated if row.id not in refused])
         # Refused by the statement: over the limit, or a start number taken by a concurrent claim (another
         # thread's cycle read the same last start). Decided again under the key's lock, as a claim in a
         # transaction does: those with a free slot start, the others go back to scheduled.
