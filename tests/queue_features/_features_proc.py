@@ -1,6 +1,7 @@
 """Run as a process by test_processes.py, on the database argv[1] names (``sqlite:PATH`` or ``pg:CONNINFO``):
 
 - ``enqueue OUT START N``: at ``START`` (Unix time), enqueue twenty unique keys ``N`` times each; write the ids.
+- ``enqueue_mixed OUT START N``: the same, alternating one job per call and two per call (both enqueue paths).
 - ``work OUT SECONDS``: a supervisor in this process (one worker of three threads, one dispatcher) for
   ``SECONDS``; the jobs below append what they did to ``OUT``.
 """
@@ -79,6 +80,22 @@ def main() -> None:
         # Twenty keys one after the other, each several times: every process races the others on each key.
         ids = {f"key-{k}": [Q3ProcUnique.perform_later(f"key-{k}").provider_job_id for _ in range(count)]
                for k in range(20)}
+        note("ids", ids)
+    elif role == "enqueue_mixed":
+        start, count = float(sys.argv[4]), int(sys.argv[5])
+        time.sleep(max(0.0, start - time.time()))
+        # Both enqueue paths race on each key: one job at a time (PostgreSQL: the one-statement unique_enqueue;
+        # SQLite: insert then take) and two in one call (the transaction path: holder read, compare-and-set).
+        ids = {}
+        for k in range(20):
+            got = []
+            for n in range(count):
+                if n % 2:
+                    pair = Job.perform_all_later([Q3ProcUnique(f"key-{k}"), Q3ProcUnique(f"key-{k}")])
+                    got += [job.provider_job_id for job in pair]
+                else:
+                    got.append(Q3ProcUnique.perform_later(f"key-{k}").provider_job_id)
+            ids[f"key-{k}"] = got
         note("ids", ids)
     elif role == "work":
         seconds = float(sys.argv[4])

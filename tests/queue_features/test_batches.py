@@ -207,3 +207,85 @@ def test_adding_to_a_finished_batch_fails_and_stores_nothing(storage: QueueStora
         Q3BatchStep.perform_later(2)  # inserted, then rolled back with the batch's refusal
     assert storage.counts()["ready"] == before
     assert batch.status().total == 1
+
+
+def test_two_worker_cycles_finishing_the_last_two_jobs_at_once_fire_each_callback_once(storage: QueueStorage,
+                                                                                        ) -> None:
+    """Decision 0061: two workers (two process ids, two connections) finish the last two jobs of a batch with
+    their claim cycle at the same instant, many times over. On PostgreSQL the count is part of the one-statement
+    cycle and the callbacks follow in a transaction of their own; on SQLite the count runs in the cycle's
+    transaction. Either way on_success and on_finish are enqueued once per batch."""
+    import time
+
+    from solidstack.queue.features.batches import FinishCounter
+
+    counter = storage.on_finish = FinishCounter(storage)
+    workers = [storage.register_process("Worker", f"w{n}", time.time()) for n in (1, 2)]
+    rounds = 20
+    batches = []
+    for _ in range(rounds):
+        with Batch(on_success=Q3OnSuccess, on_finish=Q3OnFinish("cycle")) as batch:
+            Q3BatchStep.perform_later(1)
+            Q3BatchStep.perform_later(2)
+        first = storage.claim(workers[0], ["*"], 1, time.time())
+        second = storage.claim(workers[1], ["*"], 1, time.time())
+        for row in first + second:
+            counter.expect(row.id)
+        batches.append((batch, [first[0].id, second[0].id]))
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def finish(index: int) -> None:
+        try:
+            for _, ids in batches:
+                barrier.wait(10)
+                storage.claim(workers[index], ["nothing-here"], 0, time.time(), finished=[ids[index]])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=finish, args=(index,)) for index in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors
+    names = [row["class_name"] for row in storage.db.query(
+        "SELECT class_name FROM solidstack_jobs WHERE class_name LIKE 'Q3On%'")]
+    assert {name: names.count(name) for name in set(names)} == {"Q3OnSuccess": rounds, "Q3OnFinish": rounds}
+    for batch, _ in batches:
+        status = batch.status()
+        assert (status.pending, status.succeeded, status.finished) == (0, 2, True)
+
+
+def test_a_batch_counted_to_zero_by_a_worker_that_died_gets_its_callbacks_from_the_dispatcher(
+        storage: QueueStorage, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decision 0061 (PostgreSQL): the cycle statement counted the batch's last job, and the process died before
+    the transaction that enqueues the callbacks. The dispatcher's sweep enqueues them, once."""
+    import time
+
+    from solidstack.queue import Dispatcher
+    from solidstack.queue.features import batches as batches_module
+
+    if storage.db.dialect == "sqlite":
+        pytest.skip("SQLite counts in the finishing transaction: its callbacks commit with the count")
+    counter = storage.on_finish = batches_module.FinishCounter(storage)
+    with Batch(on_success=Q3OnSuccess, on_finish=Q3OnFinish("stranded")) as batch:
+        Q3BatchStep.perform_later(1)
+    pid = storage.register_process("Worker", "dies", time.time())
+    (row,) = storage.claim(pid, ["*"], 1, time.time())
+    counter.expect(row.id)
+
+    def dies(*args: object) -> bool:
+        raise RuntimeError("the process died here")
+
+    monkeypatch.setattr(batches_module, "complete_counted", dies)
+    storage.claim(pid, ["*"], 0, time.time(), finished=[row.id])
+    monkeypatch.undo()
+    status = batch.status()
+    assert (status.pending, status.succeeded, status.finished) == (0, 1, False)  # counted, callbacks not yet
+    storage.on_finish = None  # the process is gone: its retry with the next cycle never comes
+    for _ in range(2):
+        Dispatcher(storage).poll(time.time())
+    names = [row[0] for row in storage.db.query("SELECT class_name FROM solidstack_jobs ORDER BY id")]
+    assert names == ["Q3BatchStep", "Q3OnSuccess", "Q3OnFinish"]
+    assert batch.status().finished

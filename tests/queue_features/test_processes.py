@@ -55,6 +55,33 @@ def test_four_processes_enqueueing_the_same_keys_make_one_job_each(engine_storag
     assert engine_storage.counts()["ready"] == 20
 
 
+@pytest.mark.parametrize("stale", [False, True], ids=["new keys", "stale keys"])
+def test_both_enqueue_paths_racing_on_the_same_keys_make_one_job_each(engine_storage: QueueStorage, target: str,
+                                                                      tmp_path: Path, stale: bool) -> None:
+    """Decisions 0060/0063: the one-job path (PostgreSQL: one statement without the advisory lock) and the
+    transaction path (holder read, then the key by compare-and-set) race on the same keys in four processes;
+    with ``stale``, every key is first held by a job that finished, so each race is a take-over."""
+    from _features_proc import Q3ProcUnique
+
+    old: set[int] = set()
+    if stale:
+        use_adapter(SolidQueueAdapter(engine_storage))
+        old = {Q3ProcUnique.perform_later(f"key-{k}").provider_job_id for k in range(20)}
+        engine_storage.claim(None, ["*"], 100, time.time())
+        engine_storage.finish(sorted(old), None, time.time())  # finished: each key is free to take over
+    out = tmp_path / "out.jsonl"
+    start = time.time() + 2.0
+    finish([spawn(target, "enqueue_mixed", out, start, 4) for _ in range(4)])
+    got: dict[str, set[int]] = {}
+    for kind, ids, _pid in lines(out):
+        assert kind == "ids"
+        for key, job_ids in ids.items():
+            got.setdefault(key, set()).update(job_ids)
+    assert {key: len(job_ids) for key, job_ids in got.items()} == {f"key-{k}": 1 for k in range(20)}
+    assert not set().union(*got.values()) & old
+    assert engine_storage.counts()["ready"] == 20
+
+
 def test_a_rate_limit_holds_across_three_worker_processes(engine_storage: QueueStorage, target: str,
                                                           tmp_path: Path) -> None:
     use_adapter(SolidQueueAdapter(engine_storage))

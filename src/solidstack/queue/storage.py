@@ -89,6 +89,7 @@ class QueueStorage:
         #: a short job's cost.
         self.prefetch = self._cycle_in_one
         self._unqueued: QueueStorage | None = None
+        self._counting: dict[tuple[str, bool, bool], str] = {}
         #: Return values and cancellation (see outcomes.py).
         self.outcomes = Outcomes(self)
         #: Called in the transaction that finishes jobs, with their ids (batches count them: see hooks.py).
@@ -210,16 +211,35 @@ class QueueStorage:
         """
         if not finished and (limit <= 0 or (self._look_first and not self._ready_ids(self.db.connection(), queues, 1))):
             return []
-        # The one-statement cycle cannot run the finish hook (batches count their finished jobs in the finishing
-        # transaction): a process that runs batched jobs takes the transaction below.
-        if (self._cycle_in_one and self.on_finish is None and self.on_claim is None
+        # The one-statement cycle runs no Python hook in its transaction: a finish hook that can be folded into it
+        # (batches count their finished jobs in the statement: ``batched_among``, decision 0061) keeps it; any
+        # other hook takes the transaction below.
+        # A claim hook that can run after the statement (rate limits admit their rows in a transaction of their
+        # own: ``after_claim``, decision 0062) keeps it too; only the claims with rows that need it pay.
+        if (self._cycle_in_one
+                and (self.on_claim is None or hasattr(self.on_claim, "after_claim"))
+                and (self.on_finish is None or hasattr(self.on_finish, "batched_among"))
                 and not self.db.in_transaction()):
+            refused: set[int] = set()  # rows the statement claimed over their rate limit (decision 0064)
             if not (results and preserve):  # nothing returned a value: one statement, one round trip
-                return self._finish_and_claim(process_id, queues, max(0, limit), now, finished, preserve)
-            # Return values to store first, in the same transaction (the statement and the finishes join it).
-            with self.db.transaction(durable=False) as conn:
-                self.outcomes.store_results(conn, results, process_id)
-                return self._finish_and_claim(process_id, queues, max(0, limit), now, finished, preserve)
+                claimed = self._finish_and_claim(process_id, queues, max(0, limit), now, finished, preserve,
+                                                 refused)
+            else:
+                # Return values to store first, in the same transaction (the statement and the finishes join it).
+                with self.db.transaction(durable=False) as conn:
+                    self.outcomes.store_results(conn, results, process_id)
+                    claimed = self._finish_and_claim(process_id, queues, max(0, limit), now, finished, preserve,
+                                                     refused)
+            hook: Any = self.on_claim
+            if hook is None or not claimed:
+                return claimed
+            try:
+                return list(hook.after_claim(claimed, process_id, refused))
+            except BaseException:
+                # The finishes stand (committed); these claims never reach the caller: back to ready.
+                with suppress(Exception):
+                    self.release([row.id for row in claimed], process_id, now)
+                raise
         # Not durable: a claim or finish that a server crash loses is undone whole, and the job runs again
         # (at-least-once); the commit does not wait for the disk (decision 0020).
         with self.db.transaction(durable=False) as conn:
@@ -243,33 +263,51 @@ class QueueStorage:
         return claimed
 
     def _finish_and_claim(self, process_id: int | None, queues: Sequence[str], limit: int, now: float,
-                          finished: Sequence[int], preserve: bool) -> list[JobRow]:
+                          finished: Sequence[int], preserve: bool, refused: set[int] | None = None) -> list[JobRow]:
         """Where the dialect has ``finish_and_claim_*`` (PostgreSQL), a worker's cycle is one statement per
         queue entry, each its own transaction in autocommit (one round trip, not BEGIN, finish, claim, COMMIT;
         an idle worker's empty claim is one statement too). The first also finishes ``finished``; those it did
         not finish (a concurrency key, whose slot Gate frees, or a claim lost) go through :meth:`_finish`."""
         claimed: list[JobRow] = []
         done: set[int] = set()
+        complete: list[int] = []
         ids = self.db.array(finished)
+        refused = refused if refused is not None else set()
+        counter: Any = self.on_finish
+        batched = counter.batched_among(finished) if counter is not None and finished else []
+        # A claim hook that admits rate limited rows inside the statement (decision 0064).
+        admit_rates = bool(getattr(self.on_claim, "in_cycle", False))
         for kind, params in self._queue_filters(queues):
             remaining = limit - len(claimed)
             if remaining <= 0 and not ids:
                 break
+            sql = self._cycle_statement(f"finish_and_claim_{kind}", bool(batched), admit_rates)
+            if batched:  # the first statement finishes: it counts the batched jobs among them too
+                params = {**params, "batched": self.db.array(batched)}
             # Only PostgreSQL has the one-statement cycle (``_cycle_in_one``) and write_once.
-            rows = self.db.write_once(self.sql[f"finish_and_claim_{kind}"], {  # type: ignore[attr-defined]
+            rows = self.db.write_once(sql, {  # type: ignore[attr-defined]
                 **params, "ids": ids, "process_id": process_id, "now": now, "limit": max(0, remaining),
                 "preserve": preserve})
             for row in rows:
                 if row[0]:
                     done.add(row[1])
+                elif row[0] is None:
+                    if row[2] == "rate refused":
+                        refused.add(row[1])  # over its rate limit: claimed, not admitted
+                    elif row[1] is not None:
+                        complete.append(row[1])  # a batch counted to zero: its callbacks are due
                 else:
                     claimed.append(JobRow(*row[1:]))
             ids = self.db.array([])
+            batched = []
+
+        if counter is not None and finished:
+            counter.counted([job_id for job_id in finished if job_id in done], complete, now)
         left = [job_id for job_id in finished if job_id not in done]
         if left:
             try:
                 with self.db.transaction(durable=False) as conn:
-                    self._finish(conn, left, process_id, now, preserve)
+                    self._after_finish(conn, self._finish(conn, left, process_id, now, preserve), now)
             except BaseException:
                 # The caller keeps ``finished`` to finish later, and never gets these claims: back to ready
                 # (should this fail too, the worker's resync or the process's death hands them back).
@@ -277,6 +315,41 @@ class QueueStorage:
                     self.release([row.id for row in claimed], process_id, now)
                 raise
         return claimed
+
+    def _cycle_statement(self, name: str, count_batches: bool, admit_rates: bool) -> str:
+        """``name`` (a finish_and_claim_* statement), with the batch counting CTEs of ``batch_count_in_cycle``
+        spliced in after ``owned`` and the batches it counts to zero returned (decision 0061), and/or the rate
+        limit admission CTEs of ``rate_admit_in_cycle`` after ``claimed`` and the rows it refuses returned
+        (decision 0064). Built once per combination."""
+        if not (count_batches or admit_rates):
+            return self.sql[name]
+        cached = self._counting.get((name, count_batches, admit_rates))
+        if cached is not None:
+            return cached
+        from solidstack.queue._sql import feature_queries
+
+        # The text as loaded may end in ";" (a comment after it in queries.sql kept the semicolon from being
+        # stripped): the rows appended below must follow the statement's last SELECT.
+        sql = self.sql[name].rstrip().rstrip(";")
+        features = feature_queries(self.db)
+        extra = ""
+        if count_batches:
+            head, sep, tail = sql.partition("), picked AS (")
+            if not sep:
+                raise ValueError(f"{name}: no picked CTE to splice the batch count before")
+            sql = head + "), " + features["batch_count_in_cycle"] + ", picked AS (" + tail
+            extra += ("\nUNION ALL\nSELECT NULL, id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL"
+                      " FROM counted WHERE pending = 0 AND finished_at IS NULL")
+        if admit_rates:
+            head, sep, tail = sql.partition(" RETURNING job_id\n)\n")
+            if not sep or "claimed AS (" not in head:
+                raise ValueError(f"{name}: no claimed CTE to splice the rate admission after")
+            sql = head + " RETURNING job_id\n), " + features["rate_admit_in_cycle"] + "\n" + tail
+            extra += ("\nUNION ALL\nSELECT NULL, id, 'rate refused', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
+                      " NULL FROM rate_refused")
+        sql += extra
+        self._counting[(name, count_batches, admit_rates)] = sql
+        return sql
 
     def _take_claims(self, conn: Any, job_ids: Sequence[int], process_id: int | None) -> list[int]:
         """Delete the claims ``process_id`` holds on ``job_ids``; returns the ids it did hold.

@@ -279,15 +279,40 @@ class FinishCounter:
 
         self.storage = storage
         self._expected: set[int] = set()
+        self._due: set[int] = set()
         self._lock = threading.Lock()
 
     def expect(self, job_id: int) -> None:
-        with self._lock:
-            self._expected.add(job_id)
+        self._expected.add(job_id)  # one C call: atomic under the GIL (nothing iterates the set)
 
     def forget(self, job_id: int) -> None:
         with self._lock:
             self._expected.discard(job_id)
+
+    def batched_among(self, job_ids: Sequence[int]) -> list[int]:
+        """The batched jobs among ``job_ids`` (PostgreSQL's one-statement cycle counts them in its statement,
+        decision 0061; they stay expected until :meth:`counted`)."""
+        with self._lock:
+            if not self._expected:
+                return []
+            return [job_id for job_id in job_ids if job_id in self._expected]
+
+    def counted(self, finished: Sequence[int], complete: Sequence[int], now: float) -> None:
+        """After a one-statement cycle: ``finished`` (the jobs it finished) were counted by it, and the batches
+        in ``complete`` reached zero there: their callbacks are enqueued now, each in a transaction of its own
+        (a compare-and-set on the batch row: once, whoever comes first). One that fails here is tried again
+        after the next cycle, and by the dispatcher's sweep should this process die first."""
+        with self._lock:
+            self._expected.difference_update(finished)
+            due = self._due | set(complete)
+            self._due = set()
+        for batch_id in sorted(due):
+            try:
+                complete_counted(self.storage, batch_id, now)
+            except Exception:
+                log.exception("batch %d: its callbacks could not be enqueued yet; tried again", batch_id)
+                with self._lock:
+                    self._due.add(batch_id)
 
     def __call__(self, conn: Any, job_ids: Sequence[int], now: float) -> None:
         with self._lock:
@@ -327,6 +352,30 @@ def _complete(conn: Any, storage: QueueStorage, sql: dict[str, str], batch_id: i
         if counts["failed"] == 0:
             _fire(conn, storage, batch_id, counts["on_success"], now)
         _fire(conn, storage, batch_id, counts["on_finish"], now)
+
+
+def complete_counted(storage: QueueStorage, batch_id: int, now: float) -> bool:
+    """The callbacks of a batch counted to zero outside a transaction that could enqueue them (decision 0061),
+    enqueued in one transaction with the compare-and-set that marks it finished: False when it was already."""
+    from solidstack.queue._sql import feature_queries
+
+    sql = feature_queries(storage.db)
+    with storage.db.transaction() as conn:
+        counts = conn.execute(sql["batch_complete"], {"id": batch_id, "now": now}).fetchone()
+        if counts is None:
+            return False  # finished by another (the sweep, or this process before a retry)
+        if counts["failed"] == 0:
+            _fire(conn, storage, batch_id, counts["on_success"], now)
+        _fire(conn, storage, batch_id, counts["on_finish"], now)
+    return True
+
+
+def complete_stranded(storage: QueueStorage, now: float, limit: int = 500) -> int:
+    """The dispatcher's upkeep: batches counted to zero whose worker died before enqueueing their callbacks."""
+    from solidstack.queue._sql import feature_queries
+
+    rows = storage.db.query(feature_queries(storage.db)["batch_stranded"], {"limit": limit})
+    return sum(complete_counted(storage, row[0], now) for row in rows)
 
 
 def job_done(storage: QueueStorage, job_id: int, outcome: str, now: float) -> None:

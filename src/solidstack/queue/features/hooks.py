@@ -162,26 +162,61 @@ def store(storage: QueueStorage, jobs: Sequence[Job], *, batch: Any = None,
             for job, job_id in zip(jobs, ids, strict=True):
                 job.provider_job_id = job_id
             return
-        with storage.db.transaction() as conn:
-            batch_id = batch.begin(conn, storage, now) if batch is not None else None
-            _add_meta(rows, batch_id, rates, spans, trace)
-            keep = unique.hold_keys(conn, storage, jobs, keys, now) if any(keys) else None
-            ids = storage.enqueue(rows if keep is None else [rows[index] for index in keep], now)
-            if keep is None:
-                for job, job_id in zip(jobs, ids, strict=True):
-                    job.provider_job_id = job_id
-            else:
-                for index, job_id in zip(keep, ids, strict=True):
-                    jobs[index].provider_job_id = job_id
-                unique.record(conn, storage, [(keys[index], job_id) for index, job_id in zip(keep, ids, strict=True)],
-                              now)
-            if batch is not None:
-                batch.record(conn, storage, ids, now)
+        if (batch is None and len(jobs) == 1 and rows[0].scheduled_at is None and rows[0].concurrency_key is None
+                and keys[0] is not None):
+            if unique.one_statement(storage) and not storage.db.in_transaction():
+                # PostgreSQL: one unique plain job is one statement in autocommit (decision 0060).
+                _add_meta(rows, None, rates, spans, trace)
+                unique.enqueue_one(storage, jobs[0], rows[0], keys[0], now)
+                return
+            if unique.take_after_insert(storage):
+                # SQLite: inserted, then its key taken in one statement unless held (decision 0063).
+                _add_meta(rows, None, rates, spans, trace)
+                unique.enqueue_taking(storage, jobs[0], rows[0], keys[0], now)
+                return
+        original = [job.job_id for job in jobs]
+        batch_id = batch.id if batch is not None else None
+        for attempt in range(unique.ATTEMPTS):
+            try:
+                _store_in_transaction(storage, jobs, list(rows), keys, rates, spans, trace, batch, now)
+                return
+            except unique.KeyRace:
+                # A one-statement enqueue took a key this transaction read (PostgreSQL): the transaction rolled
+                # back whole (a caller's open transaction too: the race is raised to it); decide again.
+                if attempt == unique.ATTEMPTS - 1 or storage.db.in_transaction():
+                    raise
+                for job, active_job_id in zip(jobs, original, strict=True):
+                    job.job_id, job.provider_job_id = active_job_id, None
+                    job.__dict__.pop("duplicate", None)
+                if batch is not None:
+                    batch.id = batch_id  # a new batch's row rolled back with it
     finally:
         if spans is not None:
             from solidstack.queue.features import tracing
 
             tracing.end_producer_spans(jobs, spans)
+
+
+def _store_in_transaction(storage: QueueStorage, jobs: Sequence[Job], rows: list[Any], keys: Sequence[Any],
+                          rates: Sequence[Any], spans: Any, trace: dict[str, str] | None, batch: Any,
+                          now: float) -> None:
+    """:func:`store`'s transaction: the batch, the unique keys decided, the jobs inserted."""
+    seen: dict[str, int | None] = {}
+    with storage.db.transaction() as conn:
+        batch_id = batch.begin(conn, storage, now) if batch is not None else None
+        _add_meta(rows, batch_id, rates, spans, trace)
+        keep = unique.hold_keys(conn, storage, jobs, keys, now, seen) if any(keys) else None
+        ids = storage.enqueue(rows if keep is None else [rows[index] for index in keep], now)
+        if keep is None:
+            for job, job_id in zip(jobs, ids, strict=True):
+                job.provider_job_id = job_id
+        else:
+            for index, job_id in zip(keep, ids, strict=True):
+                jobs[index].provider_job_id = job_id
+            unique.record(conn, storage, [(keys[index], job_id) for index, job_id in zip(keep, ids, strict=True)],
+                          now, seen)
+        if batch is not None:
+            batch.record(conn, storage, ids, now)
 
 
 def _add_meta(rows: list[Any], batch_id: int | None, rates: Sequence[Any], spans: Any,
@@ -205,10 +240,14 @@ def _add_meta(rows: list[Any], batch_id: int | None, rates: Sequence[Any], spans
 
 def maintain(storage: QueueStorage, now: float, limit: int) -> None:
     """The dispatcher's upkeep of the features' tables (with its concurrency upkeep): batched jobs failed by
-    process deaths counted, lapsed unique keys deleted. Two small reads when there is nothing to do."""
+    process deaths counted, batches counted to zero by a worker that died before enqueueing their callbacks
+    completed, lapsed unique keys deleted. Three small reads when there is nothing to do."""
     counted = batches.count_uncounted_failures(storage, now, limit)
     if counted:
         log.info("counted %d batched job(s) failed by process deaths", counted)
+    stranded = batches.complete_stranded(storage, now, limit)
+    if stranded:
+        log.info("enqueued the callbacks of %d batch(es) whose worker died before it could", stranded)
     unique.clear_expired(storage, now)
 
 
@@ -223,6 +262,10 @@ def _meta(arguments: str) -> dict[str, Any] | None:
     at = arguments.rfind(',"meta":')
     if at < 0:
         return None
+    if arguments.startswith('{"batch":', at + 8) and arguments.endswith("}}"):
+        number = arguments[at + 17:-2]  # a batched job's meta alone, {"batch":N}: no JSON parse
+        if number.isdigit():
+            return {"batch": int(number)}
     try:
         meta = json.loads(arguments[at + 8:-1])
     except ValueError:
@@ -252,9 +295,15 @@ class Run:
         rate = self.meta.get("rate")
         if not rate:
             return True
-        limiter = _claim_limiter(storage)
-        if limiter.admitted(self.row.id):
+        limiter = storage.on_claim
+        if isinstance(limiter, ratelimit.ClaimLimiter) and limiter.admitted(self.row.id):
             return True  # its claim took its start
+        if rate is _RATE_UNREAD:  # its meta was not parsed (run_for): the limit is needed now
+            parsed = _meta(self.row.arguments)
+            rate = parsed.get("rate") if parsed else None
+            if not rate:
+                return True
+        limiter = _claim_limiter(storage)
         # Claimed before this process's limiter was installed: a start of its own, in a transaction of its own.
         key, limit, period = rate
         run_at = ratelimit.acquire(storage, key, int(limit), float(period), now, clock=time.time)
@@ -356,21 +405,40 @@ def _claim_limiter(storage: QueueStorage) -> ratelimit.ClaimLimiter:
     return limiter
 
 
-#: Metas parsed by the claim (rate limits read them there), by job id, for the run to take instead of parsing the
-#: row again. An entry left by a claim that rolled back is replaced when the job is claimed here again.
-parsed_meta: dict[int, dict[str, Any]] = {}
+#: Metas parsed by the claim (rate limits read them there), by job id, with the stored arguments they were parsed
+#: from, for the run to take instead of parsing the row again. An entry is taken only for the same arguments text
+#: (the claim's row object): one left by a claim that rolled back, or by a claim of another database in this
+#: process whose ids collide, is never taken for another row.
+parsed_meta: dict[int, tuple[str, dict[str, Any]]] = {}
 
 
 def run_for(row: JobRow, job: Job) -> Run | None:
     """The features of this run, or None for a plain job (the worker's only cost for one)."""
-    meta = parsed_meta.pop(row.id, None) if parsed_meta else None
+    meta = None
+    if parsed_meta:
+        entry = parsed_meta.pop(row.id, None)
+        if entry is not None and entry[0] is row.arguments:
+            meta = entry[1]
     if meta is None:
-        meta = _meta(row.arguments)
+        arguments = row.arguments
+        at = arguments.rfind(',"meta":')
+        if at < 0:
+            meta = None
+        elif arguments.startswith('{"rate":', at + 8) and '"trace":' not in arguments[at:]:
+            # A rate alone (a batch comes first, a trace after): the claim admitted it, most likely, and then
+            # nothing of it is needed; Run._admit parses it only if not.
+            meta = {"rate": _RATE_UNREAD}
+        else:
+            meta = _meta(arguments)
     if meta is None:
         if tracer() is None:
             return None
         meta = {}
     return Run(row, job, meta)
+
+
+#: A run's rate, not parsed yet (see run_for).
+_RATE_UNREAD = ["unread"]
 
 
 # The features' modules import this one (for use_features): imported last, so that either may be imported first.

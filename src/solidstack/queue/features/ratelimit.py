@@ -134,50 +134,107 @@ class ClaimLimiter:
         self.clock = clock
         self.sql = feature_queries(storage.db)
         self._lock_keys = storage.db.dialect != "sqlite"  # SQLite: the write transaction is the only writer
+        #: PostgreSQL: the one-statement cycle admits the claimed rows itself (``rate_admit_in_cycle``, decision
+        #: 0064); ``after_claim`` then only reschedules the rows it refused.
+        self.in_cycle = "rate_admit_in_cycle" in self.sql
         self._admitted: set[int] = set()
         self._guard = threading.Lock()
 
     def admitted(self, job_id: int) -> bool:
         """True (once) when the claim admitted ``job_id``."""
-        with self._guard:
-            if job_id in self._admitted:
-                self._admitted.discard(job_id)
-                return True
+        try:
+            self._admitted.remove(job_id)  # one C call: atomic under the GIL, no lock needed
+        except KeyError:
             return False
+        return True
 
-    def __call__(self, conn: Any, rows: list[JobRow], process_id: int | None) -> list[JobRow]:
+    def _rated(self, rows: list[JobRow]) -> list[tuple[str, int, float, JobRow]]:
         rated: list[tuple[str, int, float, JobRow]] = []
         for row in rows:
             if '"rate":' in row.arguments:
                 meta = hooks._meta(row.arguments)
                 rate = meta.get("rate") if meta else None
                 if meta is not None:
-                    hooks.parsed_meta[row.id] = meta  # the run reads it from here: one parse per claimed row
+                    hooks.parsed_meta[row.id] = (row.arguments, meta)  # the run takes it: one parse a row
                 if rate:
                     rated.append((str(rate[0]), int(rate[1]), float(rate[2]), row))
+        return rated
+
+    def __call__(self, conn: Any, rows: list[JobRow], process_id: int | None) -> list[JobRow]:
+        """In the claim's transaction (SQLite, and PostgreSQL's claims that take one)."""
+        rated = self._rated(rows)
         if not rated:
             return rows
-        rated.sort(key=lambda item: item[0])  # PostgreSQL: key locks in one order, no lock cycle between claims
-        sql, refused, locked = self.sql, set(), set()
-        admitted = []
-        for key, to, per, row in rated:
-            if self._lock_keys and key not in locked:
+        refused = self._admit(conn, rated, process_id)
+        return [row for row in rows if row.id not in refused] if refused else rows
+
+    def after_claim(self, rows: list[JobRow], process_id: int | None,
+                    refused: set[int] | None = None) -> list[JobRow]:
+        """After PostgreSQL's one-statement cycle claimed ``rows`` (committed), before any thread sees them. The
+        statement admitted their rate limited rows itself (decision 0064) and named the ones it ``refused``:
+        those go back to scheduled for when a slot frees, in a transaction of their own. Rows without a rate
+        limit cost a substring test each and no statement."""
+        if not self.in_cycle:  # not reached (PostgreSQL has the statement); kept for a dialect without it
+            rated = self._rated(rows)
+            if not rated:
+                return rows
+            with self.storage.db.transaction(durable=False) as conn:
+                refused = self._admit(conn, rated, process_id)
+            return [row for row in rows if row.id not in refused] if refused else rows
+        if not refused:
+            # All admitted by the statement: nothing to parse here (the run parses its row's meta once).
+            self._admitted.update([row.id for row in rows if '"rate":' in row.arguments])
+            return rows
+        rated = self._rated(rows)
+        self._admitted.update([row.id for *_, row in rated if row.id not in refused])
+        # Refused by the statement: over the limit, or a start number taken by a concurrent claim (another
+        # thread's cycle read the same last start). Decided again under the key's lock, as a claim in a
+        # transaction does: those with a free slot start, the others go back to scheduled.
+        with self.storage.db.transaction(durable=False) as conn:
+            refused = self._admit(conn, [item for item in rated if item[3].id in refused], process_id)
+        return [row for row in rows if row.id not in refused] if refused else rows
+
+    def _admit(self, conn: Any, rated: list[tuple[str, int, float, JobRow]], process_id: int | None) -> set[int]:
+        """In ``conn``'s transaction, each key's rows take their starts in one statement (``rate_admit``), keys in
+        sorted order (PostgreSQL: the key's row locked first, keys in one order: no lock cycle between claims);
+        the rows left over go back to scheduled for when the next slot frees. Returns the ids refused."""
+        sql, refused = self.sql, set()
+        admitted: list[int] = []
+        for key, to, per, group in _groups(rated):
+            if self._lock_keys:
                 conn.execute(sql["rate_lock"], {"key": key, "now": self.clock()})
-                locked.add(key)
             now = self.clock()  # after the lock: a start is never recorded before it could be counted
-            if random.random() < PRUNE_ONE_IN:
+            if random.random() < PRUNE_ONE_IN * len(group):
                 conn.execute(sql["rate_prune"], {"key": key, "to": to})  # starts never read again
-            started = conn.execute(sql["rate_try_start"], {"key": key, "now": now, "cutoff": now - per,
-                                                           "to": to}).fetchone()
-            if started is not None:
-                admitted.append(row.id)
-                continue
-            full = conn.execute(sql["rate_full_at"], {"key": key, "cutoff": now - per, "to": to}).fetchone()
-            run_at = (float(full[0]) + per) if full is not None else now
-            # Back to scheduled with its run count unchanged (in this transaction): waiting is not a run.
-            self.storage.retry_later(row.id, process_id, row.executions, run_at, now)
-            refused.add(row.id)
-            log.info("%s (job %d) over its rate limit %s; runs at %.3f", row.class_name, row.id, key, run_at)
+            took = len(conn.execute(sql["rate_admit"], {"key": key, "now": now, "cutoff": now - per, "to": to,
+                                                        "k": len(group)}).fetchall())
+            admitted += [row.id for row in group[:took]]
+            if took < len(group):
+                refused |= self._refuse(conn, key, to, per, group[took:], process_id, now)
         with self._guard:
             self._admitted.update(admitted)
-        return [row for row in rows if row.id not in refused] if refused else rows
+        return refused
+
+    def _refuse(self, conn: Any, key: str, to: int, per: float, rows: list[JobRow], process_id: int | None,
+                now: float) -> set[int]:
+        """``rows`` over the limit of ``key``: back to scheduled for when its oldest start in the window leaves
+        it, their run count unchanged (waiting is not a run)."""
+        full = conn.execute(self.sql["rate_full_at"], {"key": key, "cutoff": now - per, "to": to}).fetchone()
+        run_at = (float(full[0]) + per) if full is not None else now
+        for row in rows:
+            hooks.parsed_meta.pop(row.id, None)  # not run now: the claim that runs it parses it again
+            self.storage.retry_later(row.id, process_id, row.executions, run_at, now)
+            log.info("%s (job %d) over its rate limit %s; runs at %.3f", row.class_name, row.id, key, run_at)
+        return {row.id for row in rows}
+
+
+def _groups(rated: list[tuple[str, int, float, JobRow]]) -> list[tuple[str, int, float, list[JobRow]]]:
+    """The rows by key and limit, keys in sorted order."""
+    rated.sort(key=lambda item: item[:3])
+    groups: list[tuple[str, int, float, list[JobRow]]] = []
+    for key, to, per, row in rated:
+        if groups and groups[-1][:3] == (key, to, per):
+            groups[-1][3].append(row)
+        else:
+            groups.append((key, to, per, [row]))
+    return groups

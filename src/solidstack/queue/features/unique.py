@@ -9,8 +9,12 @@ whose process died past its bound frees its key without any path having to remem
 holds it at most ``unique_for``.
 
 Exact across processes: the key is read and written in the enqueue's own transaction, under SQLite's single
-writer or, on PostgreSQL, a transaction-long advisory lock on the key taken before the read (a racing enqueuer of
-the same key waits for the first one's commit, then reads its key row).
+writer. On PostgreSQL, one unique plain job enqueued on its own (``perform_later``) is ONE statement in
+autocommit (``unique_enqueue``, decision 0060): the key's INSERT conflicts with any racing enqueuer's, and a
+stale key is taken over by a compare-and-set on the job its row names. Several jobs, a batch's or scheduled ones
+take a transaction-long advisory lock on the key before the read (a racing enqueuer of the same path waits for
+the first one's commit, then reads its key row) and take the key by the same compare-and-set; should a one-statement
+enqueue have taken it meanwhile, the whole transaction is decided again (:class:`KeyRace`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,15 @@ if TYPE_CHECKING:
 
 J = TypeVar("J", bound="type[Job]")
 UNTIL = ("finished", "started")
+
+
+#: How many times a one-statement enqueue is sent again when its key changed under it before giving up.
+ATTEMPTS = 50
+
+
+class KeyRace(Exception):
+    """A key this transaction read was taken by another enqueue before this one took it: roll back, decide
+    again."""
 
 
 class UniqueKeyError(ValueError):
@@ -114,10 +127,10 @@ def _held(row: Any, until: str, now: float) -> bool:
 
 
 def hold_keys(conn: Any, storage: QueueStorage, jobs: Sequence[Job], keys: Sequence[tuple[str, float, str] | None],
-              now: float) -> list[int]:
+              now: float, seen: dict[str, int | None]) -> list[int]:
     """Decide the unique jobs among ``jobs`` (in the caller's transaction): returns the indexes of the jobs to
     insert; each duplicate is pointed at the job that holds its key instead. :func:`record` then takes the keys
-    for the jobs inserted, in the same transaction."""
+    for the jobs inserted, in the same transaction. ``seen`` gets the job each key's row named when read."""
     if not any(keys):
         return list(range(len(jobs)))
     from solidstack.queue._sql import feature_queries
@@ -126,6 +139,7 @@ def hold_keys(conn: Any, storage: QueueStorage, jobs: Sequence[Job], keys: Seque
     lock = storage.db.dialect != "sqlite"  # SQLite's write transaction is the only writer: nothing to lock
     keep: list[int] = []
     taken: dict[str, int] = {}  # keys taken by earlier jobs of this same call
+    seen.clear()
     for index, (job, spec) in enumerate(zip(jobs, keys, strict=True)):
         if spec is None:
             keep.append(index)
@@ -139,6 +153,7 @@ def hold_keys(conn: Any, storage: QueueStorage, jobs: Sequence[Job], keys: Seque
         if lock:
             conn.execute(sql["unique_lock"], {"key": key}).fetchall()
         row = conn.execute(sql["unique_holder"], {"key": key}).fetchone()
+        seen[key] = row["job_id"] if row is not None else None  # record()'s compare-and-set
         if row is not None and row["job_id"] is not None and _held(row, until, now):
             _point_at(job, row["active_job_id"], row["live_id"])
             continue
@@ -154,16 +169,78 @@ def _point_at(job: Job, active_job_id: str, provider_job_id: int | None) -> None
 
 
 def record(conn: Any, storage: QueueStorage, held: Sequence[tuple[tuple[str, float, str] | None, int]],
-           now: float) -> None:
-    """Take the key of each unique job inserted (a new key row, or a stale one taken over): one write each."""
+           now: float, seen: dict[str, int | None]) -> None:
+    """Take the key of each unique job inserted (a new key row, or a stale one taken over): one write each, a
+    compare-and-set on the job :func:`hold_keys` saw (:class:`KeyRace` when another enqueue took it since)."""
     specs = [(spec, job_id) for spec, job_id in held if spec is not None]
     if not specs:
         return
     from solidstack.queue._sql import feature_queries
 
     sql = feature_queries(storage.db)
+    check = storage.db.dialect != "sqlite"  # SQLite: the single writer; nobody took it since the read
     for (key, seconds, _until), job_id in specs:
-        conn.execute(sql["unique_take"], {"key": key, "job_id": job_id, "expires_at": now + seconds, "now": now})
+        took = conn.execute(sql["unique_take"], {"key": key, "job_id": job_id, "expires_at": now + seconds,
+                                                 "now": now, "seen_job_id": seen.get(key)})
+        if check and took.fetchone() is None:
+            raise KeyRace(key)
+
+
+def take_after_insert(storage: QueueStorage) -> bool:
+    """The dialect takes a single job's key in one statement after inserting it (SQLite, ``unique_take_if_free``)."""
+    from solidstack.queue._sql import feature_queries
+
+    return "unique_take_if_free" in feature_queries(storage.db)
+
+
+def enqueue_taking(storage: QueueStorage, job: Job, row: Any, spec: tuple[str, float, str], now: float) -> None:
+    """One unique plain job in one write transaction (SQLite, decision 0063): inserted, then its key taken by one
+    statement unless held; when held, the job is deleted again (its ready row with it) and pointed at the holder.
+    The write transaction is the database's only writer: exact across processes."""
+    from solidstack.queue._sql import feature_queries
+
+    sql = feature_queries(storage.db)
+    key, seconds, until = spec
+    with storage.db.transaction() as conn:
+        job_id = storage.enqueue([row], now)[0]
+        if conn.execute(sql["unique_take_if_free"], {"key": key, "job_id": job_id, "expires_at": now + seconds,
+                                                     "now": now, "until_started": until == "started"}).fetchone():
+            job.provider_job_id = job_id
+            return
+        holder = conn.execute(sql["unique_holder"], {"key": key}).fetchone()
+        conn.execute(sql["unique_drop_job"], {"job_id": job_id})
+        _point_at(job, holder["active_job_id"], holder["live_id"])
+
+
+def one_statement(storage: QueueStorage) -> bool:
+    """The dialect enqueues one unique plain job in one statement (PostgreSQL)."""
+    from solidstack.queue._sql import feature_queries
+
+    return "unique_enqueue" in feature_queries(storage.db)
+
+
+def enqueue_one(storage: QueueStorage, job: Job, row: Any, spec: tuple[str, float, str], now: float) -> None:
+    """One unique plain job (``row``: its NewJob, no schedule, no concurrency key) in one statement, outside any
+    transaction (PostgreSQL, ``unique_enqueue``): inserted, or pointed at the job that holds its key."""
+    from solidstack.queue._sql import feature_queries
+
+    sql = feature_queries(storage.db)["unique_enqueue"]
+    key, seconds, until = spec
+    params = {"key": key, "now": now, "expires_at": now + seconds, "until_started": until == "started",
+              "queue_name": row.queue_name, "class_name": row.class_name, "arguments": row.arguments,
+              "priority": row.priority, "active_job_id": row.active_job_id,
+              "channel": storage.wakeups.channel or None}
+    for _ in range(ATTEMPTS):
+        found = storage.db.write_once(sql, params)  # type: ignore[attr-defined]
+        if found:
+            outcome, job_id, active_job_id = found[0]
+            if outcome == "new":
+                job.provider_job_id = job_id
+            else:
+                _point_at(job, active_job_id, job_id)
+            return
+        # The key's row changed after the statement's snapshot (another enqueue took it): decide again.
+    raise KeyRace(f"{key}: taken and released {ATTEMPTS} times in a row while enqueueing; not enqueued")
 
 
 def clear_expired(storage: QueueStorage, now: float) -> int:

@@ -55,6 +55,20 @@ UPDATE solidstack_batches SET failure_job_id = :job_id WHERE id = :id;
 UPDATE solidstack_batches SET finished_at = :now, updated_at = :now WHERE id = :id AND finished_at IS NULL
 RETURNING id;
 
+-- name: batch_complete
+-- The callbacks of a batch whose count reached zero in a statement that could not enqueue them (PostgreSQL's
+-- one-statement worker cycle, decision 0061): the same compare-and-set as batch_finished, in the transaction
+-- that enqueues them, so they are enqueued once whoever (the worker right after, or the dispatcher's sweep after a
+-- crash) gets here first.
+UPDATE solidstack_batches SET finished_at = :now, updated_at = :now
+WHERE id = :id AND finished_at IS NULL AND pending = 0
+RETURNING failed, on_success, on_finish;
+
+-- name: batch_stranded
+-- Batches counted to zero whose callbacks were not enqueued (their worker died between its cycle and the
+-- transaction that enqueues them): the dispatcher's sweep, once per concurrency_maintenance_interval.
+SELECT id FROM solidstack_batches WHERE pending = 0 AND finished_at IS NULL ORDER BY id LIMIT :limit;
+
 -- name: batch_jobs_failed_uncounted
 -- Batched jobs failed without their worker counting them (failed for good by process deaths, in the pruning).
 SELECT bj.job_id FROM solidstack_batch_jobs bj
@@ -92,6 +106,28 @@ VALUES (:key, :job_id, :expires_at, :now)
 ON CONFLICT (key) DO UPDATE SET job_id = excluded.job_id, expires_at = excluded.expires_at,
                                 created_at = excluded.created_at;
 
+-- name: unique_take_if_free
+-- One unique plain job, inserted just before in this transaction (decision 0063): its key taken unless it is
+-- held (unique.py's _held, in SQL, on the key row's job). A row returned: taken (a new key, or a stale one taken
+-- over); none: held, and the caller deletes the job it inserted and points at the holder. One statement where
+-- unique_holder and unique_take are two, for the enqueue that is not a duplicate; the write transaction is the
+-- only writer, so nothing changes between the insert and this.
+INSERT INTO solidstack_unique_keys (key, job_id, expires_at, created_at)
+VALUES (:key, :job_id, :expires_at, :now)
+ON CONFLICT (key) DO UPDATE SET job_id = excluded.job_id, expires_at = excluded.expires_at,
+                                created_at = excluded.created_at
+WHERE NOT (solidstack_unique_keys.job_id IS NOT NULL AND solidstack_unique_keys.expires_at > :now
+           AND EXISTS (SELECT 1 FROM solidstack_jobs j WHERE j.id = solidstack_unique_keys.job_id
+                       AND j.finished_at IS NULL AND NOT (:until_started AND j.executions > 0))
+           AND NOT EXISTS (SELECT 1 FROM solidstack_failed_executions f
+                           WHERE f.job_id = solidstack_unique_keys.job_id)
+           AND NOT (:until_started AND EXISTS (SELECT 1 FROM solidstack_claimed_executions c
+                                               WHERE c.job_id = solidstack_unique_keys.job_id)))
+RETURNING job_id;
+
+-- name: unique_drop_job
+DELETE FROM solidstack_jobs WHERE id = :job_id;
+
 -- name: unique_release
 DELETE FROM solidstack_unique_keys WHERE key = :key AND job_id = :job_id;
 
@@ -113,6 +149,26 @@ WHERE key = :key AND seq <= (SELECT max(seq) FROM solidstack_rate_limit_starts W
 SELECT s.started_at FROM solidstack_rate_limit_starts s
 WHERE s.key = :key AND s.started_at > :cutoff
   AND s.seq = (SELECT max(seq) FROM solidstack_rate_limit_starts WHERE key = :key) + 1 - :to;
+
+-- name: rate_admit
+-- Up to :k starts of the key at :now in one statement (decision 0062; the claim's rate limited rows of one key): the
+-- i-th is numbered last + i and may start when the start numbered last + i - to left the window, as rate_try_start
+-- decides for one; start times grow with their numbers, so the starts admitted are a prefix: those numbered below
+-- the first start still in the window, found by one index range read of at most :k entries. Never more than :to
+-- at once (a start past the to-th would be judged by one of these). Rows: the starts taken.
+WITH RECURSIVE last AS (
+    SELECT coalesce(max(seq), 0) AS seq FROM solidstack_rate_limit_starts WHERE key = :key
+), blocked AS (
+    SELECT min(s.seq) AS seq FROM solidstack_rate_limit_starts s
+    WHERE s.key = :key AND s.started_at > :cutoff
+      AND s.seq BETWEEN (SELECT seq FROM last) + 1 - :to AND (SELECT seq FROM last) + :k - :to
+), n(i) AS (
+    SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :k
+)
+INSERT INTO solidstack_rate_limit_starts (key, seq, started_at)
+SELECT :key, last.seq + n.i, :now FROM last, blocked, n
+WHERE n.i <= :to AND (blocked.seq IS NULL OR last.seq + n.i - :to < blocked.seq)
+RETURNING seq;
 
 -- name: rate_try_start
 -- A start of the key at :now, numbered after the last, if the to-th most recent start left the window (a row
