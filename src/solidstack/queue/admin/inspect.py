@@ -11,11 +11,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from functools import cache
-from importlib import resources
 from typing import Any
 
-from solidstack.db.queries import parse_queries, to_pyformat
+from solidstack.queue._sql import file_queries
 from solidstack.queue.admin.inspect_rows import (
     Count,
     FailedAttempt,
@@ -44,18 +42,9 @@ _NO_AFTER = 2**62
 _FOREVER = 1e18
 
 
-@cache
-def _inspect_queries(dialect: str, paramstyle: str) -> dict[str, str]:
-    text = resources.files("solidstack.queue").joinpath("sql", dialect, "inspect.sql").read_text(encoding="utf-8")
-    queries = parse_queries(text)
-    if paramstyle == "pyformat":
-        queries = {name: to_pyformat(sql) for name, sql in queries.items()}
-    return queries
-
-
 def inspect_queries(storage: QueueStorage) -> dict[str, str]:
     """The inspection queries for ``storage``'s dialect."""
-    return _inspect_queries(storage.db.dialect, storage.db.paramstyle)
+    return file_queries(storage.db, "inspect.sql")
 
 
 class QueueInspector:

@@ -25,7 +25,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from solidstack.queue.features.concurrency import to_new_job
 
@@ -358,17 +358,25 @@ class Run:
 
 
 _counter_lock = threading.Lock()
+_Hook = TypeVar("_Hook")
+
+
+def _installed(storage: QueueStorage, hook: str, kind: type[_Hook]) -> _Hook:
+    """The storage's ``hook`` (``on_finish`` / ``on_claim``), a ``kind`` made for it by the first job that needs
+    it (once, whichever thread gets there first)."""
+    current = getattr(storage, hook)
+    if not isinstance(current, kind):
+        with _counter_lock:
+            current = getattr(storage, hook)
+            if not isinstance(current, kind):
+                current = kind(storage)  # type: ignore[call-arg]  # both kinds are made from the storage
+                setattr(storage, hook, current)
+    return current
 
 
 def _finish_counter(storage: QueueStorage) -> batches.FinishCounter:
     """The storage's finish hook that counts batched jobs, installed by the first batched job run with it."""
-    counter = storage.on_finish
-    if not isinstance(counter, batches.FinishCounter):
-        with _counter_lock:
-            counter = storage.on_finish
-            if not isinstance(counter, batches.FinishCounter):
-                counter = storage.on_finish = batches.FinishCounter(storage)
-    return counter
+    return _installed(storage, "on_finish", batches.FinishCounter)
 
 
 def follow_context(coroutine: Any, span: Any = None) -> Any:
@@ -396,13 +404,7 @@ async def _in_context(coroutine: Any, context: contextvars.Context, span: Any) -
 
 def _claim_limiter(storage: QueueStorage) -> ratelimit.ClaimLimiter:
     """The storage's claim hook that admits rate limited jobs, installed by the first one run with it."""
-    limiter = storage.on_claim
-    if not isinstance(limiter, ratelimit.ClaimLimiter):
-        with _counter_lock:
-            limiter = storage.on_claim
-            if not isinstance(limiter, ratelimit.ClaimLimiter):
-                limiter = storage.on_claim = ratelimit.ClaimLimiter(storage)
-    return limiter
+    return _installed(storage, "on_claim", ratelimit.ClaimLimiter)
 
 
 #: Metas parsed by the claim (rate limits read them there), by job id, with the stored arguments they were parsed

@@ -20,11 +20,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import cache
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from solidstack.db.queries import parse_queries, to_pyformat
+from solidstack.queue._sql import file_queries
 from solidstack.queue.serialization import SerializationError
 from solidstack.typed import TypedValueError, from_json, to_json
 
@@ -121,22 +119,13 @@ def check_timeout(value: Any, *, job: str, option: str = "timeout") -> float | N
     return float(seconds)
 
 
-@cache
-def _queries(dialect: str, paramstyle: str) -> dict[str, str]:
-    text = resources.files("solidstack.queue").joinpath("sql", dialect, "outcomes.sql").read_text(encoding="utf-8")
-    queries = parse_queries(text)
-    if paramstyle == "pyformat":
-        queries = {name: to_pyformat(sql) for name, sql in queries.items()}
-    return queries
-
-
 class Outcomes:
     """Results and cancellation on one queue storage (``storage.outcomes``)."""
 
     def __init__(self, storage: QueueStorage) -> None:
         self.storage = storage
         self.db = storage.db
-        self.sql = _queries(self.db.dialect, self.db.paramstyle)
+        self.sql = file_queries(self.db, "outcomes.sql")
 
     def store_results(self, conn: Any, results: dict[int, str], process_id: int | None) -> None:
         """Inside the finishing transaction, before the claims go: the return values of jobs that ran."""
