@@ -65,10 +65,8 @@ def test_python_snippets_run(page: Path, tmp_path: Path) -> None:
     assert f"ran {len(snippets)}" in result.stdout
 
 
-def test_the_site_builds_strict(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300,
-                            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "NO_MKDOCS_2_WARNING": "1"})
+def test_the_site_builds_strict(docs_site: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    result, tmp_path = docs_site
     assert result.returncode == 0, result.stdout + result.stderr
     for page in ("index.html", "guide/production/index.html", "reference/cli/index.html",
                  "reference/configuration/index.html", "reference/api/index.html"):

@@ -30,11 +30,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_the_built_site_reads_in_a_browser(tmp_path: Path) -> None:
-    site = tmp_path / "site"
-    built = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
-                           cwd=ROOT, capture_output=True, text=True, timeout=300,
-                           env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "NO_MKDOCS_2_WARNING": "1"})
+def test_the_built_site_reads_in_a_browser(docs_site: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    built, site = docs_site
     assert built.returncode == 0, built.stdout + built.stderr
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"], cwd=site,

@@ -89,7 +89,7 @@ class QueueStorage:
         #: a short job's cost.
         self.prefetch = self._cycle_in_one
         self._unqueued: QueueStorage | None = None
-        self._counting: dict[tuple[str, bool, bool], str] = {}
+        self._cycle_statements: dict[tuple[str, bool, bool], str] = {}
         #: Return values and cancellation (see outcomes.py).
         self.outcomes = Outcomes(self)
         #: Called in the transaction that finishes jobs, with their ids (batches count them: see hooks.py).
@@ -323,7 +323,7 @@ class QueueStorage:
         (decision 0064). Built once per combination."""
         if not (count_batches or admit_rates):
             return self.sql[name]
-        cached = self._counting.get((name, count_batches, admit_rates))
+        cached = self._cycle_statements.get((name, count_batches, admit_rates))
         if cached is not None:
             return cached
         from solidstack.queue._sql import feature_queries
@@ -348,7 +348,7 @@ class QueueStorage:
             extra += ("\nUNION ALL\nSELECT NULL, id, 'rate refused', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
                       " NULL FROM rate_refused")
         sql += extra
-        self._counting[(name, count_batches, admit_rates)] = sql
+        self._cycle_statements[(name, count_batches, admit_rates)] = sql
         return sql
 
     def _take_claims(self, conn: Any, job_ids: Sequence[int], process_id: int | None) -> list[int]:
