@@ -233,3 +233,23 @@ def test_pooled_connections_the_server_dropped_are_replaced_before_use(tmp_path:
                       f"'{url.rsplit('/', 1)[1]}'")
         assert db.query("SELECT count(*) FROM t")[0][0] == 4
         db.close()
+
+
+def test_a_write_sent_once_starts_on_a_live_connection_when_the_pooled_ones_died(tmp_path: Path) -> None:
+    """``write_once`` never sends its statement twice, so it must not start on a connection that died in the
+    pool: one the server closed a moment ago (within ``CHECK_IDLE_AFTER``, so no round-trip check) is seen
+    closed on its socket and replaced (decision 0065)."""
+    import time
+
+    from engines import admin_execute
+
+    with postgres_database() as url:
+        db = connect(pg_config(tmp_path, url, pool=2))
+        make_table(db)
+        db.write_once(insert_sql(db), ("before",))
+        admin_execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+                      f"'{url.rsplit('/', 1)[1]}'")
+        time.sleep(0.3)  # the backends exit and close their sockets
+        assert db.write_once(insert_sql(db), ("after",))[0][0] == 2
+        assert sorted(row[0] for row in db.query("SELECT v FROM t")) == ["after", "before"]
+        db.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import threading
 import time
 import weakref
@@ -49,6 +50,13 @@ CHECK_IDLE_AFTER = 2.0
 # child closes them (see the module's docstring).
 _abandoned: list[Any] = []
 _all_databases: weakref.WeakSet[PostgreSQLDatabase] = weakref.WeakSet()
+
+
+def _readable(fd: int) -> bool:
+    """Whether the socket ``fd`` has something to read (or has reached its end) right now, without waiting."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 class _TextList(list):  # type: ignore[type-arg]
@@ -171,9 +179,14 @@ class PostgreSQLDatabase:
             return self._pool
 
     def _check_connection(self, conn: psycopg.Connection[Any]) -> None:
+        """Run by the pool at each checkout. A connection that sat idle longer than ``CHECK_IDLE_AFTER`` gets a
+        round trip; any other is checked for free: an idle connection's socket has nothing to read unless the
+        server has closed it (a restart, ``pg_terminate_backend`` send a FATAL message, then end the stream) or
+        sent a notice, and either way a round trip tells. A write sent once (``write_once``: the enqueue) then
+        starts on a live connection instead of failing on one that died in the pool (decision 0065)."""
         if conn.broken or conn.closed:
             raise psycopg.OperationalError("connection is broken")
-        if time.monotonic() - self._used.get(conn, 0.0) > CHECK_IDLE_AFTER:
+        if time.monotonic() - self._used.get(conn, 0.0) > CHECK_IDLE_AFTER or _readable(conn.pgconn.socket):
             psycopg_pool.ConnectionPool.check_connection(conn)
 
     def _checkout(self) -> psycopg.Connection[Any]:

@@ -147,14 +147,25 @@ class QueueStorage:
     def _enqueue_in_one_statement(self, jobs: Sequence[NewJob], now: float) -> list[int]:
         """Where the dialect has ``enqueue_ready`` (PostgreSQL: a data-modifying CTE over arrays), plain jobs,
         their ready rows and the NOTIFY are one statement: its own transaction (one round trip) outside a
-        transaction, part of the caller's inside one."""
+        transaction, part of the caller's inside one.
+
+        Sent once (``write_once``): a connection lost after the statement was sent raises
+        :class:`~solidstack.db.DatabaseUnavailable` instead of sending it again on another connection, which
+        would enqueue the jobs twice when the first one had committed (decision 0065).
+        """
+        channel = self.wakeups.channel or None
+        if len(jobs) == 1:
+            job = jobs[0]
+            rows = self.db.write_once(self.sql["enqueue_one"], {
+                "queue_name": job.queue_name, "class_name": job.class_name, "arguments": job.arguments,
+                "priority": job.priority, "active_job_id": job.active_job_id, "now": now, "channel": channel})
+            return [rows[0][0]]
         queues, classes, arguments, priorities, keys = (list(column) for column in zip(*(job[:5] for job in jobs),
                                                                                        strict=True))
         array = self.db.array
-        rows = self.db.query(self.sql["enqueue_ready"], {
+        rows = self.db.write_once(self.sql["enqueue_ready"], {
             "queue_names": array(queues), "class_names": array(classes), "arguments": array(arguments),
-            "priorities": priorities, "active_job_ids": array(keys), "now": now,
-            "channel": self.wakeups.channel or None})
+            "priorities": priorities, "active_job_ids": array(keys), "now": now, "channel": channel})
         return [row[0] for row in rows]
 
     # -- claim and finish ------------------------------------------------------------------------------------

@@ -280,6 +280,22 @@ WITH new AS (
 )
 SELECT id FROM new WHERE (SELECT count(*) FROM notified) >= 0 ORDER BY id;
 
+-- name: enqueue_one
+-- enqueue_ready for one job, with scalar parameters: no arrays to bind and unnest (0.13 ms of the server's time
+-- and ~0.1 ms of the client's per call, decision 0065).
+WITH new AS (
+    INSERT INTO solidstack_jobs (queue_name, class_name, arguments, priority, active_job_id, created_at, updated_at)
+    VALUES (:queue_name, :class_name, :arguments, :priority, :active_job_id, CAST(:now AS DOUBLE PRECISION),
+            CAST(:now AS DOUBLE PRECISION))
+    RETURNING id, queue_name, priority
+), ready AS (
+    INSERT INTO solidstack_ready_executions (job_id, queue_name, priority, created_at)
+    SELECT id, queue_name, priority, CAST(:now AS DOUBLE PRECISION) FROM new
+), notified AS (
+    SELECT pg_notify(channel, '') FROM (SELECT CAST(:channel AS TEXT) AS channel) c WHERE channel IS NOT NULL
+)
+SELECT id FROM new WHERE (SELECT count(*) FROM notified) >= 0;
+
 -- name: finish_own_claims
 -- delete_own_claims and mark_finished in one statement: only claims this process still holds.
 WITH owned AS (
