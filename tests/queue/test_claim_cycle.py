@@ -69,19 +69,17 @@ def test_finishing_a_limited_job_with_the_claim_frees_its_slot(storage: QueueSto
     assert storage.claimed_by(7) == [second]
 
 
-def test_postgresql_cycle_commits_without_waiting_for_the_flush_and_leaves_the_session(engine: str,
-                                                                                       storage: QueueStorage) -> None:
-    """The statement turns synchronous_commit off for its own transaction only, even when it claims and
-    finishes nothing (the planner must still run that branch); the pooled session keeps the server's setting."""
+def test_postgresql_cycle_commits_durably(engine: str, storage: QueueStorage) -> None:
+    """The cycle's commit waits for the WAL flush like any other (decision 0066: a crash must not undo a claim
+    whose job is running); tests/queue/test_claims_durable.py crashes a server to show it."""
     if engine != "postgresql":
         pytest.skip("PostgreSQL only")
     db = storage.db
     sql = storage.sql["finish_and_claim_all"]
     params = {"ids": [], "process_id": 7, "now": NOW, "limit": 3, "preserve": True}
     with db.transaction() as conn:  # a transaction of our own, to look inside it
-        assert conn.execute("SHOW synchronous_commit").fetchone()[0] == "on"
         assert conn.execute(sql, params).fetchall() == []
-        assert conn.execute("SHOW synchronous_commit").fetchone()[0] == "off"
+        assert conn.execute("SHOW synchronous_commit").fetchone()[0] == "on"
     storage.enqueue([new()], NOW)
     assert len(storage.claim(7, ["*"], 3, NOW)) == 1
     assert db.query_one("SHOW synchronous_commit")[0] == "on"

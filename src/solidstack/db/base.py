@@ -46,10 +46,8 @@ class Database(Protocol):
         """Where it is: a file path, or a URL without its password."""
         ...
 
-    def transaction(self, *, durable: bool = True) -> AbstractContextManager[Any]:
-        """A write transaction; nested calls join the outer one. Yields a :class:`Connection`.
-
-        ``durable=False`` allows a commit that a server crash may lose (for claims and finishes only)."""
+    def transaction(self) -> AbstractContextManager[Any]:
+        """A write transaction; nested calls join the outer one. Yields a :class:`Connection`."""
         ...
 
     def in_transaction(self) -> bool: ...

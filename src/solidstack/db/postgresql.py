@@ -258,14 +258,9 @@ class PostgreSQLDatabase:
     # -- transactions and queries ----------------------------------------------------------------------------
 
     @contextmanager
-    def transaction(self, *, durable: bool = True) -> Iterator[Connection]:
-        """A write transaction (``BEGIN`` ... ``COMMIT``) on one pooled connection; nested calls join it.
-
-        ``durable=False``: the commit does not wait for the WAL flush (``synchronous_commit = off`` for this
-        transaction only): a server crash may lose its last milliseconds of such commits, atomically. For
-        transitions whose loss at-least-once delivery absorbs (claims and finishes: the job runs again), never
-        for an enqueue.
-        """
+    def transaction(self) -> Iterator[Connection]:
+        """A write transaction (``BEGIN`` ... ``COMMIT``) on one pooled connection; nested calls join it. Every
+        commit waits for the WAL flush (decision 0066)."""
         self._check_fork()
         state = self._state
         if state.depth:
@@ -275,7 +270,7 @@ class PostgreSQLDatabase:
             finally:
                 state.depth -= 1
             return
-        raw = self._begin(durable)
+        raw = self._begin()
         conn = Connection(raw)
         try:
             state.conn, state.depth, state.after_commit, state.notified = conn, 1, [], {}
@@ -313,14 +308,14 @@ class PostgreSQLDatabase:
             except Exception:
                 log.exception("%s: an after-commit callback failed", self.label)
 
-    def _begin(self, durable: bool = True) -> psycopg.Connection[Any]:
+    def _begin(self) -> psycopg.Connection[Any]:
         """A pooled connection with a transaction begun. A connection the server dropped while it sat in the
         pool (a restart, ``pg_terminate_backend``) fails right here, before anything was done on it: it goes
         back to the pool, which discards it, and the next one is tried."""
         for attempt in range(self.pool_size + 1):
             raw = self._checkout()
             try:
-                raw.execute(b"BEGIN" if durable else b"BEGIN; SET LOCAL synchronous_commit TO OFF", prepare=False)
+                raw.execute(b"BEGIN", prepare=False)
                 return raw
             except psycopg.Error as exc:
                 broken = raw.broken

@@ -269,12 +269,8 @@ class SQLiteDatabase:
     # -- transactions and queries ----------------------------------------------------------------------------
 
     @contextmanager
-    def transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
-        """A write transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``); nested calls join the outer one.
-
-        ``durable`` is PostgreSQL's (see PostgreSQLDatabase.transaction); here every commit is as durable as
-        ``synchronous=NORMAL`` in WAL mode makes it.
-        """
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``); nested calls join the outer one."""
         conn = self.connection()
         local = self._local
         if local.depth:

@@ -154,16 +154,17 @@ class QueueStorage:
         would enqueue the jobs twice when the first one had committed (decision 0065).
         """
         channel = self.wakeups.channel or None
+        # Only PostgreSQL has enqueue_ready (``_enqueue_in_one``) and write_once.
         if len(jobs) == 1:
             job = jobs[0]
-            rows = self.db.write_once(self.sql["enqueue_one"], {
+            rows = self.db.write_once(self.sql["enqueue_one"], {  # type: ignore[attr-defined]
                 "queue_name": job.queue_name, "class_name": job.class_name, "arguments": job.arguments,
                 "priority": job.priority, "active_job_id": job.active_job_id, "now": now, "channel": channel})
             return [rows[0][0]]
         queues, classes, arguments, priorities, keys = (list(column) for column in zip(*(job[:5] for job in jobs),
                                                                                        strict=True))
         array = self.db.array
-        rows = self.db.write_once(self.sql["enqueue_ready"], {
+        rows = self.db.write_once(self.sql["enqueue_ready"], {  # type: ignore[attr-defined]
             "queue_names": array(queues), "class_names": array(classes), "arguments": array(arguments),
             "priorities": priorities, "active_job_ids": array(keys), "now": now, "channel": channel})
         return [row[0] for row in rows]
@@ -237,7 +238,7 @@ class QueueStorage:
                                                  refused)
             else:
                 # Return values to store first, in the same transaction (the statement and the finishes join it).
-                with self.db.transaction(durable=False) as conn:
+                with self.db.transaction() as conn:
                     self.outcomes.store_results(conn, results, process_id)
                     claimed = self._finish_and_claim(process_id, queues, max(0, limit), now, finished, preserve,
                                                      refused)
@@ -251,9 +252,7 @@ class QueueStorage:
                 with suppress(Exception):
                     self.release([row.id for row in claimed], process_id, now)
                 raise
-        # Not durable: a claim or finish that a server crash loses is undone whole, and the job runs again
-        # (at-least-once); the commit does not wait for the disk (decision 0020).
-        with self.db.transaction(durable=False) as conn:
+        with self.db.transaction() as conn:
             if finished:
                 self._after_finish(conn, self._finish(conn, finished, process_id, now, preserve, results), now)
             if limit <= 0:
@@ -317,7 +316,7 @@ class QueueStorage:
         left = [job_id for job_id in finished if job_id not in done]
         if left:
             try:
-                with self.db.transaction(durable=False) as conn:
+                with self.db.transaction() as conn:
                     self._after_finish(conn, self._finish(conn, left, process_id, now, preserve), now)
             except BaseException:
                 # The caller keeps ``finished`` to finish later, and never gets these claims: back to ready

@@ -104,9 +104,7 @@ def acquire(storage: QueueStorage, key: str, to: int, per: float, now: float,
     from solidstack.queue._sql import feature_queries
 
     sql = feature_queries(storage.db)
-    # Not durable (PostgreSQL: no wait for the WAL flush), as claims: a server crash may lose the last starts'
-    # records, letting as many extra starts in once; every start waiting on the disk cost more than the job.
-    with storage.db.transaction(durable=False) as conn:
+    with storage.db.transaction() as conn:
         conn.execute(sql["rate_lock"], {"key": key, "now": now})  # PostgreSQL: the key's lock, to the commit
         if clock is not None:
             now = clock()
@@ -178,7 +176,7 @@ class ClaimLimiter:
             rated = self._rated(rows)
             if not rated:
                 return rows
-            with self.storage.db.transaction(durable=False) as conn:
+            with self.storage.db.transaction() as conn:
                 refused = self._admit(conn, rated, process_id)
             return [row for row in rows if row.id not in refused] if refused else rows
         if not refused:
@@ -190,7 +188,7 @@ class ClaimLimiter:
         # Refused by the statement: over the limit, or a start number taken by a concurrent claim (another
         # thread's cycle read the same last start). Decided again under the key's lock, as a claim in a
         # transaction does: those with a free slot start, the others go back to scheduled.
-        with self.storage.db.transaction(durable=False) as conn:
+        with self.storage.db.transaction() as conn:
             refused = self._admit(conn, [item for item in rated if item[3].id in refused], process_id)
         return [row for row in rows if row.id not in refused] if refused else rows
 

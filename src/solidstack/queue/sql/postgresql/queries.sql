@@ -321,14 +321,11 @@ RETURNING j.id, j.concurrency_key, j.concurrency_limit, j.concurrency_duration;
 -- A busy worker's cycle in ONE statement, sent in autocommit (one round trip, its own implicit transaction;
 -- decision 0045): finish the jobs it ran (:ids, only the claims this process still holds, and only jobs without
 -- a concurrency key: those free a semaphore slot, which Gate does in Python, so storage.claim finishes them in a
--- transaction of their own), then claim up to :limit ready jobs as claim_* does. set_config(..., true) is
--- SET LOCAL for this statement's transaction: its commit does not wait for the WAL flush (decision 0020), and it
--- needs no session setting, so it works behind pgbouncer in transaction mode too. The UNION ALL runs every
--- branch, the nosync one included. Rows: the claimed jobs (finished = false) in claim order, then the ids
+-- transaction of their own), then claim up to :limit ready jobs as claim_* does. Its commit waits for the WAL
+-- flush, as every commit does (decision 0066: a claim or a finish a server crash undid would run a job twice or
+-- leave it claimed by a live process). Rows: the claimed jobs (finished = false) in claim order, then the ids
 -- finished (finished = true, other columns NULL).
-WITH nosync AS (
-    SELECT set_config('synchronous_commit', 'off', true) AS setting
-), owned AS (
+WITH owned AS (
     DELETE FROM solidstack_claimed_executions c USING solidstack_jobs j
     WHERE c.process_id IS NOT DISTINCT FROM CAST(:process_id AS BIGINT) AND c.job_id = ANY(CAST(:ids AS BIGINT[]))
       AND j.id = c.job_id AND j.concurrency_key IS NULL
@@ -354,14 +351,10 @@ WITH nosync AS (
  FROM solidstack_jobs j JOIN claimed c ON c.job_id = j.id
  ORDER BY j.priority, j.id)
 UNION ALL
-SELECT true, job_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM owned
-UNION ALL
-SELECT true, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM nosync WHERE setting IS NULL;
+SELECT true, job_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM owned;
 
 -- name: finish_and_claim_in_queue
-WITH nosync AS (
-    SELECT set_config('synchronous_commit', 'off', true) AS setting
-), owned AS (
+WITH owned AS (
     DELETE FROM solidstack_claimed_executions c USING solidstack_jobs j
     WHERE c.process_id IS NOT DISTINCT FROM CAST(:process_id AS BIGINT) AND c.job_id = ANY(CAST(:ids AS BIGINT[]))
       AND j.id = c.job_id AND j.concurrency_key IS NULL
@@ -388,14 +381,10 @@ WITH nosync AS (
  FROM solidstack_jobs j JOIN claimed c ON c.job_id = j.id
  ORDER BY j.priority, j.id)
 UNION ALL
-SELECT true, job_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM owned
-UNION ALL
-SELECT true, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM nosync WHERE setting IS NULL;
+SELECT true, job_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM owned;
 
 -- name: finish_and_claim_in_prefix
-WITH nosync AS (
-    SELECT set_config('synchronous_commit', 'off', true) AS setting
-), owned AS (
+WITH owned AS (
     DELETE FROM solidstack_claimed_executions c USING solidstack_jobs j
     WHERE c.process_id IS NOT DISTINCT FROM CAST(:process_id AS BIGINT) AND c.job_id = ANY(CAST(:ids AS BIGINT[]))
       AND j.id = c.job_id AND j.concurrency_key IS NULL
@@ -422,9 +411,7 @@ WITH nosync AS (
  FROM solidstack_jobs j JOIN claimed c ON c.job_id = j.id
  ORDER BY j.priority, j.id)
 UNION ALL
-SELECT true, job_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM owned
-UNION ALL
-SELECT true, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM nosync WHERE setting IS NULL;
+SELECT true, job_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM owned;
 
 -- Failed attempts (decision 0048): written only where a failure, retry or death is recorded.
 
