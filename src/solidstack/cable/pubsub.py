@@ -6,6 +6,12 @@ the latest every ``polling_interval``: on SQLite by a datagram after the commit 
 PostgreSQL by the ``NOTIFY`` the broadcast's transaction sends, heard on the process's one ``LISTEN``
 connection (:mod:`solidstack.db.pglisten`; none with ``listen: false``). :class:`MemoryPubSub` delivers within
 one process (the ``test`` and ``async`` adapters) and, for ``test``, records what was broadcast.
+
+On SQLite the datagram carries the committed message (id, stream, payload) when it is small enough; the
+listener delivers it without reading the table when it is provably the next one: ids are assigned in commit
+order, so a message whose id follows the stream's cursor has nothing of that stream before it left to read.
+Anything else (an empty datagram, a gap, a queue that may have overflowed, the polling interval) reads the
+table, which stays the record (decision 0222).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import json
 import logging
 import random
 import sqlite3
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +29,7 @@ from typing import Any, Protocol
 
 from ..db import DatabaseError, background_section
 from ..db.notify import Wakeups
+from ..db.wakeup import QUEUE_CAPACITY
 from .storage import CableStorage
 from .wakeup import WakeupSocket, notify, wakeup_dir
 
@@ -29,6 +37,39 @@ log = logging.getLogger("solidstack.cable")
 
 #: Receives each message of a stream: the decoded JSON value, or the JSON text when subscribed with ``raw``.
 Callback = Callable[[Any], None]
+
+
+#: A wake-up datagram that carries its message: magic, id, stream length, payload length, stream, payload.
+_HEADER = struct.Struct("<4sqHI")
+_MAGIC = b"sc1m"
+#: Messages whose datagram would be larger are announced by an empty datagram (the listener reads the table).
+DATAGRAM_LIMIT = 16 * 1024
+
+
+def announcement(message_id: int, stream: str, payload: str) -> bytes:
+    """The wake-up datagram announcing a committed message: the message itself, or ``b""`` when it is too large
+    to travel that way."""
+    try:
+        name, body = stream.encode(), payload.encode()
+    except UnicodeEncodeError:  # a lone surrogate: let the table carry it
+        return b""
+    if len(name) > 0xFFFF or _HEADER.size + len(name) + len(body) > DATAGRAM_LIMIT:
+        return b""
+    return _HEADER.pack(_MAGIC, message_id, len(name), len(body)) + name + body
+
+
+def _announced(data: bytes) -> tuple[int, str, str] | None:
+    """The message a datagram carries; None for an empty, foreign or cut datagram."""
+    if len(data) < _HEADER.size or data[:4] != _MAGIC:
+        return None
+    _, message_id, name_size, body_size = _HEADER.unpack_from(data)
+    if len(data) != _HEADER.size + name_size + body_size:
+        return None
+    start = _HEADER.size
+    try:
+        return message_id, data[start:start + name_size].decode(), data[start + name_size:].decode()
+    except UnicodeDecodeError:
+        return None
 
 
 def encode(message: Any) -> str:
@@ -64,7 +105,7 @@ class _Subscriber:
 
 @dataclass(eq=False)
 class _Channel:
-    #: Every message of this channel up to ``cursor`` has been handed to its subscribers.
+    #: Every message of this channel up to ``max(cursor, frontier)`` has been handed to its subscribers.
     cursor: int
     subscribers: list[_Subscriber] = field(default_factory=list)
 
@@ -90,6 +131,10 @@ class SolidCablePubSub:
         self._wakeup_dir = None if storage.notifies else wakeup_dir(storage.db.path)  # type: ignore[attr-defined]  # SQLite
         self._lock = threading.Lock()
         self._channels: dict[str, _Channel] = {}
+        #: Every channel has been read up to here (a channel's cursor counts from the larger of the two): lets a
+        #: datagram's message move every channel on in one step. Only the listener raises it (under the lock).
+        self._frontier = 0
+        self._last_poll = 0.0
         self._listener: threading.Thread | None = None
         self._wakeup: Any = None
         self._poll_failing = False
@@ -106,7 +151,7 @@ class SolidCablePubSub:
     def broadcast_raw(self, stream: str, payload: str) -> None:
         """Like :meth:`broadcast`, for a payload that is already JSON text."""
         try:
-            self.storage.insert(stream, payload)
+            message_id = self.storage.insert(stream, payload)
         except (sqlite3.OperationalError, DatabaseError) as exc:
             if "no such table" in str(exc):
                 raise _not_migrated(self.storage.db.label) from exc
@@ -117,7 +162,7 @@ class SolidCablePubSub:
                 raise _not_migrated(self.storage.db.label) from exc
             raise
         if self._wakeup_dir is not None:
-            notify(self._wakeup_dir)
+            notify(self._wakeup_dir, announcement(message_id, stream, payload))
         if self.autotrim and random.random() < 2.0 / self.trim_batch_size:
             self._request_trim()
 
@@ -129,6 +174,14 @@ class SolidCablePubSub:
         with self._lock:
             channel = self._channels.get(stream)
             if channel is None:
+                if not self._channels:
+                    self._frontier = since
+                elif since < self._frontier:
+                    # The new channel is read only up to since: the frontier comes down to it, every other
+                    # channel keeping (as its own cursor) what the frontier said of it.
+                    for other in self._channels.values():
+                        other.cursor = max(other.cursor, self._frontier)
+                    self._frontier = since
                 channel = self._channels[stream] = _Channel(cursor=since)
             channel.subscribers.append(_Subscriber(callback, since, raw))
             self._ensure_listener()
@@ -176,7 +229,13 @@ class SolidCablePubSub:
         connected = getattr(getattr(self._wakeup, "listener", None), "connected", None)
         if connected is not None:  # LISTEN before the first poll, so nothing after it waits for the next one
             connected.wait(1.0)
+        read = True  # whether to read the table next
         while not self._stopped.is_set():
+            if not read:
+                # The table is read at least every polling interval, whatever the datagrams deliver.
+                remaining = self._last_poll + self.polling_interval - time.monotonic()
+                read = remaining <= 0 or not self._wait(remaining)
+                continue
             try:
                 caught_up = self.poll_once()
             except Exception as exc:
@@ -190,40 +249,91 @@ class SolidCablePubSub:
                 caught_up = True
                 # A failed poll may have taken its whole pool timeout: do not spin when it was quick.
                 time.sleep(min(self.polling_interval, 1.0))
+                self._last_poll = time.monotonic()
             else:
                 if self._poll_failing:
                     self._poll_failing = False
                     log.info("cable: polling the %s works again", self.storage.db.label)
-            if caught_up:
-                self._wait(self.polling_interval)
+            read = not caught_up
 
-    def _wait(self, timeout: float) -> None:
+    def _wait(self, timeout: float) -> bool:
+        """Wait for a wake-up; True when the datagrams that came delivered everything (no read needed)."""
+        if isinstance(self._wakeup, WakeupSocket):
+            datagrams = self._wakeup.receive(timeout, DATAGRAM_LIMIT)
+            # As many datagrams as the queue holds: it may have filled and refused some, so read the table.
+            if not datagrams or len(datagrams) >= QUEUE_CAPACITY:
+                return False
+            return self._deliver_announced(datagrams)
         if self._wakeup is not None:
             self._wakeup.wait(timeout)
         else:
             self._stopped.wait(timeout)
+        return False
+
+    def _deliver_announced(self, datagrams: list[bytes]) -> bool:
+        """Deliver the messages the datagrams carry that are provably next; False when the table must be read
+        (an empty datagram, a gap, a message of another channel not accounted for)."""
+        deliveries: list[tuple[list[_Subscriber], str, str]] = []
+        complete = True
+        highest = 0
+        with self._lock:
+            for data in datagrams:
+                message = _announced(data)
+                if message is None or self._stopped.is_set():
+                    complete = False
+                    break
+                message_id, stream, payload = message
+                highest = max(highest, message_id)
+                channel = self._channels.get(stream)
+                if channel is not None:
+                    cursor = max(channel.cursor, self._frontier)
+                    if message_id > cursor + 1:  # something of this channel may lie before it: read the table
+                        complete = False
+                        break
+                    if message_id == cursor + 1:
+                        channel.cursor = message_id
+                        subscribers = [s for s in channel.subscribers if s.since < message_id]
+                        if subscribers:
+                            deliveries.append((subscribers, stream, payload))
+                # Ids are assigned in commit order: with everything up to id - 1 read, this id was the only one
+                # between, and it is accounted for.
+                if message_id == self._frontier + 1:
+                    self._frontier = message_id
+            if self._frontier < highest:  # a channel is behind a message announced: read the table
+                complete = False
+        # Outside the lock, so that a callback may subscribe or unsubscribe.
+        for subscribers, stream, payload in deliveries:
+            decoded = json.loads(payload) if any(not s.raw for s in subscribers) else None
+            for subscriber in subscribers:
+                _deliver(subscriber, stream, payload, decoded)
+        return complete
 
     def poll_once(self) -> bool:
         """Read and deliver new messages once; False when the read stopped at its limit (poll again)."""
+        self._last_poll = time.monotonic()
         with self._lock:
             snapshot = dict(self._channels)
+            since = min((max(c.cursor, self._frontier) for c in snapshot.values()), default=0)
         if not snapshot:
             return True
-        since = min(channel.cursor for channel in snapshot.values())
         with background_section():
             result = self.storage.poll(since, list(snapshot))
         deliveries: list[tuple[list[_Subscriber], str, str]] = []
         with self._lock:
+            # (A subscribe during the read may have lowered the frontier, first copying it into every cursor.)
+            frontier = self._frontier
             for message in result.messages:
                 channel = snapshot[message.channel]
-                if message.id <= channel.cursor:
+                if message.id <= max(channel.cursor, frontier):
                     continue
                 channel.cursor = message.id
                 subscribers = [s for s in channel.subscribers if s.since < message.id]
                 if subscribers:
                     deliveries.append((subscribers, message.channel, message.payload))
             for channel in snapshot.values():
-                channel.cursor = max(channel.cursor, result.last_id)
+                channel.cursor = max(channel.cursor, frontier, result.last_id)
+            # A channel subscribed during the read keeps its own cursor: the frontier is the lowest of all.
+            self._frontier = min((max(c.cursor, frontier) for c in self._channels.values()), default=frontier)
         # Outside the lock, so that a callback may subscribe or unsubscribe.
         for subscribers, stream, payload in deliveries:
             decoded = json.loads(payload) if any(not s.raw for s in subscribers) else None
