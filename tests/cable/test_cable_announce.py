@@ -231,3 +231,26 @@ def test_websocket_clients_get_every_message_of_concurrent_publishers_once_in_or
         client.close()
     finally:
         server.stop()
+
+
+def test_a_listener_bound_after_the_folder_listing_was_kept_is_woken(tmp_path: Path) -> None:
+    from solidstack.db.wakeup import WakeupSocket
+
+    folder = tmp_path / "wakeups"
+    first = WakeupSocket(folder)
+    try:
+        time.sleep(0.1)  # the folder has settled: its listing is kept
+        notify(folder, b"one")
+        assert first.receive(1.0, 64) == [b"one"]
+        second = WakeupSocket(folder)
+        try:
+            notify(folder, b"two")
+            assert first.receive(1.0, 64) == [b"two"]
+            assert second.receive(1.0, 64) == [b"two"]
+        finally:
+            second.close()
+        time.sleep(0.1)
+        notify(folder)  # the closed socket's file is gone: only the first is left
+        assert first.receive(1.0, 64) == [b""]
+    finally:
+        first.close()

@@ -26,6 +26,7 @@ import select
 import socket
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 
@@ -110,7 +111,7 @@ class WakeupSocket:
 
     def wake(self) -> None:
         """Wake this socket's waiter (from another thread of the same process)."""
-        _send(self.path)
+        _send(str(self.path))
 
     def close(self) -> None:
         self._sock.close()
@@ -139,13 +140,13 @@ def _sender(index: int) -> socket.socket:
     return sender
 
 
-def _send(path: Path, data: bytes = b"") -> None:
+def _send(path: str, data: bytes = b"") -> None:
     try:
-        _sender(1 if data else 0).sendto(data, str(path))
+        _sender(1 if data else 0).sendto(data, path)
     except ConnectionRefusedError:
         # Nobody is bound there: the listener died without cleaning up (kill -9). Remove the stale file.
         with contextlib.suppress(OSError):
-            path.unlink()
+            os.unlink(path)
     except FileNotFoundError:
         pass  # just closed
     except OSError:
@@ -155,16 +156,37 @@ def _send(path: Path, data: bytes = b"") -> None:
             _send(path)
 
 
+#: A folder's socket paths by its modification time (ns): a ``stat`` instead of a ``listdir`` per notify.
+_listings: dict[Path, tuple[int, list[str]]] = {}
+#: A listing is kept only when the folder's last change is older than this: a file system's timestamps may be
+#: as coarse as a scheduler tick, and a socket bound later in the same tick would leave the time unchanged.
+_SETTLED_NS = 50_000_000
+
+
+def _sockets(folder: Path) -> list[str]:
+    try:
+        changed = os.stat(folder).st_mtime_ns
+    except OSError:
+        return []
+    cached = _listings.get(folder)
+    if cached is not None and cached[0] == changed:
+        return cached[1]
+    try:
+        paths = [os.path.join(folder, name) for name in os.listdir(folder) if name.endswith(".sock")]
+    except OSError:
+        return []
+    if time.time_ns() - changed > _SETTLED_NS:
+        _listings[folder] = (changed, paths)
+    else:
+        _listings.pop(folder, None)
+    return paths
+
+
 def notify(folder: Path, data: bytes = b"") -> None:
     """Wake every listener whose wake-up folder is ``folder`` (call it after the commit it announces), sending
     ``data`` to each."""
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return
-    for name in names:
-        if name.endswith(".sock"):
-            _send(folder / name, data)
+    for path in _sockets(folder):
+        _send(path, data)
 
 
 def _close_sender() -> None:
