@@ -4,6 +4,7 @@ anything delivered in time came by a datagram or by a read the datagrams made th
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -102,6 +103,56 @@ def bus() -> SolidCablePubSub:
     return current
 
 
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """An event loop running in a thread of its own, as a server's."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield loop
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+    loop.close()
+
+
+def test_on_an_event_loop_concurrent_publishers_reach_subscribers_once_each_in_id_order(
+        slow_app: solidstack.App, loop: asyncio.AbstractEventLoop) -> None:
+    """Loop mode (the ASGI server's): the loop delivers the datagrams' messages, the thread's reads are applied
+    on the loop too; every callback runs there."""
+    on_loop = SolidCablePubSub(bus().storage, polling_interval=60, autotrim=False, loop=loop)
+    threads: set[int] = set()
+    streams = ["a", "b", "c"]
+    inboxes = {s: Inbox() for s in streams}
+
+    def recording(inbox: Inbox) -> Any:
+        def callback(message: Any) -> None:
+            threads.add(threading.get_ident())
+            inbox(message)
+        return callback
+
+    try:
+        for stream in streams:
+            on_loop.subscribe(stream, recording(inboxes[stream]))
+        publishers(slow_app.root, [("broadcast", "p1", 120, streams), ("broadcast", "p2", 120, streams[::-1]),
+                                   ("empty", "e", 60, streams), ("large", "l", 20, streams),
+                                   ("silent", "s", 60, streams)])
+        bus().broadcast("a", ["end", 0])
+        expected = recorded(slow_app, streams)
+        for stream in streams:
+            assert inboxes[stream].wait(len(expected[stream]), timeout=20) == expected[stream]
+        time.sleep(0.3)
+        assert {s: len(inboxes[s].items) for s in streams} == {s: len(expected[s]) for s in streams}
+        assert threads == {_loop_thread_id(loop)}
+    finally:
+        on_loop.close()
+
+
+def _loop_thread_id(loop: asyncio.AbstractEventLoop) -> int:
+    async def ident() -> int:
+        return threading.get_ident()
+    return asyncio.run_coroutine_threadsafe(ident(), loop).result(5)
+
+
 def test_concurrent_publishers_of_every_kind_reach_a_subscriber_once_each_in_id_order(
         slow_app: solidstack.App) -> None:
     streams = ["a", "b", "c"]
@@ -120,25 +171,32 @@ def test_concurrent_publishers_of_every_kind_reach_a_subscriber_once_each_in_id_
     assert {s: len(inboxes[s].items) for s in streams} == {s: len(expected[s]) for s in streams}
 
 
-def test_a_message_in_its_datagram_is_delivered_without_reading_the_table(slow_app: solidstack.App) -> None:
+@pytest.mark.parametrize("on_loop", [False, True], ids=["thread", "loop"])
+def test_a_message_in_its_datagram_is_delivered_without_reading_the_table(
+        slow_app: solidstack.App, loop: asyncio.AbstractEventLoop, on_loop: bool) -> None:
+    storage = CableStorage(connect(slow_app.database("cable")))
+    listener = SolidCablePubSub(storage, polling_interval=60, autotrim=False, loop=loop if on_loop else None)
     inbox = Inbox()
-    bus().subscribe("fast", inbox)
-    bus().subscribe("other", Inbox())
+    listener.subscribe("fast", inbox)
+    listener.subscribe("other", Inbox())
     time.sleep(0.2)  # the listener's first read is done
     reads = 0
-    poll = bus().storage.poll
+    poll = storage.poll
 
     def counted(*args: Any, **kwargs: Any) -> Any:
         nonlocal reads
         reads += 1
         return poll(*args, **kwargs)
 
-    bus().storage.poll = counted  # type: ignore[method-assign]
+    storage.poll = counted  # type: ignore[method-assign]
     code = ("import time; from solidstack.cable import broadcast\n"
             "for i in range(40): broadcast('fast' if i % 2 else 'other', i); time.sleep(0.003)")
     subprocess.run([sys.executable, "-c", code], env=child_env(slow_app.root), check=True, timeout=60)
-    assert inbox.wait(20) == list(range(1, 40, 2))
-    assert reads <= 2, reads
+    try:
+        assert inbox.wait(20) == list(range(1, 40, 2))
+        assert reads <= 2, reads
+    finally:
+        listener.close()
 
 
 def test_a_message_without_datagram_is_read_when_a_later_one_shows_the_gap(slow_app: solidstack.App) -> None:

@@ -16,6 +16,7 @@ table, which stays the record (decision 0222).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import random
@@ -30,7 +31,7 @@ from typing import Any, Protocol
 from ..db import DatabaseError, background_section
 from ..db.notify import Wakeups
 from ..db.wakeup import QUEUE_CAPACITY
-from .storage import CableStorage
+from .storage import CableStorage, PollResult
 from .wakeup import WakeupSocket, notify, wakeup_dir
 
 log = logging.getLogger("solidstack.cable")
@@ -121,7 +122,8 @@ class SolidCablePubSub:
     """Pub/sub on a database table, shared by every process that uses the same database."""
 
     def __init__(self, storage: CableStorage, *, polling_interval: float = 0.1, message_retention: float = 86400.0,
-                 autotrim: bool = True, trim_batch_size: int = 100) -> None:
+                 autotrim: bool = True, trim_batch_size: int = 100,
+                 loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.storage = storage
         self.polling_interval = polling_interval
         self.message_retention = message_retention
@@ -141,6 +143,12 @@ class SolidCablePubSub:
         self._stopped = threading.Event()
         self._trim_wanted = threading.Event()
         self._trimmer: threading.Thread | None = None
+        #: SQLite with ``loop``: every callback runs on that event loop, which waits on the wake-up socket and
+        #: delivers the datagrams' messages itself; the listener thread only reads the table (when the loop asks,
+        #: and every polling interval) and hands what it read to the loop (decision 0222). None: callbacks run in
+        #: the listener thread.
+        self.loop = loop if self._wakeup_dir is not None else None
+        self._read_wanted = threading.Event()
 
     # -- publishing ------------------------------------------------------------------------------------------
 
@@ -222,7 +230,13 @@ class SolidCablePubSub:
             self._wakeup = Wakeups(db, "cable").listener()
             if self._wakeup is None:
                 log.info("cable: listen is off for the %s; polling every %ss", db.label, self.polling_interval)
-        self._listener = threading.Thread(target=self._listen, name="solidstack-cable-listener", daemon=True)
+        if self.loop is not None:
+            if self._wakeup is not None:
+                self.loop.call_soon_threadsafe(self._watch)
+            target = self._read_for_loop
+        else:
+            target = self._listen
+        self._listener = threading.Thread(target=target, name="solidstack-cable-listener", daemon=True)
         self._listener.start()
 
     def _listen(self) -> None:
@@ -239,22 +253,25 @@ class SolidCablePubSub:
             try:
                 caught_up = self.poll_once()
             except Exception as exc:
-                # One line per outage (a server down would otherwise log every polling interval).
-                if not self._poll_failing:
-                    self._poll_failing = True
-                    log.warning("cable: polling the %s failed (%s); retrying every %gs", self.storage.db.label,
-                                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
-                                self.polling_interval)
-                log.debug("cable: poll failed", exc_info=True)
+                self._poll_failed(exc)
                 caught_up = True
-                # A failed poll may have taken its whole pool timeout: do not spin when it was quick.
-                time.sleep(min(self.polling_interval, 1.0))
-                self._last_poll = time.monotonic()
             else:
                 if self._poll_failing:
                     self._poll_failing = False
                     log.info("cable: polling the %s works again", self.storage.db.label)
             read = not caught_up
+
+    def _poll_failed(self, exc: Exception) -> None:
+        # One line per outage (a server down would otherwise log every polling interval).
+        if not self._poll_failing:
+            self._poll_failing = True
+            log.warning("cable: polling the %s failed (%s); retrying every %gs", self.storage.db.label,
+                        str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                        self.polling_interval)
+        log.debug("cable: poll failed", exc_info=True)
+        # A failed poll may have taken its whole pool timeout: do not spin when it was quick.
+        time.sleep(min(self.polling_interval, 1.0))
+        self._last_poll = time.monotonic()
 
     def _wait(self, timeout: float) -> bool:
         """Wait for a wake-up; True when the datagrams that came delivered everything (no read needed)."""
@@ -308,16 +325,85 @@ class SolidCablePubSub:
                 _deliver(subscriber, stream, payload, decoded)
         return complete
 
+    # -- loop mode: the event loop delivers, the thread reads ---------------------------------------------------
+
+    def _watch(self) -> None:
+        """On the loop: wait on the wake-up socket there."""
+        if self.loop is not None and self._wakeup is not None and not self._stopped.is_set():
+            self.loop.add_reader(self._wakeup.fileno(), self._on_datagrams)
+
+    def _on_datagrams(self) -> None:
+        """On the loop: deliver what the datagrams carry, or ask the thread to read the table."""
+        if self._wakeup is None:
+            return
+        datagrams = self._wakeup.receive(0, DATAGRAM_LIMIT)
+        if not datagrams or len(datagrams) >= QUEUE_CAPACITY or not self._deliver_announced(datagrams):
+            self._read_wanted.set()
+
+    def _read_for_loop(self) -> None:
+        """The listener thread in loop mode: reads the table when asked and every polling interval."""
+        while not self._stopped.is_set():
+            remaining = self._last_poll + self.polling_interval - time.monotonic()
+            if remaining > 0 and not self._read_wanted.is_set():
+                self._read_wanted.wait(remaining)
+                continue
+            self._read_wanted.clear()
+            try:
+                caught_up = self._read_and_hand_over()
+            except Exception as exc:
+                self._poll_failed(exc)
+                continue
+            if self._poll_failing:
+                self._poll_failing = False
+                log.info("cable: polling the %s works again", self.storage.db.label)
+            if not caught_up:
+                self._read_wanted.set()
+
+    def _read_and_hand_over(self) -> bool:
+        read = self._read()
+        if read is None:
+            return True
+        applied = threading.Event()
+        truncated: list[bool] = []
+
+        def apply() -> None:
+            try:
+                truncated.append(self._apply(*read))
+            finally:
+                applied.set()
+
+        assert self.loop is not None
+        try:
+            self.loop.call_soon_threadsafe(apply)
+        except RuntimeError:  # the loop is closed: the server is gone
+            self._stopped.set()
+            return True
+        # The next read starts from the cursors this one moves.
+        while not applied.wait(0.05):
+            if self._stopped.is_set() or self.loop.is_closed():
+                return True
+        return not truncated or not truncated[0]
+
+    # -- reading the table -----------------------------------------------------------------------------------
+
     def poll_once(self) -> bool:
         """Read and deliver new messages once; False when the read stopped at its limit (poll again)."""
+        read = self._read()
+        return True if read is None else not self._apply(*read)
+
+    def _read(self) -> tuple[dict[str, _Channel], PollResult] | None:
+        """The subscribed channels' new rows (no cursor moves); None when nothing is subscribed."""
         self._last_poll = time.monotonic()
         with self._lock:
             snapshot = dict(self._channels)
             since = min((max(c.cursor, self._frontier) for c in snapshot.values()), default=0)
         if not snapshot:
-            return True
+            return None
         with background_section():
-            result = self.storage.poll(since, list(snapshot))
+            return snapshot, self.storage.poll(since, list(snapshot))
+
+    def _apply(self, snapshot: dict[str, _Channel], result: PollResult) -> bool:
+        """Move the cursors over what a read found and deliver it; True when the read stopped at its limit."""
         deliveries: list[tuple[list[_Subscriber], str, str]] = []
         with self._lock:
             # (A subscribe during the read may have lowered the frontier, first copying it into every cursor.)
@@ -339,7 +425,7 @@ class SolidCablePubSub:
             decoded = json.loads(payload) if any(not s.raw for s in subscribers) else None
             for subscriber in subscribers:
                 _deliver(subscriber, stream, payload, decoded)
-        return not result.truncated
+        return result.truncated
 
     # -- trimming --------------------------------------------------------------------------------------------
 
@@ -369,14 +455,38 @@ class SolidCablePubSub:
         """Stop the listener and trimmer threads and remove the wake-up socket."""
         self._stopped.set()
         self._trim_wanted.set()
-        if self._wakeup is not None:
-            self._wakeup.wake()
+        self._read_wanted.set()
+        wakeup = self._wakeup
+        if wakeup is not None and self.loop is None:
+            wakeup.wake()
         for thread in (self._listener, self._trimmer):
             if thread is not None and thread is not threading.current_thread():
                 thread.join(timeout=5)
-        if self._wakeup is not None:
-            self._wakeup.close()
-            self._wakeup = None
+        if wakeup is None:
+            return
+        self._wakeup = None
+        if isinstance(wakeup, WakeupSocket) and self.loop is not None and not self.loop.is_closed():
+            try:
+                on_loop = asyncio.get_running_loop() is self.loop
+            except RuntimeError:
+                on_loop = False
+            if not on_loop:
+                try:  # the socket is closed once the loop no longer waits on it
+                    self.loop.call_soon_threadsafe(self._unwatch, wakeup)
+                    return
+                except RuntimeError:  # closed meanwhile
+                    pass
+            else:
+                self._unwatch(wakeup)
+                return
+        wakeup.close()
+
+    def _unwatch(self, wakeup: WakeupSocket) -> None:
+        assert self.loop is not None
+        try:
+            self.loop.remove_reader(wakeup.fileno())
+        finally:
+            wakeup.close()
 
 
 class MemoryPubSub:

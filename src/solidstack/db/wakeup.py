@@ -93,6 +93,10 @@ class WakeupSocket:
             except OSError:
                 return True
 
+    def fileno(self) -> int:
+        """The socket's descriptor (an event loop may wait on it instead: then call ``receive(0, size)``)."""
+        return self._sock.fileno()
+
     def receive(self, timeout: float, size: int) -> list[bytes] | None:
         """Block until datagrams arrive or ``timeout`` passes (None); the queued datagrams, oldest first, each
         cut to ``size`` bytes. A list of :data:`QUEUE_CAPACITY` or more may have lost some (the queue filled)."""
