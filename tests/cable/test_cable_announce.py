@@ -312,3 +312,21 @@ def test_a_listener_bound_after_the_folder_listing_was_kept_is_woken(tmp_path: P
         assert first.receive(1.0, 64) == [b""]
     finally:
         first.close()
+
+
+def test_the_asgi_app_subscribes_on_its_loop_on_sqlite_only(slow_app: solidstack.App) -> None:
+    from solidstack.cable import CableApp, MemoryPubSub
+    from solidstack.cable.router import StreamRouter
+
+    async def build(app: CableApp) -> tuple[Any, bool]:
+        loop = asyncio.get_running_loop()
+        subscriptions = app._subscriptions(loop)
+        return subscriptions, StreamRouter(subscriptions, loop)._on_loop
+
+    sqlite_app = CableApp(pubsub=bus())
+    subscriptions, direct = asyncio.run(build(sqlite_app))
+    assert isinstance(subscriptions, SolidCablePubSub) and subscriptions is not bus()
+    assert subscriptions.storage is bus().storage and direct
+    memory = MemoryPubSub()
+    subscriptions, direct = asyncio.run(build(CableApp(pubsub=memory)))
+    assert subscriptions is memory and not direct
