@@ -134,7 +134,8 @@ class SolidCablePubSub:
         self._lock = threading.Lock()
         self._channels: dict[str, _Channel] = {}
         #: Every channel has been read up to here (a channel's cursor counts from the larger of the two): lets a
-        #: datagram's message move every channel on in one step. Only the listener raises it (under the lock).
+        #: datagram's message move every channel on in one step. Raised by whoever delivers (the listener thread,
+        #: or the loop in loop mode), lowered by subscribe; always under the lock.
         self._frontier = 0
         self._last_poll = 0.0
         self._listener: threading.Thread | None = None
