@@ -9,7 +9,8 @@ each hop; this process is the client. Every timestamp is CLOCK_MONOTONIC (shared
   insert     t0 → the message's row committed (publisher)
   notify     → the wake-up datagrams sent (publisher)
   wake       → the server's listener thread back from its wait (its poll woke)
-  poll       → the rows read and the pub/sub callback entered (listener thread)
+  poll       → the message read (from its datagram, or from the table: decision 0222) and the pub/sub callback
+               entered (listener thread)
   handoff    → the router's dispatch running on the event loop (call_soon_threadsafe)
   loop       → the frame handed to the WebSocket (the outbox, the writer task)
   send       → the WebSocket implementation done with it (uvicorn's send)
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import itertools
 import json
 import os
@@ -38,6 +40,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 PUBLISHER = r"""
 import json, sys, time
 from solidstack.cable import pubsub
+from solidstack.cable.pubsub import announcement
 from solidstack.cable.wakeup import notify
 count, pause, out = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
 bus = pubsub()
@@ -47,9 +50,10 @@ trace = []
 now = time.monotonic_ns
 for i in range(count):
     t0 = now()
-    bus.storage.insert("latency", json.dumps([i, t0]))   # SolidCablePubSub.broadcast_raw, step by step
+    payload = json.dumps([i, t0])
+    new_id = bus.storage.insert("latency", payload)   # SolidCablePubSub.broadcast_raw, step by step
     t1 = now()
-    notify(bus._wakeup_dir)
+    notify(bus._wakeup_dir, announcement(new_id, "latency", payload))
     t2 = now()
     trace.append((i, t0, t1, t2))
     time.sleep(pause)
@@ -67,12 +71,12 @@ port, out, ws, deflate = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 now = time.monotonic_ns
 woken, polled, called, dispatched, handed, sent = [], [], [], [], [], []
 
-wait = wakeup.WakeupSocket.wait
-def traced_wait(self, timeout):
-    result = wait(self, timeout)
+receive = wakeup.WakeupSocket.receive
+def traced_receive(self, timeout, size):
+    result = receive(self, timeout, size)
     woken.append(now())
     return result
-wakeup.WakeupSocket.wait = traced_wait
+wakeup.WakeupSocket.receive = traced_receive
 
 poll = storage.CableStorage.poll
 def traced_poll(self, since, channels, **kw):
@@ -203,17 +207,13 @@ def main() -> None:
                 found[i] = t
         return found
 
-    polled: dict[int, int] = {}
+    polled: set[int] = {i for _, indexes in trace["polled"] for i in indexes if i is not None}
+    called, dispatched = first_at(trace["called"]), first_at(trace["dispatched"])
     woken_at: dict[int, int] = {}
     woken = sorted(trace["woken"])
-    for t, indexes in trace["polled"]:
-        for i in indexes:
-            if i is not None and i not in polled:
-                polled[i] = t
-                # the listener's last return from its wait before this poll
-                before = [w for w in woken if w <= t]
-                woken_at[i] = before[-1] if before else t
-    called, dispatched = first_at(trace["called"]), first_at(trace["dispatched"])
+    for i, t in called.items():  # the listener's last return from its wait before the callback
+        k = bisect.bisect_right(woken, t)
+        woken_at[i] = woken[k - 1] if k else t
     handed, sent = first_at(trace["handed"]), first_at(trace["sent"])
     names = ("insert", "notify", "wake", "poll", "handoff", "loop", "send", "client")
     hops: dict[str, list[float]] = {name: [] for name in (*names, "total")}
@@ -229,6 +229,8 @@ def main() -> None:
           f"{args.pause * 1000:g} ms, uvicorn ws={args.ws}, permessage-deflate {deflate}), "
           f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, load average {load_before:.2f} → {load_after:.2f}, "
           f"{os.cpu_count()} CPUs")
+    by_table = sum(1 for i in publisher if i in polled)
+    print(f"read from the table: {by_table} of {len(publisher)} messages (the rest came in their datagram)")
     print(f"{'hop':>8}  {'p50 ms':>8}  {'p99 ms':>8}")
     for name, values in hops.items():
         if values:

@@ -33,7 +33,7 @@ from .adapter import pubsub as process_pubsub
 from .channel import Channel
 from .connection import Connection, UnauthorizedError
 from .limits import ConnectionLimits
-from .pubsub import PubSub
+from .pubsub import PubSub, SolidCablePubSub
 from .remote import RemoteConnections
 from .router import StreamRouter
 from .session import PROTOCOL, Session, call, overrides
@@ -87,6 +87,8 @@ class CableApp:
         self.ping_interval = ping_interval
         self.sessions: set[Session] = set()
         self._router: StreamRouter | None = None
+        #: SQLite: the pub/sub the router subscribes with, delivering on the server's loop (decision 0222).
+        self._loop_pubsub: SolidCablePubSub | None = None
         self._pinger: asyncio.Task[None] | None = None
 
     @property
@@ -140,7 +142,7 @@ class CableApp:
     async def _serve(self, websocket: WebSocket) -> None:
         loop = asyncio.get_running_loop()
         if self._router is None:
-            self._router = StreamRouter(self.pubsub, loop)
+            self._router = StreamRouter(self._subscriptions(loop), loop)
         session = Session(self, websocket, loop)
         connection = self.connection_class(websocket, session)
         session.app_connection = connection
@@ -173,6 +175,18 @@ class CableApp:
                     await call(connection.disconnect)
                 except Exception:
                     log.exception("cable: %s.disconnect failed", type(connection).__name__)
+
+    def _subscriptions(self, loop: asyncio.AbstractEventLoop) -> PubSub:
+        """What the router subscribes with: on SQLite a pub/sub of the same table whose callbacks run on
+        ``loop``, which waits on the wake-up socket itself (one thread hop fewer per message); else
+        :attr:`pubsub`."""
+        shared = self.pubsub
+        if isinstance(shared, SolidCablePubSub) and shared.loop is None and not shared.storage.notifies:
+            self._loop_pubsub = SolidCablePubSub(shared.storage, polling_interval=shared.polling_interval,
+                                                 message_retention=shared.message_retention, autotrim=False,
+                                                 loop=loop)
+            return self._loop_pubsub
+        return shared
 
     @staticmethod
     async def _refuse(websocket: WebSocket, reason: str, reconnect: bool) -> None:
@@ -212,5 +226,7 @@ class CableApp:
             elif message["type"] == "lifespan.shutdown":
                 if self._router is not None:
                     self._router.close()
+                if self._loop_pubsub is not None:
+                    self._loop_pubsub.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

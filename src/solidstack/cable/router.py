@@ -2,7 +2,8 @@
 
 The pub/sub calls back in its listener thread; one ``call_soon_threadsafe`` per message hands it to the loop,
 which forwards it to every local subscription of the stream. A thousand sockets on one stream cost one
-wake-up of the loop per message, not a thousand.
+wake-up of the loop per message, not a thousand. A pub/sub that calls back on this very loop (SQLite's, built
+with ``loop=``: decision 0222) is dispatched from directly.
 
 Subscribing a new stream reads the database (the table's newest id), so :meth:`StreamRouter.add` must not run
 on the event loop (the ASGI session calls it from a worker thread), and no lock the loop takes (to dispatch, to
@@ -36,6 +37,8 @@ class StreamRouter:
         self._callbacks: dict[str, Callable[[str], None]] = {}
         #: Streams being subscribed with the pub/sub right now, set when that is done.
         self._subscribing: dict[str, threading.Event] = {}
+        #: The pub/sub calls back on ``loop`` itself: no hand-over.
+        self._on_loop = getattr(pubsub, "loop", None) is loop
 
     def add(self, stream: str, key: Hashable, handler: Handler) -> None:
         """Route ``stream`` to ``handler``; returns once the stream is subscribed with the pub/sub.
@@ -93,6 +96,12 @@ class StreamRouter:
             self.pubsub.unsubscribe(stream, callback)
 
     def _callback(self, stream: str) -> Callable[[str], None]:
+        if self._on_loop:
+            def dispatch(payload: str) -> None:
+                self._dispatch(stream, payload)
+
+            return dispatch
+
         def on_message(payload: str) -> None:
             try:
                 self.loop.call_soon_threadsafe(self._dispatch, stream, payload)

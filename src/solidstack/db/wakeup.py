@@ -6,6 +6,12 @@ after its commit, sends one empty datagram to every socket in that folder. A lis
 its socket with the polling interval as the timeout: no CPU while idle, a few hundred microseconds from commit
 to poll when busy. Everything here is best effort: a lost or refused datagram only means the next poll finds
 the message, as it would without this module.
+
+A datagram may carry data (cable puts the committed message in it, decision 0222); an empty one means only
+"wake". A listener that cannot use the data (the queue's :meth:`WakeupSocket.wait`) treats any datagram as a
+wake-up. Data goes through a sending socket of its own, so that datagrams queued at a slow listener, which count
+against their sender's buffer, never stop the empty wake-ups to the others; a data datagram that cannot be sent
+is replaced by an empty one.
 """
 
 from __future__ import annotations
@@ -20,7 +26,22 @@ import select
 import socket
 import tempfile
 import threading
+import time
 from pathlib import Path
+
+
+def _queue_capacity() -> int:
+    """How many datagrams a Unix socket queues before its senders get EAGAIN (Linux: ``max_dgram_qlen`` + 1)."""
+    try:
+        return int(Path("/proc/sys/net/unix/max_dgram_qlen").read_text()) + 1
+    except (OSError, ValueError):
+        return 11
+
+
+#: A drain that received this many datagrams may have missed some: the queue was full, later sends were refused.
+QUEUE_CAPACITY = _queue_capacity()
+#: One drain reads at most this many datagrams.
+MAX_DRAIN = 1000
 
 log = logging.getLogger("solidstack.db")
 
@@ -72,9 +93,29 @@ class WakeupSocket:
             except OSError:
                 return True
 
+    def fileno(self) -> int:
+        """The socket's descriptor (an event loop may wait on it instead: then call ``receive(0, size)``)."""
+        return self._sock.fileno()
+
+    def receive(self, timeout: float, size: int) -> list[bytes] | None:
+        """Block until datagrams arrive or ``timeout`` passes (None); the queued datagrams, oldest first, each
+        cut to ``size`` bytes. A list of :data:`QUEUE_CAPACITY` or more may have lost some (the queue filled)."""
+        if not self._poll.poll(max(0, int(timeout * 1000 + 0.999))):
+            return None
+        received: list[bytes] = []
+        recv = self._sock.recv
+        while len(received) < MAX_DRAIN:
+            try:
+                received.append(recv(size))
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                break
+        return received
+
     def wake(self) -> None:
         """Wake this socket's waiter (from another thread of the same process)."""
-        _send(self.path)
+        _send(str(self.path))
 
     def close(self) -> None:
         self._sock.close()
@@ -86,48 +127,82 @@ class WakeupSocket:
                 self.folder.rmdir()
 
 
-_sender: socket.socket | None = None
+#: This process's sending sockets: [0] for empty datagrams, [1] for datagrams with data.
+_senders: list[socket.socket | None] = [None, None]
 _sender_lock = threading.Lock()
 
 
-def _send(path: Path) -> None:
-    global _sender
-    sender = _sender
+def _sender(index: int) -> socket.socket:
+    sender = _senders[index]
     if sender is None:
         with _sender_lock:
-            if _sender is None:
-                _sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-                _sender.setblocking(False)
-            sender = _sender
+            sender = _senders[index]
+            if sender is None:
+                sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                sender.setblocking(False)
+                _senders[index] = sender
+    return sender
+
+
+def _send(path: str, data: bytes = b"") -> None:
     try:
-        sender.sendto(b"", str(path))
+        _sender(1 if data else 0).sendto(data, path)
     except ConnectionRefusedError:
         # Nobody is bound there: the listener died without cleaning up (kill -9). Remove the stale file.
         with contextlib.suppress(OSError):
-            path.unlink()
-    except (BlockingIOError, FileNotFoundError, PermissionError, OSError):
-        pass  # Queue full (it will wake anyway), just closed, or not ours: the poll covers it.
-
-
-def notify(folder: Path) -> None:
-    """Wake every listener whose wake-up folder is ``folder`` (call it after the commit it announces)."""
-    try:
-        names = os.listdir(folder)
+            os.unlink(path)
+    except FileNotFoundError:
+        pass  # just closed
     except OSError:
-        return
-    for name in names:
-        if name.endswith(".sock"):
-            _send(folder / name)
+        # Queue or buffer full, too large, not ours. An empty datagram still wakes the listener (when its queue
+        # is full it wakes anyway): the poll finds the message.
+        if data:
+            _send(path)
+
+
+#: A folder's socket paths by its modification time (ns): a ``stat`` instead of a ``listdir`` per notify.
+_listings: dict[Path, tuple[int, list[str]]] = {}
+#: A listing is kept only when the folder's last change is older than this: a file system's timestamps may be
+#: as coarse as a scheduler tick, and a socket bound later in the same tick would leave the time unchanged.
+_SETTLED_NS = 50_000_000
+
+
+def _sockets(folder: Path) -> list[str]:
+    try:
+        changed = os.stat(folder).st_mtime_ns
+    except OSError:
+        return []
+    cached = _listings.get(folder)
+    if cached is not None and cached[0] == changed:
+        return cached[1]
+    try:
+        paths = [os.path.join(folder, name) for name in os.listdir(folder) if name.endswith(".sock")]
+    except OSError:
+        return []
+    if time.time_ns() - changed > _SETTLED_NS:
+        _listings[folder] = (changed, paths)
+    else:
+        _listings.pop(folder, None)
+    return paths
+
+
+def notify(folder: Path, data: bytes = b"") -> None:
+    """Wake every listener whose wake-up folder is ``folder`` (call it after the commit it announces), sending
+    ``data`` to each."""
+    for path in _sockets(folder):
+        _send(path, data)
 
 
 def _close_sender() -> None:
-    """Close this process's sending socket: after a fork (the child's copy; the parent's stays open, and the
+    """Close this process's sending sockets: after a fork (the child's copies; the parent's stay open, and the
     child's lock may have been copied held) and at exit."""
-    global _sender, _sender_lock
-    sender, _sender = _sender, None
+    global _sender_lock
+    senders = list(_senders)
+    _senders[:] = [None, None]
     _sender_lock = threading.Lock()
-    if sender is not None:
-        sender.close()
+    for sender in senders:
+        if sender is not None:
+            sender.close()
 
 
 os.register_at_fork(after_in_child=_close_sender)
