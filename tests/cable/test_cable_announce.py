@@ -330,3 +330,47 @@ def test_the_asgi_app_subscribes_on_its_loop_on_sqlite_only(slow_app: solidstack
     memory = MemoryPubSub()
     subscriptions, direct = asyncio.run(build(CableApp(pubsub=memory)))
     assert subscriptions is memory and not direct
+
+
+def test_a_broadcast_inside_a_transaction_is_announced_at_its_commit_and_never_after_a_rollback(
+        slow_app: solidstack.App) -> None:
+    """A broadcast in an open transaction sends its datagram after the commit: before it, a listener would
+    deliver a message a rollback takes back, and then skip the next one, which reuses its id."""
+    bus = pubsub()
+    inbox = Inbox()
+    bus.subscribe("room", inbox)
+    db = bus.storage.db
+    try:
+        with db.transaction():
+            bus.broadcast("room", "rolled back")
+            time.sleep(0.3)
+            assert inbox.items == []  # nothing announced before the commit
+            raise RuntimeError("roll back")
+    except RuntimeError:
+        pass
+    with db.transaction():
+        bus.broadcast("room", "kept")
+    assert inbox.wait(1, timeout=5) == ["kept"]
+    time.sleep(0.2)
+    assert inbox.items == ["kept"]
+
+
+@pytest.mark.parametrize("how", ["trim", "take"])
+def test_an_id_is_never_used_twice_after_the_newest_message_is_deleted(slow_app: solidstack.App, how: str) -> None:
+    """Deleting the newest message (a trim that empties the table; the Django layer's take_message) must not
+    let the next broadcast reuse its id: listeners past that id would skip it (decision 0223)."""
+    bus = pubsub()
+    inbox = Inbox()
+    bus.subscribe("room", inbox)
+    bus.broadcast("room", "first")
+    assert inbox.wait(1, timeout=5) == ["first"]
+    first = bus.storage.last_id()
+    db = bus.storage.db
+    with db.transaction() as conn:
+        if how == "trim":
+            conn.execute("DELETE FROM solidstack_cable_messages")
+        else:
+            conn.execute("DELETE FROM solidstack_cable_messages WHERE id = ?", (first,))
+    bus.broadcast("room", "second")
+    assert bus.storage.last_id() > first
+    assert inbox.wait(2, timeout=5) == ["first", "second"]

@@ -171,7 +171,14 @@ class SolidCablePubSub:
                 raise _not_migrated(self.storage.db.label) from exc
             raise
         if self._wakeup_dir is not None:
-            notify(self._wakeup_dir, announcement(message_id, stream, payload))
+            folder, data = self._wakeup_dir, announcement(message_id, stream, payload)
+            db = self.storage.db
+            if db.in_transaction():
+                # Inside the caller's transaction the row is not committed yet: a listener handed the message now
+                # would deliver what a rollback takes back, and skip the next message, which takes its id.
+                db.after_commit(lambda: notify(folder, data))
+            else:
+                notify(folder, data)
         if self.autotrim and random.random() < 2.0 / self.trim_batch_size:
             self._request_trim()
 

@@ -39,6 +39,7 @@ def dump_schema(package: str, dialect: str = "sqlite", *, server_url: str = "") 
         migrate(db, package_migrations(package, dialect))
         rows = db.query(
             "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL AND name != ? "
+            "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "  # SQLite's own (sqlite_sequence, of AUTOINCREMENT)
             "ORDER BY CASE type WHEN 'table' THEN 0 ELSE 1 END, tbl_name, name", (MIGRATIONS_TABLE,))
         db.close()
     return HEADER.format(package=package) + "".join(f"\n{row['sql']};\n" for row in rows)

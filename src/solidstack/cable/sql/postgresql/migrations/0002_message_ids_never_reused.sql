@@ -1,0 +1,2 @@
+-- SQLite's 0002 gives its message ids AUTOINCREMENT (decision 0223). PostgreSQL's ids come from a sequence,
+-- which never hands a value out twice: nothing to change; kept for the version's sake.
