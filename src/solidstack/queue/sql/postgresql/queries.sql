@@ -426,6 +426,76 @@ SELECT true, job_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL 
 UNION ALL
 SELECT true, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM nosync WHERE setting IS NULL;
 
+-- name: claim_now_all
+-- An idle worker's cycle: finish_and_claim_* with nothing to finish (decision 0075). The same claim, rows and
+-- commit (not waiting for the WAL flush, as every claim: decision 0020), without the :ids array and the
+-- owned / marked / dropped branches that would find nothing: the worker sends it whenever it has no finished job
+-- to report (the claim after a NOTIFY, a polling tick). storage.py splices the rate admission after `claimed`
+-- as into finish_and_claim_*.
+WITH nosync AS (
+    SELECT set_config('synchronous_commit', 'off', true) AS setting
+), picked AS (
+    SELECT r.job_id FROM solidstack_ready_executions r
+    WHERE NOT EXISTS (SELECT 1 FROM solidstack_pauses p WHERE p.queue_name = r.queue_name)
+    ORDER BY r.priority, r.job_id LIMIT :limit
+    FOR UPDATE OF r SKIP LOCKED
+), gone AS (
+    DELETE FROM solidstack_ready_executions r USING picked WHERE r.job_id = picked.job_id RETURNING r.job_id
+), claimed AS (
+    INSERT INTO solidstack_claimed_executions (job_id, process_id, created_at)
+    SELECT job_id, CAST(:process_id AS BIGINT), CAST(:now AS DOUBLE PRECISION) FROM gone RETURNING job_id
+)
+(SELECT false AS finished, j.id, j.queue_name, j.class_name, j.arguments, j.priority, j.active_job_id,
+        j.scheduled_at, j.concurrency_key, j.executions, j.process_deaths, j.created_at
+ FROM solidstack_jobs j JOIN claimed c ON c.job_id = j.id
+ ORDER BY j.priority, j.id)
+UNION ALL
+SELECT true, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM nosync WHERE setting IS NULL;
+
+-- name: claim_now_in_queue
+WITH nosync AS (
+    SELECT set_config('synchronous_commit', 'off', true) AS setting
+), picked AS (
+    SELECT r.job_id FROM solidstack_ready_executions r
+    WHERE r.queue_name = :queue
+      AND NOT EXISTS (SELECT 1 FROM solidstack_pauses p WHERE p.queue_name = :queue)
+    ORDER BY r.priority, r.job_id LIMIT :limit
+    FOR UPDATE OF r SKIP LOCKED
+), gone AS (
+    DELETE FROM solidstack_ready_executions r USING picked WHERE r.job_id = picked.job_id RETURNING r.job_id
+), claimed AS (
+    INSERT INTO solidstack_claimed_executions (job_id, process_id, created_at)
+    SELECT job_id, CAST(:process_id AS BIGINT), CAST(:now AS DOUBLE PRECISION) FROM gone RETURNING job_id
+)
+(SELECT false AS finished, j.id, j.queue_name, j.class_name, j.arguments, j.priority, j.active_job_id,
+        j.scheduled_at, j.concurrency_key, j.executions, j.process_deaths, j.created_at
+ FROM solidstack_jobs j JOIN claimed c ON c.job_id = j.id
+ ORDER BY j.priority, j.id)
+UNION ALL
+SELECT true, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM nosync WHERE setting IS NULL;
+
+-- name: claim_now_in_prefix
+WITH nosync AS (
+    SELECT set_config('synchronous_commit', 'off', true) AS setting
+), picked AS (
+    SELECT r.job_id FROM solidstack_ready_executions r
+    WHERE starts_with(r.queue_name, CAST(:prefix AS TEXT))
+      AND NOT EXISTS (SELECT 1 FROM solidstack_pauses p WHERE p.queue_name = r.queue_name)
+    ORDER BY r.priority, r.job_id LIMIT :limit
+    FOR UPDATE OF r SKIP LOCKED
+), gone AS (
+    DELETE FROM solidstack_ready_executions r USING picked WHERE r.job_id = picked.job_id RETURNING r.job_id
+), claimed AS (
+    INSERT INTO solidstack_claimed_executions (job_id, process_id, created_at)
+    SELECT job_id, CAST(:process_id AS BIGINT), CAST(:now AS DOUBLE PRECISION) FROM gone RETURNING job_id
+)
+(SELECT false AS finished, j.id, j.queue_name, j.class_name, j.arguments, j.priority, j.active_job_id,
+        j.scheduled_at, j.concurrency_key, j.executions, j.process_deaths, j.created_at
+ FROM solidstack_jobs j JOIN claimed c ON c.job_id = j.id
+ ORDER BY j.priority, j.id)
+UNION ALL
+SELECT true, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM nosync WHERE setting IS NULL;
+
 -- Failed attempts (decision 0048): written only where a failure, retry or death is recorded.
 
 -- name: claim_times
