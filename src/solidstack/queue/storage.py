@@ -163,6 +163,14 @@ class QueueStorage:
         queues, classes, arguments, priorities, keys = (list(column) for column in zip(*(job[:5] for job in jobs),
                                                                                        strict=True))
         array = self.db.array
+        queue, class_name, priority = queues[0], classes[0], priorities[0]
+        if (queues.count(queue) == len(queues) and classes.count(class_name) == len(classes)
+                and priorities.count(priority) == len(priorities)):
+            # One class, queue and priority (the common bulk): those as scalars, two arrays to bind (decision 0076).
+            rows = self.db.write_once(self.sql["enqueue_ready_alike"], {
+                "queue_name": queue, "class_name": class_name, "priority": priority, "arguments": array(arguments),
+                "active_job_ids": array(keys), "now": now, "channel": channel})
+            return [row[0] for row in rows]
         rows = self.db.write_once(self.sql["enqueue_ready"], {
             "queue_names": array(queues), "class_names": array(classes), "arguments": array(arguments),
             "priorities": priorities, "active_job_ids": array(keys), "now": now, "channel": channel})
