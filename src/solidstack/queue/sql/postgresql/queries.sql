@@ -264,7 +264,8 @@ ORDER BY j.priority, j.id;
 -- name: enqueue_ready
 -- Plain jobs (no schedule, no concurrency limit) in one statement: the jobs, their ready rows and the NOTIFY
 -- (when :channel is not NULL). Rows are inserted in the arrays' order, so their ids ascend in it (one statement
--- draws its ids from the sequence in order, whatever other sessions draw meanwhile).
+-- draws its ids from the sequence in order, whatever other sessions draw meanwhile). The ids come back as one
+-- array, ascending: one value to load, not a row object per job (decision 0076).
 WITH new AS (
     INSERT INTO solidstack_jobs (queue_name, class_name, arguments, priority, active_job_id, created_at, updated_at)
     SELECT q, c, a, p, k, CAST(:now AS DOUBLE PRECISION), CAST(:now AS DOUBLE PRECISION)
@@ -278,7 +279,7 @@ WITH new AS (
 ), notified AS (
     SELECT pg_notify(channel, '') FROM (SELECT CAST(:channel AS TEXT) AS channel) c WHERE channel IS NOT NULL
 )
-SELECT id FROM new WHERE (SELECT count(*) FROM notified) >= 0 ORDER BY id;
+SELECT array_agg(id ORDER BY id) FROM new WHERE (SELECT count(*) FROM notified) >= 0;
 
 -- name: enqueue_ready_alike
 -- enqueue_ready for jobs that share their queue, class and priority (perform_all_later of one job class, the
@@ -296,7 +297,7 @@ WITH new AS (
 ), notified AS (
     SELECT pg_notify(channel, '') FROM (SELECT CAST(:channel AS TEXT) AS channel) c WHERE channel IS NOT NULL
 )
-SELECT id FROM new WHERE (SELECT count(*) FROM notified) >= 0 ORDER BY id;
+SELECT array_agg(id ORDER BY id) FROM new WHERE (SELECT count(*) FROM notified) >= 0;
 
 -- name: enqueue_one
 -- enqueue_ready for one job, with scalar parameters: no arrays to bind and unnest (0.13 ms of the server's time
