@@ -170,7 +170,7 @@ class QueueStorage:
         if all(job.queue_name == queue and job.class_name == class_name and job.priority == priority
                for job in jobs):
             # One class, queue and priority (the common bulk): those as scalars, two arrays to bind.
-            rows = self.db.write_once(self.sql["enqueue_ready_alike"], {
+            rows = self.db.write_once(self.sql["enqueue_ready_alike"], {  # type: ignore[attr-defined]
                 "queue_name": queue, "class_name": class_name, "priority": priority, "arguments": arguments,
                 "active_job_ids": keys, "now": now, "channel": channel})
         else:
