@@ -16,7 +16,9 @@ shared machine's drift falls on all of them alike. Prints each one's p50 / p90 /
   alone: no array, no finishing branches; its commit does not wait for the flush, as the cycle's);
 - ``select1``: ``SELECT 1`` after the same gap, the floor of any round trip.
 
-``--storage`` adds ``QueueStorage.claim`` on its pool (the statement it picks, the pool, the Python), ``--preload
+``--storage`` adds ``QueueStorage.claim`` on its pool (the statement it picks, the pool, the Python; its connection
+idles a whole round between its turns, the bare one only the gap: compare it across trees, not with the rows
+above), ``--preload
 N`` keeps N finished jobs in the table (as ``preserve_finished_jobs`` does), ``--explain`` prints EXPLAIN (ANALYZE,
 BUFFERS) of each claim statement on one ready job once. At the end: how many generic and custom plans the server
 made for each statement (a custom plan is planned again at every call).
