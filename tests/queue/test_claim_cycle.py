@@ -93,3 +93,58 @@ def test_return_values_are_kept_with_the_cycle(storage: QueueStorage) -> None:
     first, second = storage.job_result(a), storage.job_result(b)
     assert first is not None and first.value == "A" and first.status == "finished"
     assert second is not None and second.value is None and second.status == "finished"
+
+
+CLAIM_STATEMENTS = [f"{name}_{kind}" for name in ("claim_now", "finish_and_claim")
+                    for kind in ("all", "in_queue", "in_prefix")]
+
+
+def _cycle_params(name: str) -> dict[str, object]:
+    params: dict[str, object] = {"process_id": 7, "now": NOW}
+    if name.startswith("finish_and_claim"):
+        params.update(ids=[], preserve=True)
+    if name.endswith("in_queue"):
+        params["queue"] = "default"
+    if name.endswith("in_prefix"):
+        params.update(prefix="def", prefix_end="deg")
+    return params
+
+
+@pytest.mark.parametrize("name", CLAIM_STATEMENTS)
+def test_postgresql_claim_statements_commit_durably(engine: str, storage: QueueStorage, name: str) -> None:
+    """The idle claim (claim_now_*, decision 0075) keeps the cycle's commit, durable (decision 0066): nothing in
+    the statement turns synchronous_commit off."""
+    if engine != "postgresql":
+        pytest.skip("PostgreSQL only")
+    sql = storage._cycle_statement(name, False, False, 3)
+    with storage.db.transaction() as conn:
+        assert conn.execute("SHOW synchronous_commit").fetchone()[0] == "on"
+        assert conn.execute(sql, _cycle_params(name)).fetchall() == []
+        assert conn.execute("SHOW synchronous_commit").fetchone()[0] == "on"
+
+
+@pytest.mark.parametrize("name", CLAIM_STATEMENTS)
+def test_postgresql_claim_statements_keep_their_generic_plan(engine: str, storage: QueueStorage, name: str) -> None:
+    """The claim's LIMIT is written into the statement (decision 0075): with it bound as a parameter, once the
+    jobs table holds rows (finished jobs are kept) the server plans the statement afresh at every call instead of
+    reusing its prepared plan (0.2-0.5 ms a claim)."""
+    if engine != "postgresql":
+        pytest.skip("PostgreSQL only")
+    import psycopg
+
+    db = storage.db
+    db.execute("INSERT INTO solidstack_jobs (queue_name, class_name, arguments, priority, active_job_id, created_at,"
+               " updated_at, finished_at) SELECT 'default', 'J', '[]', 0, 'x', 0, 0, 0"
+               " FROM generate_series(1, 3000)")
+    (job,) = storage.enqueue([new()], NOW)
+    sql = storage._cycle_statement(name, False, False, 3)
+    with psycopg.connect(db.conninfo, autocommit=True, prepare_threshold=0) as conn:  # type: ignore[attr-defined]
+        for _ in range(10):
+            assert [row[1] for row in conn.execute(sql, _cycle_params(name)) if row[0] is False] == [job]
+            # Back to ready by hand (a rollback would make psycopg drop its prepared statements).
+            conn.execute("DELETE FROM solidstack_claimed_executions", prepare=False)
+            conn.execute("INSERT INTO solidstack_ready_executions (job_id, queue_name, priority, created_at) "
+                         "VALUES (%s, 'default', 0, 0)", (job,), prepare=False)
+        plans = conn.execute("SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+                             "WHERE statement LIKE 'WITH%'", prepare=False).fetchall()
+    assert len(plans) == 1 and plans[0][0] >= 5, plans

@@ -211,3 +211,18 @@ def test_adapter_from_config_per_environment(app: App) -> None:
 def test_job_names_must_be_unique() -> None:
     with pytest.raises(TypeError, match="job class name 'TjRecordJob' is taken"):
         type("TjRecordJob", (Job,), {"__module__": "elsewhere", "perform": lambda self: None})
+
+
+def test_job_ids_are_random_uuid4_strings() -> None:
+    """Job.job_id (ActiveJob's job_id) is built from os.urandom without the uuid module (decision 0076): still a
+    version 4, RFC 4122 variant UUID in its canonical form, and unique."""
+    import uuid
+
+    ids = [TjRecordJob(i).job_id for i in range(20_000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids[:2000]:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, text)
+    # Every variant digit occurs: the two bits the variant fixes are the only ones not random.
+    assert {text[19] for text in ids} == set("89ab")
+    assert {text[14] for text in ids} == {"4"}

@@ -45,6 +45,22 @@ def test_bulk_enqueue_ids_match_rows(storage: QueueStorage) -> None:
     assert [(r[0], r[1]) for r in rows] == [(i, f"J{n}") for n, i in enumerate(ids)]
 
 
+def test_bulk_enqueue_of_alike_jobs_keeps_every_column_and_the_order(storage: QueueStorage) -> None:
+    """Jobs of one queue, class and priority (on PostgreSQL: enqueue_ready_alike, those three sent once; decision
+    0076) and a mixed batch after them (enqueue_ready): every column as it went in, ids in the batch's order, one
+    ready row each."""
+    alike = [NewJob("mail", "Welcome", f'{{"args":[{i}],"kwargs":{{}}}}', 4, f"key-{i}") for i in range(300)]
+    mixed = [*alike[:2], NewJob("mail", "Welcome", '{"args":[],"kwargs":{}}', 5, "other")]
+    ids = storage.enqueue(alike, NOW) + storage.enqueue(mixed, NOW)
+    assert ids == sorted(ids) and len(set(ids)) == 303
+    sql = storage.db.statement("SELECT j.id, j.queue_name, j.class_name, j.arguments, j.priority, j.active_job_id,"
+                               " r.queue_name, r.priority FROM solidstack_jobs j"
+                               " JOIN solidstack_ready_executions r ON r.job_id = j.id ORDER BY j.id")
+    rows = [tuple(row) for row in storage.db.query(sql)]
+    assert rows == [(job_id, *job[:5], job.queue_name, job.priority)
+                    for job_id, job in zip(ids, alike + mixed, strict=True)]
+
+
 def test_claim_orders_by_queue_list_then_priority(storage: QueueStorage) -> None:
     a_low = storage.enqueue([new("a", priority=5)], NOW)[0]
     b_high = storage.enqueue([new("b", priority=0)], NOW)[0]

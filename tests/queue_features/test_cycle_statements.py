@@ -1,6 +1,7 @@
 """The worker cycle with the features folded in (decisions 0061, 0064), for every kind of queue entry a worker can
 list (all, one queue, a prefix), on both engines: PostgreSQL splices the batch count and the rate admission into
-each `finish_and_claim_*` statement, SQLite runs them in the claim's transaction."""
+each `finish_and_claim_*` statement (the rate admission into `claim_now_*` too, the claim with nothing to finish:
+decision 0075), SQLite runs them in the claim's transaction."""
 
 from __future__ import annotations
 

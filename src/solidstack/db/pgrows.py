@@ -47,10 +47,33 @@ class Row:
         return f"Row({dict(zip(self._index, self._values, strict=False))!r})"
 
 
+#: Column indexes by the raw column names of a result (ASCII names only): built once per statement shape.
+_indexes: dict[tuple[bytes, ...], dict[str, int]] = {}
+_INDEXES_MAX = 512
+
+
 def row_factory(cursor: Any) -> Callable[[Sequence[Any]], Row]:
-    """psycopg row factory for :class:`Row` (the column index is built once per result)."""
-    index = {column.name: i for i, column in enumerate(cursor.description or ())}
+    """psycopg row factory for :class:`Row`: the column index is built once per shape of result, from the raw
+    names (``cursor.description`` makes a ``Column`` object per column at each call: 20 µs for a 12-column
+    claim, twice a statement; decision 0075)."""
+    result = cursor.pgresult
+    if result is None:
+        return lambda values: Row(values, {})
+    names = tuple(result.fname(i) for i in range(result.nfields))
+    index = _indexes.get(names)
+    if index is None:
+        index = {column.name: i for i, column in enumerate(cursor.description or ())}
+        if all(name.isascii() for name in names):  # the same in every client encoding
+            if len(_indexes) >= _INDEXES_MAX:
+                _indexes.clear()
+            _indexes[names] = index
     return lambda values: Row(values, index)
+
+
+def has_rows(cursor: Any) -> bool:
+    """Whether the statement ``cursor`` ran returned rows to fetch (as ``cursor.description``, for free)."""
+    result = cursor.pgresult
+    return result is not None and result.status == psycopg.pq.ExecStatus.TUPLES_OK
 
 
 class Connection:

@@ -31,7 +31,7 @@ from psycopg.types.array import ListBinaryDumper
 
 from .errors import DatabaseError, DatabaseUnavailable
 from .pgerrors import connect_failure, first_line, translate
-from .pgrows import Connection, Reader, Result, Row, row_factory
+from .pgrows import Connection, Reader, Result, Row, has_rows, row_factory
 from .queries import to_pyformat
 
 __all__ = ["Connection", "PostgreSQLDatabase", "Row", "row_factory"]
@@ -361,12 +361,12 @@ class PostgreSQLDatabase:
         state = self._state
         if state.depth and state.conn is not None:
             cursor = state.conn.execute(sql, params)
-            return Result(cursor.fetchall() if cursor.description else [], cursor.rowcount)
+            return Result(cursor.fetchall() if has_rows(cursor) else [], cursor.rowcount)
         for attempt in range(self.pool_size + 1):
             raw = self._checkout()
             try:
                 cursor = raw.execute(sql, params or None)
-                return Result(cursor.fetchall() if cursor.description else [], cursor.rowcount)
+                return Result(cursor.fetchall() if has_rows(cursor) else [], cursor.rowcount)
             except psycopg.Error as exc:
                 # A connection dropped while pooled: the statement never ran; run it on the next one (these are
                 # reads and NOTIFYs, safe to repeat).
@@ -386,7 +386,7 @@ class PostgreSQLDatabase:
         raw = self._checkout()
         try:
             cursor = raw.execute(sql, params or None)
-            return cursor.fetchall() if cursor.description else []
+            return cursor.fetchall() if has_rows(cursor) else []
         except psycopg.Error as exc:
             raise self.translate(exc) from exc
         finally:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import random
 import traceback
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -140,6 +140,17 @@ def _to_timestamp(value: datetime) -> float:
     return value.timestamp()
 
 
+#: The RFC 4122 variant digit (8, 9, a or b) for a random hex digit: its two high bits set to 10.
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+
+
+def _uuid4() -> str:
+    """``str(uuid.uuid4())`` in a third of its time (1.4 against 4 µs here; a bulk enqueue makes one a job:
+    decision 0076): the same 122 random bits from ``os.urandom``, the version digit 4 and the variant bits."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+
+
 @dataclass
 class JobOptions:
     """``Job.set(...)``: options for the next enqueue."""
@@ -200,7 +211,7 @@ class Job:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.args = args
         self.kwargs = kwargs
-        self.job_id = str(uuid.uuid4())
+        self.job_id = _uuid4()
         self.queue_name = self.queue_as
         self.priority = type(self).priority
         self.scheduled_at: float | None = None

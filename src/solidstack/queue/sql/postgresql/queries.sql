@@ -264,7 +264,8 @@ ORDER BY j.priority, j.id;
 -- name: enqueue_ready
 -- Plain jobs (no schedule, no concurrency limit) in one statement: the jobs, their ready rows and the NOTIFY
 -- (when :channel is not NULL). Rows are inserted in the arrays' order, so their ids ascend in it (one statement
--- draws its ids from the sequence in order, whatever other sessions draw meanwhile).
+-- draws its ids from the sequence in order, whatever other sessions draw meanwhile). The ids come back as one
+-- array, ascending: one value to load, not a row object per job (decision 0076).
 WITH new AS (
     INSERT INTO solidstack_jobs (queue_name, class_name, arguments, priority, active_job_id, created_at, updated_at)
     SELECT q, c, a, p, k, CAST(:now AS DOUBLE PRECISION), CAST(:now AS DOUBLE PRECISION)
@@ -278,7 +279,25 @@ WITH new AS (
 ), notified AS (
     SELECT pg_notify(channel, '') FROM (SELECT CAST(:channel AS TEXT) AS channel) c WHERE channel IS NOT NULL
 )
-SELECT id FROM new WHERE (SELECT count(*) FROM notified) >= 0 ORDER BY id;
+SELECT array_agg(id ORDER BY id) FROM new WHERE (SELECT count(*) FROM notified) >= 0;
+
+-- name: enqueue_ready_alike
+-- enqueue_ready for jobs that share their queue, class and priority (perform_all_later of one job class, the
+-- common bulk enqueue): those three as scalars, two arrays instead of five to bind and unnest (decision 0076).
+WITH new AS (
+    INSERT INTO solidstack_jobs (queue_name, class_name, arguments, priority, active_job_id, created_at, updated_at)
+    SELECT CAST(:queue_name AS TEXT), CAST(:class_name AS TEXT), a, CAST(:priority AS INTEGER), k,
+           CAST(:now AS DOUBLE PRECISION), CAST(:now AS DOUBLE PRECISION)
+    FROM unnest(CAST(:arguments AS TEXT[]), CAST(:active_job_ids AS TEXT[])) WITH ORDINALITY AS t (a, k, n)
+    ORDER BY n
+    RETURNING id, queue_name, priority
+), ready AS (
+    INSERT INTO solidstack_ready_executions (job_id, queue_name, priority, created_at)
+    SELECT id, queue_name, priority, CAST(:now AS DOUBLE PRECISION) FROM new
+), notified AS (
+    SELECT pg_notify(channel, '') FROM (SELECT CAST(:channel AS TEXT) AS channel) c WHERE channel IS NOT NULL
+)
+SELECT array_agg(id ORDER BY id) FROM new WHERE (SELECT count(*) FROM notified) >= 0;
 
 -- name: enqueue_one
 -- enqueue_ready for one job, with scalar parameters: no arrays to bind and unnest (0.13 ms of the server's time
@@ -412,6 +431,64 @@ WITH owned AS (
  ORDER BY j.priority, j.id)
 UNION ALL
 SELECT true, job_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM owned;
+
+-- name: claim_now_all
+-- An idle worker's cycle: finish_and_claim_* with nothing to finish (decision 0075). The same claim, rows and
+-- commit (durable, as every commit: decision 0066), without the :ids array and the
+-- owned / marked / dropped branches that would find nothing: the worker sends it whenever it has no finished job
+-- to report (the claim after a NOTIFY, a polling tick). storage.py splices the rate admission after `claimed`
+-- as into finish_and_claim_*.
+WITH picked AS (
+    SELECT r.job_id FROM solidstack_ready_executions r
+    WHERE NOT EXISTS (SELECT 1 FROM solidstack_pauses p WHERE p.queue_name = r.queue_name)
+    ORDER BY r.priority, r.job_id LIMIT :limit
+    FOR UPDATE OF r SKIP LOCKED
+), gone AS (
+    DELETE FROM solidstack_ready_executions r USING picked WHERE r.job_id = picked.job_id RETURNING r.job_id
+), claimed AS (
+    INSERT INTO solidstack_claimed_executions (job_id, process_id, created_at)
+    SELECT job_id, CAST(:process_id AS BIGINT), CAST(:now AS DOUBLE PRECISION) FROM gone RETURNING job_id
+)
+(SELECT false AS finished, j.id, j.queue_name, j.class_name, j.arguments, j.priority, j.active_job_id,
+        j.scheduled_at, j.concurrency_key, j.executions, j.process_deaths, j.created_at
+ FROM solidstack_jobs j JOIN claimed c ON c.job_id = j.id
+ ORDER BY j.priority, j.id);
+
+-- name: claim_now_in_queue
+WITH picked AS (
+    SELECT r.job_id FROM solidstack_ready_executions r
+    WHERE r.queue_name = :queue
+      AND NOT EXISTS (SELECT 1 FROM solidstack_pauses p WHERE p.queue_name = :queue)
+    ORDER BY r.priority, r.job_id LIMIT :limit
+    FOR UPDATE OF r SKIP LOCKED
+), gone AS (
+    DELETE FROM solidstack_ready_executions r USING picked WHERE r.job_id = picked.job_id RETURNING r.job_id
+), claimed AS (
+    INSERT INTO solidstack_claimed_executions (job_id, process_id, created_at)
+    SELECT job_id, CAST(:process_id AS BIGINT), CAST(:now AS DOUBLE PRECISION) FROM gone RETURNING job_id
+)
+(SELECT false AS finished, j.id, j.queue_name, j.class_name, j.arguments, j.priority, j.active_job_id,
+        j.scheduled_at, j.concurrency_key, j.executions, j.process_deaths, j.created_at
+ FROM solidstack_jobs j JOIN claimed c ON c.job_id = j.id
+ ORDER BY j.priority, j.id);
+
+-- name: claim_now_in_prefix
+WITH picked AS (
+    SELECT r.job_id FROM solidstack_ready_executions r
+    WHERE starts_with(r.queue_name, CAST(:prefix AS TEXT))
+      AND NOT EXISTS (SELECT 1 FROM solidstack_pauses p WHERE p.queue_name = r.queue_name)
+    ORDER BY r.priority, r.job_id LIMIT :limit
+    FOR UPDATE OF r SKIP LOCKED
+), gone AS (
+    DELETE FROM solidstack_ready_executions r USING picked WHERE r.job_id = picked.job_id RETURNING r.job_id
+), claimed AS (
+    INSERT INTO solidstack_claimed_executions (job_id, process_id, created_at)
+    SELECT job_id, CAST(:process_id AS BIGINT), CAST(:now AS DOUBLE PRECISION) FROM gone RETURNING job_id
+)
+(SELECT false AS finished, j.id, j.queue_name, j.class_name, j.arguments, j.priority, j.active_job_id,
+        j.scheduled_at, j.concurrency_key, j.executions, j.process_deaths, j.created_at
+ FROM solidstack_jobs j JOIN claimed c ON c.job_id = j.id
+ ORDER BY j.priority, j.id);
 
 -- Failed attempts (decision 0048): written only where a failure, retry or death is recorded.
 
