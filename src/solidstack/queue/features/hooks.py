@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from solidstack.queue._sql import feature_queries
 from solidstack.queue.features.concurrency import to_new_job
 
 if TYPE_CHECKING:
@@ -123,7 +124,8 @@ def enqueue(storage: QueueStorage, jobs: Sequence[Job]) -> bool:
     if batch is not None:
         batch.collect(jobs)  # stored with the batch when its block ends
         return True
-    if not any(_featured(type(job)) for job in jobs) and tracer() is None:
+    featured = _featured(type(jobs[0])) if len(jobs) == 1 else any(_featured(type(job)) for job in jobs)
+    if not featured and tracer() is None:
         return False
     store(storage, jobs)
     return True
@@ -164,12 +166,13 @@ def store(storage: QueueStorage, jobs: Sequence[Job], *, batch: Any = None,
             return
         if (batch is None and len(jobs) == 1 and rows[0].scheduled_at is None and rows[0].concurrency_key is None
                 and keys[0] is not None):
-            if unique.one_statement(storage) and not storage.db.in_transaction():
+            queries = feature_queries(storage.db)
+            if "unique_enqueue" in queries and not storage.db.in_transaction():
                 # PostgreSQL: one unique plain job is one statement in autocommit (decision 0060).
                 _add_meta(rows, None, rates, spans, trace)
                 unique.enqueue_one(storage, jobs[0], rows[0], keys[0], now)
                 return
-            if unique.take_after_insert(storage):
+            if "unique_take_if_free" in queries:
                 # SQLite: inserted, then its key taken in one statement unless held (decision 0063).
                 _add_meta(rows, None, rates, spans, trace)
                 unique.enqueue_taking(storage, jobs[0], rows[0], keys[0], now)
@@ -414,8 +417,9 @@ def _claim_limiter(storage: QueueStorage) -> ratelimit.ClaimLimiter:
 parsed_meta: dict[int, tuple[str, dict[str, Any]]] = {}
 
 
-def run_for(row: JobRow, job: Job) -> Run | None:
-    """The features of this run, or None for a plain job (the worker's only cost for one)."""
+def run_for(row: JobRow, job: Job, storage: QueueStorage | None = None) -> Run | None:
+    """The features of this run, or None when it needs none: a plain job (the worker's only cost for one), or a
+    rate limited one whose claim took its start (``storage``'s claim hook admitted it), tracing off."""
     meta = None
     if parsed_meta:
         entry = parsed_meta.pop(row.id, None)
@@ -436,6 +440,14 @@ def run_for(row: JobRow, job: Job) -> Run | None:
         if tracer() is None:
             return None
         meta = {}
+    elif len(meta) == 1 and "rate" in meta and storage is not None:
+        # A rate alone, its start taken by the claim: nothing is left to do around its perform (no batch to
+        # count, no span), so it runs as a plain job does, without a Run (decision 0070).
+        limiter = storage.on_claim
+        if isinstance(limiter, ratelimit.ClaimLimiter) and limiter.admitted(row.id):
+            if tracer() is None:
+                return None
+            return Run(row, job, {**meta, "rate": None})  # admitted: its span only
     return Run(row, job, meta)
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from solidstack.queue._sql import feature_queries
 from solidstack.queue.features import hooks
 
 if TYPE_CHECKING:
@@ -188,23 +189,20 @@ def record(conn: Any, storage: QueueStorage, held: Sequence[tuple[tuple[str, flo
 
 def take_after_insert(storage: QueueStorage) -> bool:
     """The dialect takes a single job's key in one statement after inserting it (SQLite, ``unique_take_if_free``)."""
-    from solidstack.queue._sql import feature_queries
-
     return "unique_take_if_free" in feature_queries(storage.db)
 
 
 def enqueue_taking(storage: QueueStorage, job: Job, row: Any, spec: tuple[str, float, str], now: float) -> None:
     """One unique plain job in one write transaction (SQLite, decision 0063): inserted, then its key taken by one
     statement unless held; when held, the job is deleted again (its ready row with it) and pointed at the holder.
-    The write transaction is the database's only writer: exact across processes."""
-    from solidstack.queue._sql import feature_queries
-
+    The write transaction is the database's only writer: exact across processes. The insert joins the
+    transaction directly (``QueueStorage._insert``) and the key's upsert reports by its row count (decision 0071)."""
     sql = feature_queries(storage.db)
     key, seconds, until = spec
     with storage.db.transaction() as conn:
-        job_id = storage.enqueue([row], now)[0]
+        job_id = storage._insert(conn, (row,), now, True)[0]
         if conn.execute(sql["unique_take_if_free"], {"key": key, "job_id": job_id, "expires_at": now + seconds,
-                                                     "now": now, "until_started": until == "started"}).fetchone():
+                                                     "now": now, "until_started": until == "started"}).rowcount:
             job.provider_job_id = job_id
             return
         holder = conn.execute(sql["unique_holder"], {"key": key}).fetchone()
@@ -214,8 +212,6 @@ def enqueue_taking(storage: QueueStorage, job: Job, row: Any, spec: tuple[str, f
 
 def one_statement(storage: QueueStorage) -> bool:
     """The dialect enqueues one unique plain job in one statement (PostgreSQL)."""
-    from solidstack.queue._sql import feature_queries
-
     return "unique_enqueue" in feature_queries(storage.db)
 
 

@@ -108,10 +108,11 @@ ON CONFLICT (key) DO UPDATE SET job_id = excluded.job_id, expires_at = excluded.
 
 -- name: unique_take_if_free
 -- One unique plain job, inserted just before in this transaction (decision 0063): its key taken unless it is
--- held (unique.py's _held, in SQL, on the key row's job). A row returned: taken (a new key, or a stale one taken
--- over); none: held, and the caller deletes the job it inserted and points at the holder. One statement where
--- unique_holder and unique_take are two, for the enqueue that is not a duplicate; the write transaction is the
--- only writer, so nothing changes between the insert and this.
+-- held (unique.py's _held, in SQL, on the key row's job). A row changed (the cursor's rowcount, no RETURNING:
+-- decision 0071): taken (a new key, or a stale one taken over); none: held, and the caller deletes the job it
+-- inserted and points at the holder. One statement where unique_holder and unique_take are two, for the enqueue
+-- that is not a duplicate; the write transaction is the only writer, so nothing changes between the insert and
+-- this.
 INSERT INTO solidstack_unique_keys (key, job_id, expires_at, created_at)
 VALUES (:key, :job_id, :expires_at, :now)
 ON CONFLICT (key) DO UPDATE SET job_id = excluded.job_id, expires_at = excluded.expires_at,
@@ -122,8 +123,7 @@ WHERE NOT (solidstack_unique_keys.job_id IS NOT NULL AND solidstack_unique_keys.
            AND NOT EXISTS (SELECT 1 FROM solidstack_failed_executions f
                            WHERE f.job_id = solidstack_unique_keys.job_id)
            AND NOT (:until_started AND EXISTS (SELECT 1 FROM solidstack_claimed_executions c
-                                               WHERE c.job_id = solidstack_unique_keys.job_id)))
-RETURNING job_id;
+                                               WHERE c.job_id = solidstack_unique_keys.job_id)));
 
 -- name: unique_drop_job
 DELETE FROM solidstack_jobs WHERE id = :job_id;
