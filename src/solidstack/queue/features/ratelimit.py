@@ -18,6 +18,7 @@ worker needs no class attribute and a key function runs once, at enqueue.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -38,6 +39,8 @@ log = logging.getLogger("solidstack.queue")
 J = TypeVar("J", bound="type[Job]")
 #: How often a start clears its key's starts that left the window.
 PRUNE_ONE_IN = 1 / 16
+#: How many distinct meta texts a claim limiter keeps parsed (see ClaimLimiter._rated).
+KNOWN_METAS = 256
 
 
 class RateLimitKeyError(ValueError):
@@ -139,6 +142,8 @@ class ClaimLimiter:
         self.in_cycle = "rate_admit_in_cycle" in self.sql
         self._admitted: set[int] = set()
         self._guard = threading.Lock()
+        #: Meta texts parsed by :meth:`_rated`, with their meta and limit (``hooks._meta``'s result: not mutated).
+        self._known: dict[str, tuple[dict[str, Any] | None, tuple[str, int, float] | None]] = {}
 
     def admitted(self, job_id: int) -> bool:
         """True (once) when the claim admitted ``job_id``."""
@@ -150,14 +155,37 @@ class ClaimLimiter:
 
     def _rated(self, rows: list[JobRow]) -> list[tuple[str, int, float, JobRow]]:
         rated: list[tuple[str, int, float, JobRow]] = []
+        known = self._known
         for row in rows:
-            if '"rate":' in row.arguments:
-                meta = hooks._meta(row.arguments)
+            arguments = row.arguments
+            if '"rate":' not in arguments:
+                continue
+            # The jobs of a class (or key) carry the same meta text: parsed once, not once a row (decision 0072).
+            # Only a meta without a trace context (those differ job by job) is kept, and only while there are
+            # few: the cache is emptied when it reaches KNOWN_METAS.
+            at = arguments.rfind(',"meta":')
+            tail = arguments[at + 8:-1] if at >= 0 else ""
+            hit = known.get(tail)
+            if hit is None:
+                cache = True
+                try:
+                    meta = json.loads(tail)  # the meta's own text (hooks._meta): same text, same meta
+                except ValueError:
+                    meta, cache = hooks._meta(arguments), False  # a "meta" nested in the arguments: a full parse
+                if not isinstance(meta, dict):
+                    meta, cache = None, False
                 rate = meta.get("rate") if meta else None
-                if meta is not None:
-                    hooks.parsed_meta[row.id] = (row.arguments, meta)  # the run takes it: one parse a row
-                if rate:
-                    rated.append((str(rate[0]), int(rate[1]), float(rate[2]), row))
+                limit = (str(rate[0]), int(rate[1]), float(rate[2])) if rate else None
+                if cache and meta is not None and "trace" not in meta:
+                    if len(known) >= KNOWN_METAS:
+                        known.clear()
+                    known[tail] = (meta, limit)
+            else:
+                meta, limit = hit
+            if meta is not None:
+                hooks.parsed_meta[row.id] = (arguments, meta)  # the run takes it: one parse a row
+            if limit is not None:
+                rated.append((*limit, row))
         return rated
 
     def __call__(self, conn: Any, rows: list[JobRow], process_id: int | None) -> list[JobRow]:
@@ -207,7 +235,7 @@ class ClaimLimiter:
             if random.random() < PRUNE_ONE_IN * len(group):
                 conn.execute(sql["rate_prune"], {"key": key, "to": to})  # starts never read again
             took = len(conn.execute(sql["rate_admit"], {"key": key, "now": now, "cutoff": now - per, "to": to,
-                                                        "k": len(group)}).fetchall())
+                                                        "k": len(group), "ns": _series(len(group))}).fetchall())
             admitted += [row.id for row in group[:took]]
             if took < len(group):
                 refused |= self._refuse(conn, key, to, per, group[took:], process_id, now)
@@ -226,6 +254,17 @@ class ClaimLimiter:
             self.storage.retry_later(row.id, process_id, row.executions, run_at, now)
             log.info("%s (job %d) over its rate limit %s; runs at %.3f", row.class_name, row.id, key, run_at)
         return {row.id for row in rows}
+
+
+_SERIES: dict[int, str] = {}
+
+
+def _series(k: int) -> str:
+    """``[1, ..., k]`` as JSON (SQLite's ``rate_admit`` numbers its starts from it)."""
+    text = _SERIES.get(k)
+    if text is None:
+        text = _SERIES[k] = "[" + ",".join(map(str, range(1, k + 1))) + "]"
+    return text
 
 
 def _groups(rated: list[tuple[str, int, float, JobRow]]) -> list[tuple[str, int, float, list[JobRow]]]:
