@@ -287,11 +287,14 @@ class Run:
     def admit(self, storage: QueueStorage, process_id: int | None, now: float) -> bool:
         """False when the job is over its rate limit: it was rescheduled for when a slot frees. A batched job
         that may run is registered to be counted by the transaction that finishes it."""
-        if not self._admit(storage, process_id, now):
+        if "rate" in self.meta and not self._admit(storage, process_id, now):
             return False
         if self.batch_id is not None:
-            self.counter = _finish_counter(storage)
-            self.counter.expect(self.row.id)
+            counter = storage.on_finish
+            if not isinstance(counter, batches.FinishCounter):
+                counter = _finish_counter(storage)
+            self.counter = counter
+            counter.expect(self.row.id)
         return True
 
     def _admit(self, storage: QueueStorage, process_id: int | None, now: float) -> bool:
@@ -328,7 +331,7 @@ class Run:
             tracer_ = tracer()
             if tracer_ is None:
                 value = perform()
-                return follow_context(value) if asyncio.iscoroutine(value) else value
+                return follow_context(value) if value is not None and asyncio.iscoroutine(value) else value
             from solidstack.queue.features import tracing
 
             span = tracing.start_consumer_span(tracer_, self.row, self.job, self.meta.get("trace"))
@@ -434,6 +437,9 @@ def run_for(row: JobRow, job: Job, storage: QueueStorage | None = None) -> Run |
             # A rate alone (a batch comes first, a trace after): the claim admitted it, most likely, and then
             # nothing of it is needed; Run._admit parses it only if not.
             meta = {"rate": _RATE_UNREAD}
+        elif arguments.startswith('{"batch":', at + 8) and arguments.endswith("}}") and (
+                number := arguments[at + 17:-2]).isdigit():
+            meta = {"batch": int(number)}  # a batch alone (as _meta reads it, without a second search)
         else:
             meta = _meta(arguments)
     if meta is None:

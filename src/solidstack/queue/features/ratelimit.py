@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from solidstack.queue._sql import feature_queries
 from solidstack.queue.features import hooks
 
 if TYPE_CHECKING:
@@ -104,8 +105,6 @@ def acquire(storage: QueueStorage, key: str, to: int, per: float, now: float,
     else start nothing and return when the next slot frees. With ``clock``, ``now`` is read again once the key
     is locked: a start waiting for the lock must not be recorded at the time it began to wait (it would leave the
     window early, and let one more start in)."""
-    from solidstack.queue._sql import feature_queries
-
     sql = feature_queries(storage.db)
     # Not durable (PostgreSQL: no wait for the WAL flush), as claims: a server crash may lose the last starts'
     # records, letting as many extra starts in once; every start waiting on the disk cost more than the job.
@@ -131,8 +130,6 @@ class ClaimLimiter:
     then takes no start of its own)."""
 
     def __init__(self, storage: QueueStorage, clock: Callable[[], float] = time.time) -> None:
-        from solidstack.queue._sql import feature_queries
-
         self.storage = storage
         self.clock = clock
         self.sql = feature_queries(storage.db)
@@ -234,8 +231,8 @@ class ClaimLimiter:
             now = self.clock()  # after the lock: a start is never recorded before it could be counted
             if random.random() < PRUNE_ONE_IN * len(group):
                 conn.execute(sql["rate_prune"], {"key": key, "to": to})  # starts never read again
-            took = len(conn.execute(sql["rate_admit"], {"key": key, "now": now, "cutoff": now - per, "to": to,
-                                                        "k": len(group), "ns": _series(len(group))}).fetchall())
+            took = conn.execute(sql["rate_admit"], {"key": key, "now": now, "cutoff": now - per, "to": to,
+                                                    "k": len(group), "ns": _series(len(group))}).rowcount
             admitted += [row.id for row in group[:took]]
             if took < len(group):
                 refused |= self._refuse(conn, key, to, per, group[took:], process_id, now)
@@ -269,6 +266,11 @@ def _series(k: int) -> str:
 
 def _groups(rated: list[tuple[str, int, float, JobRow]]) -> list[tuple[str, int, float, list[JobRow]]]:
     """The rows by key and limit, keys in sorted order."""
+    if not rated:
+        return []
+    first = rated[0][:3]
+    if all(item[:3] == first for item in rated):  # one key and limit, the usual claim: no sort
+        return [(*first, [item[3] for item in rated])]
     rated.sort(key=lambda item: item[:3])
     groups: list[tuple[str, int, float, list[JobRow]]] = []
     for key, to, per, row in rated:

@@ -134,8 +134,6 @@ def hold_keys(conn: Any, storage: QueueStorage, jobs: Sequence[Job], keys: Seque
     for the jobs inserted, in the same transaction. ``seen`` gets the job each key's row named when read."""
     if not any(keys):
         return list(range(len(jobs)))
-    from solidstack.queue._sql import feature_queries
-
     sql = feature_queries(storage.db)
     lock = storage.db.dialect != "sqlite"  # SQLite's write transaction is the only writer: nothing to lock
     keep: list[int] = []
@@ -176,8 +174,6 @@ def record(conn: Any, storage: QueueStorage, held: Sequence[tuple[tuple[str, flo
     specs = [(spec, job_id) for spec, job_id in held if spec is not None]
     if not specs:
         return
-    from solidstack.queue._sql import feature_queries
-
     sql = feature_queries(storage.db)
     check = storage.db.dialect != "sqlite"  # SQLite: the single writer; nobody took it since the read
     for (key, seconds, _until), job_id in specs:
@@ -218,8 +214,6 @@ def one_statement(storage: QueueStorage) -> bool:
 def enqueue_one(storage: QueueStorage, job: Job, row: Any, spec: tuple[str, float, str], now: float) -> None:
     """One unique plain job (``row``: its NewJob, no schedule, no concurrency key) in one statement, outside any
     transaction (PostgreSQL, ``unique_enqueue``): inserted, or pointed at the job that holds its key."""
-    from solidstack.queue._sql import feature_queries
-
     sql = feature_queries(storage.db)["unique_enqueue"]
     key, seconds, until = spec
     params = {"key": key, "now": now, "expires_at": now + seconds, "until_started": until == "started",
@@ -241,7 +235,5 @@ def enqueue_one(storage: QueueStorage, job: Job, row: Any, spec: tuple[str, floa
 
 def clear_expired(storage: QueueStorage, now: float) -> int:
     """Delete lapsed key rows (they are ignored anyway; this keeps the table small). Returns how many."""
-    from solidstack.queue._sql import feature_queries
-
     with storage.db.transaction() as conn:
         return int(conn.execute(feature_queries(storage.db)["unique_expired"], {"now": now}).rowcount)

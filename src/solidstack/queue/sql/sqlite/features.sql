@@ -155,7 +155,7 @@ WHERE s.key = :key AND s.started_at > :cutoff
 -- i-th (i from :ns, the JSON array [1, ..., k]) is numbered last + i and may start when no start numbered from
 -- last + 1 - to to last + i - to is still in the window, as rate_try_start decides for one; start times grow with
 -- their numbers, so the starts admitted are a prefix. Never more than :to at once (a start past the to-th would be
--- judged by one of these). Rows: the starts taken. The numbers come from json_each, each judged by a NOT EXISTS
+-- judged by one of these). The row count: the starts taken. The numbers come from json_each, each judged by a NOT EXISTS
 -- range read: a recursive CTE for them, and a CTE for the last start read three times, cost ~2.5 µs more a claim
 -- (decision 0072).
 INSERT INTO solidstack_rate_limit_starts (key, seq, started_at)
@@ -164,8 +164,7 @@ FROM (SELECT coalesce(max(seq), 0) AS seq FROM solidstack_rate_limit_starts WHER
 JOIN json_each(:ns) AS n ON n.value <= :to
 WHERE NOT EXISTS (SELECT 1 FROM solidstack_rate_limit_starts s
                   WHERE s.key = :key AND s.started_at > :cutoff
-                    AND s.seq BETWEEN last.seq + 1 - :to AND last.seq + n.value - :to)
-RETURNING seq;
+                    AND s.seq BETWEEN last.seq + 1 - :to AND last.seq + n.value - :to);
 
 -- name: rate_try_start
 -- A start of the key at :now, numbered after the last, if the to-th most recent start left the window (a row
