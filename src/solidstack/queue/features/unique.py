@@ -183,11 +183,6 @@ def record(conn: Any, storage: QueueStorage, held: Sequence[tuple[tuple[str, flo
             raise KeyRace(key)
 
 
-def take_after_insert(storage: QueueStorage) -> bool:
-    """The dialect takes a single job's key in one statement after inserting it (SQLite, ``unique_take_if_free``)."""
-    return "unique_take_if_free" in feature_queries(storage.db)
-
-
 def enqueue_taking(storage: QueueStorage, job: Job, row: Any, spec: tuple[str, float, str], now: float) -> None:
     """One unique plain job in one write transaction (SQLite, decision 0063): inserted, then its key taken by one
     statement unless held; when held, the job is deleted again (its ready row with it) and pointed at the holder.
@@ -204,11 +199,6 @@ def enqueue_taking(storage: QueueStorage, job: Job, row: Any, spec: tuple[str, f
         holder = conn.execute(sql["unique_holder"], {"key": key}).fetchone()
         conn.execute(sql["unique_drop_job"], {"job_id": job_id})
         _point_at(job, holder["active_job_id"], holder["live_id"])
-
-
-def one_statement(storage: QueueStorage) -> bool:
-    """The dialect enqueues one unique plain job in one statement (PostgreSQL)."""
-    return "unique_enqueue" in feature_queries(storage.db)
 
 
 def enqueue_one(storage: QueueStorage, job: Job, row: Any, spec: tuple[str, float, str], now: float) -> None:
