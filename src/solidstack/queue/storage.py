@@ -118,30 +118,35 @@ class QueueStorage:
         plain = all(job.scheduled_at is None and job.concurrency_key is None for job in jobs)
         if plain and self._enqueue_in_one:
             return self._enqueue_in_one_statement(jobs, now)
+        with self.db.transaction() as conn:
+            return self._insert(conn, jobs, now, plain)
+
+    def _insert(self, conn: Any, jobs: Sequence[NewJob], now: float, plain: bool) -> list[int]:
+        """:meth:`enqueue`'s statements, in ``conn``'s open transaction (``plain``: no job has a schedule or a
+        concurrency key). A unique job's enqueue on SQLite joins its key's statement to them (unique.py)."""
         width = 5 if plain else len(NewJob._fields)
         rows = [(*job[:width], now, now) for job in jobs]
-        with self.db.transaction() as conn:
-            ids = self.db.insert_many(conn, self.sql["insert_plain_job" if plain else "insert_job"], rows)
-            scheduled, limited = [], []
-            if not plain:
-                for job_id, job in zip(ids, jobs, strict=True):
-                    if job.scheduled_at is not None and job.scheduled_at > now:
-                        scheduled.append({"job_id": job_id, "queue_name": job.queue_name,
-                                          "priority": job.priority, "scheduled_at": job.scheduled_at, "now": now})
-                    elif job.concurrency_key is not None:
-                        limited.append(job_id)  # ready only with a free slot
-            held = [row["job_id"] for row in scheduled]
-            if limited:
-                admitted = set(self.gate.admit(conn, limited, now))
-                held += [job_id for job_id in limited if job_id not in admitted]
-            if len(held) < len(ids):
-                # One statement makes every other new job ready.
-                conn.execute(self.sql["ready_from_new_jobs"], {"first": ids[0], "last": ids[-1],
-                                                               "ids": self.db.array(ids),
-                                                               "excluded": self.db.array(held), "now": now})
-                self.announce_ready()
-            if scheduled:
-                conn.executemany(self.sql["insert_scheduled"], scheduled)
+        ids = self.db.insert_many(conn, self.sql["insert_plain_job" if plain else "insert_job"], rows)
+        scheduled, limited = [], []
+        if not plain:
+            for job_id, job in zip(ids, jobs, strict=True):
+                if job.scheduled_at is not None and job.scheduled_at > now:
+                    scheduled.append({"job_id": job_id, "queue_name": job.queue_name,
+                                      "priority": job.priority, "scheduled_at": job.scheduled_at, "now": now})
+                elif job.concurrency_key is not None:
+                    limited.append(job_id)  # ready only with a free slot
+        held = [row["job_id"] for row in scheduled]
+        if limited:
+            admitted = set(self.gate.admit(conn, limited, now))
+            held += [job_id for job_id in limited if job_id not in admitted]
+        if len(held) < len(ids):
+            # One statement makes every other new job ready.
+            conn.execute(self.sql["ready_from_new_jobs"], {"first": ids[0], "last": ids[-1],
+                                                           "ids": self.db.array(ids),
+                                                           "excluded": self.db.array(held), "now": now})
+            self.announce_ready()
+        if scheduled:
+            conn.executemany(self.sql["insert_scheduled"], scheduled)
         return ids
 
     def _enqueue_in_one_statement(self, jobs: Sequence[NewJob], now: float) -> list[int]:

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from solidstack.queue._sql import feature_queries
 from solidstack.queue.features import hooks, ratelimit, unique
 from solidstack.queue.rows import NewJob
 from solidstack.queue.serialization import dump_arguments, load_payload
@@ -131,16 +132,12 @@ class Batch:
     @staticmethod
     def find(batch_id: int, *, storage: QueueStorage | None = None) -> BatchStatus | None:
         """The stored status of batch ``batch_id`` (None when there is none)."""
-        from solidstack.queue._sql import feature_queries
-
         storage = storage or _default_storage()
         row = storage.db.query_one(feature_queries(storage.db)["batch_get"], {"id": batch_id})
         return _status(row) if row else None
 
     @staticmethod
     def recent(limit: int = 20, *, storage: QueueStorage | None = None) -> list[BatchStatus]:
-        from solidstack.queue._sql import feature_queries
-
         storage = storage or _default_storage()
         return [_status(row) for row in storage.db.query(feature_queries(storage.db)["batch_recent"],
                                                          {"limit": limit})]
@@ -184,8 +181,6 @@ class Batch:
 
     def begin(self, conn: Any, storage: QueueStorage, now: float) -> int:
         """In the enqueue's transaction: the batch row inserted (new batch) or checked open (existing)."""
-        from solidstack.queue._sql import feature_queries
-
         sql = feature_queries(storage.db)
         if self.id is None:
             callbacks = self.callbacks
@@ -202,8 +197,6 @@ class Batch:
 
     def record(self, conn: Any, storage: QueueStorage, job_ids: Sequence[int], now: float) -> None:
         """In the enqueue's transaction: the new jobs counted into the batch."""
-        from solidstack.queue._sql import feature_queries
-
         sql = feature_queries(storage.db)
         if conn.execute(sql["batch_add"], {"id": self.id, "n": len(job_ids), "now": now}).fetchone() is None:
             raise BatchError(f"batch {self.id} is finished or does not exist: it takes no more jobs")
@@ -327,8 +320,6 @@ class FinishCounter:
 def count_succeeded(conn: Any, storage: QueueStorage, job_ids: Sequence[int], now: float) -> None:
     """In the caller's transaction: count finished batched jobs, one statement for all their batches, and fire
     the callbacks they complete (in batch id order)."""
-    from solidstack.queue._sql import feature_queries
-
     sql = feature_queries(storage.db)
     rows = conn.execute(sql["batch_count_finished"], {"ids": storage.db.array(job_ids), "now": now}).fetchall()
     for counts in sorted(rows, key=lambda row: row["id"]):
@@ -357,8 +348,6 @@ def _complete(conn: Any, storage: QueueStorage, sql: dict[str, str], batch_id: i
 def complete_counted(storage: QueueStorage, batch_id: int, now: float) -> bool:
     """The callbacks of a batch counted to zero outside a transaction that could enqueue them (decision 0061),
     enqueued in one transaction with the compare-and-set that marks it finished: False when it was already."""
-    from solidstack.queue._sql import feature_queries
-
     sql = feature_queries(storage.db)
     with storage.db.transaction() as conn:
         counts = conn.execute(sql["batch_complete"], {"id": batch_id, "now": now}).fetchone()
@@ -372,16 +361,12 @@ def complete_counted(storage: QueueStorage, batch_id: int, now: float) -> bool:
 
 def complete_stranded(storage: QueueStorage, now: float, limit: int = 500) -> int:
     """The dispatcher's upkeep: batches counted to zero whose worker died before enqueueing their callbacks."""
-    from solidstack.queue._sql import feature_queries
-
     rows = storage.db.query(feature_queries(storage.db)["batch_stranded"], {"limit": limit})
     return sum(complete_counted(storage, row[0], now) for row in rows)
 
 
 def job_done(storage: QueueStorage, job_id: int, outcome: str, now: float) -> None:
     """Count a batched job's outcome (``succeeded`` or ``failed``) and fire the callbacks it completes."""
-    from solidstack.queue._sql import feature_queries
-
     sql = feature_queries(storage.db)
     with storage.db.transaction() as conn:
         row = conn.execute(sql["batch_job_done"], {"job_id": job_id, "status": outcome}).fetchone()
@@ -395,8 +380,6 @@ def job_done(storage: QueueStorage, job_id: int, outcome: str, now: float) -> No
 def count_uncounted_failures(storage: QueueStorage, now: float, limit: int = 500) -> int:
     """The dispatcher's upkeep: batched jobs failed for good without a worker counting them (their process died
     each time, and the pruning failed them) are counted as failed, firing the callbacks they complete."""
-    from solidstack.queue._sql import feature_queries
-
     rows = storage.db.query(feature_queries(storage.db)["batch_jobs_failed_uncounted"], {"limit": limit})
     for row in rows:
         job_done(storage, row[0], "failed", now)

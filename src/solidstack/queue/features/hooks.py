@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from solidstack.queue._sql import feature_queries
 from solidstack.queue.features.concurrency import to_new_job
 
 if TYPE_CHECKING:
@@ -123,7 +124,8 @@ def enqueue(storage: QueueStorage, jobs: Sequence[Job]) -> bool:
     if batch is not None:
         batch.collect(jobs)  # stored with the batch when its block ends
         return True
-    if not any(_featured(type(job)) for job in jobs) and tracer() is None:
+    featured = _featured(type(jobs[0])) if len(jobs) == 1 else any(_featured(type(job)) for job in jobs)
+    if not featured and tracer() is None:
         return False
     store(storage, jobs)
     return True
@@ -164,12 +166,13 @@ def store(storage: QueueStorage, jobs: Sequence[Job], *, batch: Any = None,
             return
         if (batch is None and len(jobs) == 1 and rows[0].scheduled_at is None and rows[0].concurrency_key is None
                 and keys[0] is not None):
-            if unique.one_statement(storage) and not storage.db.in_transaction():
+            queries = feature_queries(storage.db)
+            if "unique_enqueue" in queries and not storage.db.in_transaction():
                 # PostgreSQL: one unique plain job is one statement in autocommit (decision 0060).
                 _add_meta(rows, None, rates, spans, trace)
                 unique.enqueue_one(storage, jobs[0], rows[0], keys[0], now)
                 return
-            if unique.take_after_insert(storage):
+            if "unique_take_if_free" in queries:
                 # SQLite: inserted, then its key taken in one statement unless held (decision 0063).
                 _add_meta(rows, None, rates, spans, trace)
                 unique.enqueue_taking(storage, jobs[0], rows[0], keys[0], now)
@@ -284,11 +287,14 @@ class Run:
     def admit(self, storage: QueueStorage, process_id: int | None, now: float) -> bool:
         """False when the job is over its rate limit: it was rescheduled for when a slot frees. A batched job
         that may run is registered to be counted by the transaction that finishes it."""
-        if not self._admit(storage, process_id, now):
+        if "rate" in self.meta and not self._admit(storage, process_id, now):
             return False
         if self.batch_id is not None:
-            self.counter = _finish_counter(storage)
-            self.counter.expect(self.row.id)
+            counter = storage.on_finish
+            if not isinstance(counter, batches.FinishCounter):
+                counter = _finish_counter(storage)
+            self.counter = counter
+            counter.expect(self.row.id)
         return True
 
     def _admit(self, storage: QueueStorage, process_id: int | None, now: float) -> bool:
@@ -325,7 +331,7 @@ class Run:
             tracer_ = tracer()
             if tracer_ is None:
                 value = perform()
-                return follow_context(value) if asyncio.iscoroutine(value) else value
+                return follow_context(value) if value is not None and asyncio.iscoroutine(value) else value
             from solidstack.queue.features import tracing
 
             span = tracing.start_consumer_span(tracer_, self.row, self.job, self.meta.get("trace"))
@@ -414,8 +420,9 @@ def _claim_limiter(storage: QueueStorage) -> ratelimit.ClaimLimiter:
 parsed_meta: dict[int, tuple[str, dict[str, Any]]] = {}
 
 
-def run_for(row: JobRow, job: Job) -> Run | None:
-    """The features of this run, or None for a plain job (the worker's only cost for one)."""
+def run_for(row: JobRow, job: Job, storage: QueueStorage | None = None) -> Run | None:
+    """The features of this run, or None when it needs none: a plain job (the worker's only cost for one), or a
+    rate limited one whose claim took its start (``storage``'s claim hook admitted it), tracing off."""
     meta = None
     if parsed_meta:
         entry = parsed_meta.pop(row.id, None)
@@ -430,12 +437,23 @@ def run_for(row: JobRow, job: Job) -> Run | None:
             # A rate alone (a batch comes first, a trace after): the claim admitted it, most likely, and then
             # nothing of it is needed; Run._admit parses it only if not.
             meta = {"rate": _RATE_UNREAD}
+        elif arguments.startswith('{"batch":', at + 8) and arguments.endswith("}}") and (
+                number := arguments[at + 17:-2]).isdigit():
+            meta = {"batch": int(number)}  # a batch alone (as _meta reads it, without a second search)
         else:
             meta = _meta(arguments)
     if meta is None:
         if tracer() is None:
             return None
         meta = {}
+    elif len(meta) == 1 and "rate" in meta and storage is not None:
+        # A rate alone, its start taken by the claim: nothing is left to do around its perform (no batch to
+        # count, no span), so it runs as a plain job does, without a Run (decision 0070).
+        limiter = storage.on_claim
+        if isinstance(limiter, ratelimit.ClaimLimiter) and limiter.admitted(row.id):
+            if tracer() is None:
+                return None
+            return Run(row, job, {**meta, "rate": None})  # admitted: its span only
     return Run(row, job, meta)
 
 

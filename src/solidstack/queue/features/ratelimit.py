@@ -18,6 +18,7 @@ worker needs no class attribute and a key function runs once, at enqueue.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from solidstack.queue._sql import feature_queries
 from solidstack.queue.features import hooks
 
 if TYPE_CHECKING:
@@ -38,6 +40,8 @@ log = logging.getLogger("solidstack.queue")
 J = TypeVar("J", bound="type[Job]")
 #: How often a start clears its key's starts that left the window.
 PRUNE_ONE_IN = 1 / 16
+#: How many distinct meta texts a claim limiter keeps parsed (see ClaimLimiter._rated).
+KNOWN_METAS = 256
 
 
 class RateLimitKeyError(ValueError):
@@ -101,8 +105,6 @@ def acquire(storage: QueueStorage, key: str, to: int, per: float, now: float,
     else start nothing and return when the next slot frees. With ``clock``, ``now`` is read again once the key
     is locked: a start waiting for the lock must not be recorded at the time it began to wait (it would leave the
     window early, and let one more start in)."""
-    from solidstack.queue._sql import feature_queries
-
     sql = feature_queries(storage.db)
     with storage.db.transaction() as conn:
         conn.execute(sql["rate_lock"], {"key": key, "now": now})  # PostgreSQL: the key's lock, to the commit
@@ -126,8 +128,6 @@ class ClaimLimiter:
     then takes no start of its own)."""
 
     def __init__(self, storage: QueueStorage, clock: Callable[[], float] = time.time) -> None:
-        from solidstack.queue._sql import feature_queries
-
         self.storage = storage
         self.clock = clock
         self.sql = feature_queries(storage.db)
@@ -137,6 +137,8 @@ class ClaimLimiter:
         self.in_cycle = "rate_admit_in_cycle" in self.sql
         self._admitted: set[int] = set()
         self._guard = threading.Lock()
+        #: Meta texts parsed by :meth:`_rated`, with their meta and limit (``hooks._meta``'s result: not mutated).
+        self._known: dict[str, tuple[dict[str, Any] | None, tuple[str, int, float] | None]] = {}
 
     def admitted(self, job_id: int) -> bool:
         """True (once) when the claim admitted ``job_id``."""
@@ -148,14 +150,37 @@ class ClaimLimiter:
 
     def _rated(self, rows: list[JobRow]) -> list[tuple[str, int, float, JobRow]]:
         rated: list[tuple[str, int, float, JobRow]] = []
+        known = self._known
         for row in rows:
-            if '"rate":' in row.arguments:
-                meta = hooks._meta(row.arguments)
+            arguments = row.arguments
+            if '"rate":' not in arguments:
+                continue
+            # The jobs of a class (or key) carry the same meta text: parsed once, not once a row (decision 0072).
+            # Only a meta without a trace context (those differ job by job) is kept, and only while there are
+            # few: the cache is emptied when it reaches KNOWN_METAS.
+            at = arguments.rfind(',"meta":')
+            tail = arguments[at + 8:-1] if at >= 0 else ""
+            hit = known.get(tail)
+            if hit is None:
+                cache = True
+                try:
+                    meta = json.loads(tail)  # the meta's own text (hooks._meta): same text, same meta
+                except ValueError:
+                    meta, cache = hooks._meta(arguments), False  # a "meta" nested in the arguments: a full parse
+                if not isinstance(meta, dict):
+                    meta, cache = None, False
                 rate = meta.get("rate") if meta else None
-                if meta is not None:
-                    hooks.parsed_meta[row.id] = (row.arguments, meta)  # the run takes it: one parse a row
-                if rate:
-                    rated.append((str(rate[0]), int(rate[1]), float(rate[2]), row))
+                limit = (str(rate[0]), int(rate[1]), float(rate[2])) if rate else None
+                if cache and meta is not None and "trace" not in meta:
+                    if len(known) >= KNOWN_METAS:
+                        known.clear()
+                    known[tail] = (meta, limit)
+            else:
+                meta, limit = hit
+            if meta is not None:
+                hooks.parsed_meta[row.id] = (arguments, meta)  # the run takes it: one parse a row
+            if limit is not None:
+                rated.append((*limit, row))
         return rated
 
     def __call__(self, conn: Any, rows: list[JobRow], process_id: int | None) -> list[JobRow]:
@@ -204,8 +229,8 @@ class ClaimLimiter:
             now = self.clock()  # after the lock: a start is never recorded before it could be counted
             if random.random() < PRUNE_ONE_IN * len(group):
                 conn.execute(sql["rate_prune"], {"key": key, "to": to})  # starts never read again
-            took = len(conn.execute(sql["rate_admit"], {"key": key, "now": now, "cutoff": now - per, "to": to,
-                                                        "k": len(group)}).fetchall())
+            took = conn.execute(sql["rate_admit"], {"key": key, "now": now, "cutoff": now - per, "to": to,
+                                                    "k": len(group), "ns": _series(len(group))}).rowcount
             admitted += [row.id for row in group[:took]]
             if took < len(group):
                 refused |= self._refuse(conn, key, to, per, group[took:], process_id, now)
@@ -226,8 +251,24 @@ class ClaimLimiter:
         return {row.id for row in rows}
 
 
+_SERIES: dict[int, str] = {}
+
+
+def _series(k: int) -> str:
+    """``[1, ..., k]`` as JSON (SQLite's ``rate_admit`` numbers its starts from it)."""
+    text = _SERIES.get(k)
+    if text is None:
+        text = _SERIES[k] = "[" + ",".join(map(str, range(1, k + 1))) + "]"
+    return text
+
+
 def _groups(rated: list[tuple[str, int, float, JobRow]]) -> list[tuple[str, int, float, list[JobRow]]]:
     """The rows by key and limit, keys in sorted order."""
+    if not rated:
+        return []
+    first = rated[0][:3]
+    if all(item[:3] == first for item in rated):  # one key and limit, the usual claim: no sort
+        return [(*first, [item[3] for item in rated])]
     rated.sort(key=lambda item: item[:3])
     groups: list[tuple[str, int, float, list[JobRow]]] = []
     for key, to, per, row in rated:

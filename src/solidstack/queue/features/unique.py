@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from solidstack.queue._sql import feature_queries
 from solidstack.queue.features import hooks
 
 if TYPE_CHECKING:
@@ -133,8 +134,6 @@ def hold_keys(conn: Any, storage: QueueStorage, jobs: Sequence[Job], keys: Seque
     for the jobs inserted, in the same transaction. ``seen`` gets the job each key's row named when read."""
     if not any(keys):
         return list(range(len(jobs)))
-    from solidstack.queue._sql import feature_queries
-
     sql = feature_queries(storage.db)
     lock = storage.db.dialect != "sqlite"  # SQLite's write transaction is the only writer: nothing to lock
     keep: list[int] = []
@@ -175,8 +174,6 @@ def record(conn: Any, storage: QueueStorage, held: Sequence[tuple[tuple[str, flo
     specs = [(spec, job_id) for spec, job_id in held if spec is not None]
     if not specs:
         return
-    from solidstack.queue._sql import feature_queries
-
     sql = feature_queries(storage.db)
     check = storage.db.dialect != "sqlite"  # SQLite: the single writer; nobody took it since the read
     for (key, seconds, _until), job_id in specs:
@@ -186,25 +183,17 @@ def record(conn: Any, storage: QueueStorage, held: Sequence[tuple[tuple[str, flo
             raise KeyRace(key)
 
 
-def take_after_insert(storage: QueueStorage) -> bool:
-    """The dialect takes a single job's key in one statement after inserting it (SQLite, ``unique_take_if_free``)."""
-    from solidstack.queue._sql import feature_queries
-
-    return "unique_take_if_free" in feature_queries(storage.db)
-
-
 def enqueue_taking(storage: QueueStorage, job: Job, row: Any, spec: tuple[str, float, str], now: float) -> None:
     """One unique plain job in one write transaction (SQLite, decision 0063): inserted, then its key taken by one
     statement unless held; when held, the job is deleted again (its ready row with it) and pointed at the holder.
-    The write transaction is the database's only writer: exact across processes."""
-    from solidstack.queue._sql import feature_queries
-
+    The write transaction is the database's only writer: exact across processes. The insert joins the
+    transaction directly (``QueueStorage._insert``) and the key's upsert reports by its row count (decision 0071)."""
     sql = feature_queries(storage.db)
     key, seconds, until = spec
     with storage.db.transaction() as conn:
-        job_id = storage.enqueue([row], now)[0]
+        job_id = storage._insert(conn, (row,), now, True)[0]
         if conn.execute(sql["unique_take_if_free"], {"key": key, "job_id": job_id, "expires_at": now + seconds,
-                                                     "now": now, "until_started": until == "started"}).fetchone():
+                                                     "now": now, "until_started": until == "started"}).rowcount:
             job.provider_job_id = job_id
             return
         holder = conn.execute(sql["unique_holder"], {"key": key}).fetchone()
@@ -212,18 +201,9 @@ def enqueue_taking(storage: QueueStorage, job: Job, row: Any, spec: tuple[str, f
         _point_at(job, holder["active_job_id"], holder["live_id"])
 
 
-def one_statement(storage: QueueStorage) -> bool:
-    """The dialect enqueues one unique plain job in one statement (PostgreSQL)."""
-    from solidstack.queue._sql import feature_queries
-
-    return "unique_enqueue" in feature_queries(storage.db)
-
-
 def enqueue_one(storage: QueueStorage, job: Job, row: Any, spec: tuple[str, float, str], now: float) -> None:
     """One unique plain job (``row``: its NewJob, no schedule, no concurrency key) in one statement, outside any
     transaction (PostgreSQL, ``unique_enqueue``): inserted, or pointed at the job that holds its key."""
-    from solidstack.queue._sql import feature_queries
-
     sql = feature_queries(storage.db)["unique_enqueue"]
     key, seconds, until = spec
     params = {"key": key, "now": now, "expires_at": now + seconds, "until_started": until == "started",
@@ -245,7 +225,5 @@ def enqueue_one(storage: QueueStorage, job: Job, row: Any, spec: tuple[str, floa
 
 def clear_expired(storage: QueueStorage, now: float) -> int:
     """Delete lapsed key rows (they are ignored anyway; this keeps the table small). Returns how many."""
-    from solidstack.queue._sql import feature_queries
-
     with storage.db.transaction() as conn:
         return int(conn.execute(feature_queries(storage.db)["unique_expired"], {"now": now}).rowcount)

@@ -54,7 +54,7 @@ class Execution:
             self.fail(row, error_record(exc))
             return None
         # Batches, rate limits, tracing (hooks.py): None for a plain job.
-        run = run_for(row, job)
+        run = run_for(row, job, worker.storage)
         if run is not None and not run.admit(worker.storage, worker.process_id, worker.clock()):
             return None  # over its rate limit: rescheduled
         started = time.perf_counter()
