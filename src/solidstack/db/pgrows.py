@@ -121,7 +121,8 @@ class Reader:
         self.db = db
 
     def execute(self, sql: str, params: Any = None) -> Result:
-        return self.db._autocommit(sql, params)
+        # Sent once: a write through here (the cache's, cable's broadcast) must not run twice (decision 0065).
+        return self.db._autocommit(sql, params, resend=False)
 
     def executemany(self, sql: str, rows: Sequence[Any]) -> None:
         with self.db.transaction() as conn:

@@ -357,7 +357,13 @@ class PostgreSQLDatabase:
             return state.conn
         return Reader(self)
 
-    def _autocommit(self, sql: str, params: Any) -> Result:
+    def _autocommit(self, sql: str, params: Any, *, resend: bool = True) -> Result:
+        """``sql`` on its own in autocommit (in this thread's transaction when one is open). ``resend``: when the
+        connection turns out broken, run it again on the next one — for reads and NOTIFYs only (``query``,
+        ``query_one``, ``notify``). What :meth:`connection` hands out runs writes too (the cache's upserts and
+        increments, cable's broadcast): those are sent once, since the lost connection may have lost only the
+        answer of a statement that committed (decision 0065); a connection the server closed while it sat in the
+        pool is replaced at checkout before anything is sent."""
         state = self._state
         if state.depth and state.conn is not None:
             cursor = state.conn.execute(sql, params)
@@ -368,9 +374,9 @@ class PostgreSQLDatabase:
                 cursor = raw.execute(sql, params or None)
                 return Result(cursor.fetchall() if has_rows(cursor) else [], cursor.rowcount)
             except psycopg.Error as exc:
-                # A connection dropped while pooled: the statement never ran; run it on the next one (these are
-                # reads and NOTIFYs, safe to repeat).
-                if not raw.broken or attempt == self.pool_size:
+                # A connection dropped while pooled that the checkout's check did not catch: run the statement
+                # on the next one (a read or a NOTIFY, safe to repeat).
+                if not resend or not raw.broken or attempt == self.pool_size:
                     raise self.translate(exc) from exc
             finally:
                 self._checkin(raw)
