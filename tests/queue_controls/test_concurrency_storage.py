@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from solidstack.queue import Job
-from solidstack.queue.features.concurrency import ConcurrencyKeyError, concurrency_of, limits_concurrency, to_new_job
+from solidstack.queue.features.concurrency import (
+    ConcurrencyKeyError,
+    concurrency_of,
+    limits_concurrency,
+    to_new_job,
+    to_new_jobs,
+)
 from solidstack.queue.storage import QueueStorage
 
 from .conftest import NOW, new_job, state
@@ -98,6 +104,35 @@ def test_decorator_builds_key_from_the_job() -> None:
 def test_a_key_that_raises_names_the_job() -> None:
     with pytest.raises(ConcurrencyKeyError, match="BadKeyJob: its concurrency key raised IndexError"):
         to_new_job(BadKeyJob(1))
+
+
+class NamedJob(Job):
+    job_name = "stored_name"
+
+    def perform(self, *args: object) -> None:
+        pass
+
+
+def test_rows_of_a_mixed_bulk_are_each_jobs_own_row() -> None:
+    """to_new_jobs looks a class up once per call (decision 0077): each row is still to_new_job's, in order,
+    limited and unlimited classes interleaved, with per-job queue, priority and schedule."""
+    jobs: list[Job] = []
+    for i in range(6):
+        jobs += [PerAccountJob(i % 3), NamedJob(i, "x"), Job()]
+    jobs[4].queue_name, jobs[4].priority, jobs[4].scheduled_at = "other", 7, NOW + 60
+    rows = to_new_jobs(jobs)
+    assert rows == [to_new_job(job) for job in jobs]
+    assert [row.class_name for row in rows[:3]] == ["PerAccountJob", "stored_name", "Job"]
+    assert rows[0].concurrency_key == "PerAccountJob/0" and rows[3].concurrency_key == "PerAccountJob/1"
+    assert rows[1].concurrency_key is None and (rows[4].queue_name, rows[4].priority) == ("other", 7)
+
+
+def test_a_bad_key_in_a_bulk_names_the_job_and_stores_nothing(storage: QueueStorage) -> None:
+    from solidstack.queue import SolidQueueAdapter
+
+    with pytest.raises(ConcurrencyKeyError, match="BadKeyJob"):
+        SolidQueueAdapter(storage).enqueue_all([NamedJob(1)] * 5 + [BadKeyJob(1)] + [NamedJob(2)])
+    assert storage.db.query_one("SELECT count(*) AS n FROM solidstack_jobs")["n"] == 0
 
 
 def test_bad_decorator_arguments() -> None:

@@ -18,7 +18,7 @@ from solidstack.db import connect
 from solidstack.queue import events
 from solidstack.queue.config import QueueConfig, database_entry, load_queue_config
 from solidstack.queue.features import hooks
-from solidstack.queue.features.concurrency import to_new_job
+from solidstack.queue.features.concurrency import to_new_jobs
 from solidstack.queue.storage import QueueStorage
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ class SolidQueueAdapter:
             ids = [job.provider_job_id for job in jobs if job.provider_job_id is not None]
         else:
             # Serialize everything before touching the database: one bad argument enqueues nothing.
-            rows = [to_new_job(job) for job in jobs]
+            rows = to_new_jobs(jobs)
             ids = self.storage.enqueue(rows, time.time())
             for job, job_id in zip(jobs, ids, strict=True):
                 job.provider_job_id = job_id

@@ -211,3 +211,26 @@ def to_new_job(job: Job) -> NewJob:
         return row
     return row._replace(concurrency_key=limit["key"], concurrency_limit=limit["limit"],
                         concurrency_duration=limit["duration"], concurrency_on_conflict=limit["on_conflict"])
+
+
+def to_new_jobs(jobs: Sequence[Job]) -> list[NewJob]:
+    """:func:`to_new_job` of each of ``jobs``, in order, raising as it does before anything is stored.
+
+    What depends only on a job's class (its name, whether it limits concurrency) is looked up once per class in
+    the call, not once per job: a bulk enqueue is most often 10,000 jobs of one class (decision 0077).
+    """
+    rows: list[NewJob] = []
+    append = rows.append
+    names: dict[type, str | None] = {}  # a class's stored name; None: the class limits concurrency
+    for job in jobs:
+        cls = type(job)
+        try:
+            name = names[cls]
+        except KeyError:
+            name = names[cls] = None if getattr(cls, "_concurrency", None) is not None else cls.name()
+        if name is None:
+            append(to_new_job(job))
+        else:
+            append(NewJob(job.queue_name, name, job.serialize_arguments(), job.priority, job.job_id,
+                          job.scheduled_at))
+    return rows

@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from solidstack.queue._sql import feature_queries
-from solidstack.queue.features.concurrency import to_new_job
+from solidstack.queue.features.concurrency import to_new_jobs
 
 if TYPE_CHECKING:
     from solidstack.queue.job import Job
@@ -124,7 +124,8 @@ def enqueue(storage: QueueStorage, jobs: Sequence[Job]) -> bool:
     if batch is not None:
         batch.collect(jobs)  # stored with the batch when its block ends
         return True
-    featured = _featured(type(jobs[0])) if len(jobs) == 1 else any(_featured(type(job)) for job in jobs)
+    # Looked up once per class in the call: a bulk enqueue is most often one class (decision 0077).
+    featured = _featured(type(jobs[0])) if len(jobs) == 1 else any(map(_featured, {type(job) for job in jobs}))
     if not featured and tracer() is None:
         return False
     store(storage, jobs)
@@ -153,7 +154,7 @@ def store(storage: QueueStorage, jobs: Sequence[Job], *, batch: Any = None,
         spans = tracing.producer_spans(jobs)
     try:
         # Everything that can fail on bad input runs before the transaction: nothing is half written.
-        rows = [to_new_job(job) for job in jobs]
+        rows = to_new_jobs(jobs)
         keys = [unique.key_of(job, row.arguments) for job, row in zip(jobs, rows, strict=True)]
         rates = [ratelimit.rate_of(job) for job in jobs]
         if batch is None and not any(keys):
