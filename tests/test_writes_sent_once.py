@@ -16,6 +16,13 @@ from engines import database_config, pg_url_parts, postgres_database, require_po
 from solidstack.db import DatabaseUnavailable, connect, migrate, package_migrations
 
 
+@pytest.fixture(autouse=True)
+def _no_idle_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The armed proxy cuts the next statement sent: on a machine slow enough that the pool's idle check (a
+    round trip after 2 s idle) ran first, the check would take the cut instead of the write under test."""
+    monkeypatch.setattr("solidstack.db.postgresql.CHECK_IDLE_AFTER", 3600.0)
+
+
 def _proxy(url: str) -> DroppingProxy:
     parts = pg_url_parts(url)
     return DroppingProxy(parts["host"], int(parts["port"]))

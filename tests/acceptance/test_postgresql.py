@@ -128,7 +128,7 @@ def test_jobs_survive_the_connections_being_terminated(pg_jobs_app: Any) -> None
                       "AND pid <> pg_backend_pid()")
         # An enqueue that races the termination (its connection still open when it is sent) raises instead of
         # being sent twice (decision 0065); once the backends have gone, the pool replaces their connections.
-        time.sleep(0.2)
+        time.sleep(1.0)
         enqueue_counts(100, start=300 + 100 * _)
         time.sleep(0.5)
     pg_jobs_app.wait_for(lambda: len(set(int(p[1]) for p in pg_jobs_app.lines("count"))) >= 600, timeout=90,

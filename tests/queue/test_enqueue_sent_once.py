@@ -17,6 +17,13 @@ from solidstack.queue import QueueStorage
 from solidstack.queue.rows import NewJob
 
 
+@pytest.fixture(autouse=True)
+def _no_idle_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The armed proxy cuts the next statement sent: on a machine slow enough that the pool's idle check (a
+    round trip after 2 s idle) ran first, the check would take the cut instead of the write under test."""
+    monkeypatch.setattr("solidstack.db.postgresql.CHECK_IDLE_AFTER", 3600.0)
+
+
 def _count(url: str) -> int:
     import psycopg
 
