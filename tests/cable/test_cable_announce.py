@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from cable_helpers import Server, child_env, free_port, make_app, welcome
+from test_cable_pubsub import Inbox
 
 import solidstack
 from solidstack.cable import SolidCablePubSub, pubsub, reset
@@ -47,22 +48,6 @@ for i in range(count):
     if i % 7 == 0:
         time.sleep(0.001)
 """
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.items: list[Any] = []
-        self.cond = threading.Condition()
-
-    def __call__(self, message: Any) -> None:
-        with self.cond:
-            self.items.append(message)
-            self.cond.notify_all()
-
-    def wait(self, count: int, timeout: float = 20.0) -> list[Any]:
-        with self.cond:
-            self.cond.wait_for(lambda: len(self.items) >= count, timeout)
-            return list(self.items)
 
 
 @pytest.fixture
