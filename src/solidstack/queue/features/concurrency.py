@@ -68,6 +68,20 @@ def limits_concurrency(to: int = 1, key: Callable[[Any], Any] | str | None = Non
     return decorate
 
 
+def call_key(job: Job, key: Callable[[Any], Any], error: type[Exception], what: str) -> Any:
+    """``key(job)``, the key function of one of ``job``'s class options (``what``: "concurrency key", "rate limit
+    key", "unique_for key"); raises ``error`` naming the job when it raises or returns None, before anything is
+    stored."""
+    name = type(job).name()
+    try:
+        value = key(job)
+    except Exception as exc:
+        raise error(f"{name}: its {what} raised {type(exc).__name__}: {exc}; the job was not enqueued") from exc
+    if value is None:
+        raise error(f"{name}: its {what} returned None; the job was not enqueued")
+    return value
+
+
 def concurrency_of(job: Job) -> dict[str, Any] | None:
     """The key, limit, duration and conflict rule of ``job``, or ``None`` when its class sets no limit.
 
@@ -77,15 +91,7 @@ def concurrency_of(job: Job) -> dict[str, Any] | None:
     if limit is None:
         return None
     if callable(limit.key):
-        try:
-            value = limit.key(job)
-        except Exception as exc:
-            raise ConcurrencyKeyError(
-                f"{type(job).name()}: its concurrency key raised {type(exc).__name__}: {exc}; "
-                "the job was not enqueued") from exc
-        if value is None:
-            raise ConcurrencyKeyError(f"{type(job).name()}: its concurrency key returned None; "
-                                      "the job was not enqueued")
+        value = call_key(job, limit.key, ConcurrencyKeyError, "concurrency key")
         part = str(getattr(value, "id", value)) if not isinstance(value, str | int | float) else str(value)
     else:
         part = limit.key or ""

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from solidstack.queue._sql import feature_queries
 from solidstack.queue.features import hooks
+from solidstack.queue.features.concurrency import call_key
 
 if TYPE_CHECKING:
     from solidstack.queue.job import Job
@@ -86,14 +87,7 @@ def rate_of(job: Job) -> list[Any] | None:
         return None
     name = type(job).name()
     if callable(limit.key):
-        try:
-            value = limit.key(job)
-        except Exception as exc:
-            raise RateLimitKeyError(f"{name}: its rate limit key raised {type(exc).__name__}: {exc}; "
-                                    "the job was not enqueued") from exc
-        if value is None:
-            raise RateLimitKeyError(f"{name}: its rate limit key returned None; the job was not enqueued")
-        key = f"{name}/{value}"
+        key = f"{name}/{call_key(job, limit.key, RateLimitKeyError, 'rate limit key')}"
     else:
         key = limit.key if limit.key is not None else name
     return [key, limit.to, limit.per]

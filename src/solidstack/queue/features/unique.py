@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from solidstack.queue._sql import feature_queries
 from solidstack.queue.features import hooks
+from solidstack.queue.features.concurrency import call_key
 
 if TYPE_CHECKING:
     from solidstack.queue.job import Job
@@ -107,14 +108,7 @@ def key_of(job: Job, arguments: str | None = None) -> tuple[str, float, str] | N
         stored = arguments if arguments is not None else job.serialize_arguments()
         part = hashlib.sha256(stored.encode()).hexdigest()[:32]
     else:
-        try:
-            value = rule.key(job)
-        except Exception as exc:
-            raise UniqueKeyError(f"{name}: its unique_for key raised {type(exc).__name__}: {exc}; "
-                                 "the job was not enqueued") from exc
-        if value is None:
-            raise UniqueKeyError(f"{name}: its unique_for key returned None; the job was not enqueued")
-        part = str(value)
+        part = str(call_key(job, rule.key, UniqueKeyError, "unique_for key"))
     return f"{name}/{part}", rule.seconds, rule.until
 
 
